@@ -1,12 +1,10 @@
 package registry
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -111,11 +109,11 @@ func (s *Snapshot) Verify() error {
 // that drift can report a hand edit as drift rather than fail on it. The
 // result is normalized. Every problem is reported, as Errors.
 func Decode(data []byte) (*Snapshot, error) {
-	d := &decoder{dec: json.NewDecoder(bytes.NewReader(data)), data: data}
-	d.dec.UseNumber()
+	d := &decoder{sc: scanner{data: data}}
 	s, err := d.snapshot()
 	if err != nil {
-		return nil, Errors{d.syntax(err)}
+		line, col := position(data, err.(*syntaxError).off)
+		return nil, Errors{{Err: fmt.Errorf("line %d, column %d: %w", line, col, err)}}
 	}
 	d.validate(s)
 	if len(d.errs) > 0 {
@@ -125,9 +123,11 @@ func Decode(data []byte) (*Snapshot, error) {
 	return s, nil
 }
 
+// decoder reads a snapshot into typed values, reporting wrong types,
+// unknown, duplicate and missing members by JSON path and going on, so that
+// one run reports every problem. Only a syntax error stops it.
 type decoder struct {
-	dec  *json.Decoder
-	data []byte
+	sc   scanner
 	errs Errors
 	// bad holds the paths already reported while decoding (wrong type,
 	// missing), so that validation does not report them a second time.
@@ -144,159 +144,93 @@ func (d *decoder) errorf(path, format string, args ...any) {
 	}
 }
 
-// syntax turns a decoding error into a FieldError that says where it is.
-func (d *decoder) syntax(err error) *FieldError {
-	off := d.dec.InputOffset()
-	if se, ok := err.(*json.SyntaxError); ok {
-		off = se.Offset
+// wrongType skips the value at the current position and reports it.
+func (d *decoder) wrongType(path, want string) error {
+	got, err := d.sc.skip()
+	if err == nil {
+		d.errorf(path, "want %s, got %s", want, got)
 	}
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		err = errors.New("unexpected end of JSON input")
-	}
-	line := 1 + bytes.Count(d.data[:off], []byte{'\n'})
-	col := int(off) - bytes.LastIndexByte(d.data[:off], '\n')
-	return &FieldError{Err: fmt.Errorf("line %d, column %d: %w", line, col, err)}
+	return err
 }
 
-// describe names a JSON token for "want X, got Y" messages.
-func describe(tok json.Token) string {
-	switch t := tok.(type) {
-	case json.Delim:
-		if t == '{' {
-			return "an object"
-		}
-		return "an array"
-	case string:
-		return "string " + strconv.Quote(t)
-	case json.Number:
-		return "number " + string(t)
-	case bool:
-		return "boolean " + strconv.FormatBool(t)
+func join(path, key string) string {
+	if path == "" {
+		return key
 	}
-	return "null"
+	return path + "." + key
 }
 
-// skip consumes the rest of a value whose first token was tok.
-func (d *decoder) skip(tok json.Token) error {
-	if t, ok := tok.(json.Delim); ok && (t == '{' || t == '[') {
-		for depth := 1; depth > 0; {
-			tok, err := d.dec.Token()
-			if err != nil {
-				return err
+// members walks an object whose member names are known, calling member
+// with the index of each name in known. Duplicate, unknown and missing
+// names are reported here. Member paths are built only for reports: on the
+// happy path a 100,000-actor load would spend more on them than on parsing.
+func (d *decoder) members(path string, known []string, member func(i int) error) error {
+	if d.sc.peek() != '{' {
+		return d.wrongType(path, "an object")
+	}
+	var seen uint64 // bit i: known[i] was seen
+	err := d.sc.elements(func(key []byte) error {
+		i := indexOf(known, key)
+		if i < 0 {
+			k := string(key)
+			if LooksSecret(k) {
+				d.errorf(join(path, k), "unknown member that looks like key material; a registry snapshot is a non-secret fixture and never carries credentials")
+			} else {
+				d.errorf(join(path, k), "unknown member")
 			}
-			if t, ok := tok.(json.Delim); ok {
-				if t == '{' || t == '[' {
-					depth++
-				} else {
-					depth--
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// members walks an object, calling member for each member name with the
-// path of the member. Duplicate and unknown names are reported here.
-func (d *decoder) members(path string, known []string, member func(key, path string) error) error {
-	tok, err := d.dec.Token()
-	if err != nil {
-		return err
-	}
-	if tok != json.Delim('{') {
-		d.errorf(path, "want an object, got %s", describe(tok))
-		return d.skip(tok)
-	}
-	seen := make(map[string]bool, len(known))
-	for d.dec.More() {
-		tok, err := d.dec.Token()
-		if err != nil {
+			_, err := d.sc.skip()
 			return err
 		}
-		key := tok.(string)
-		p := key
-		if path != "" {
-			p = path + "." + key
+		if seen&(1<<i) != 0 {
+			d.errorf(join(path, known[i]), "duplicate member")
 		}
-		known := containsString(known, key)
-		switch {
-		case seen[key]:
-			d.errorf(p, "duplicate member")
-		case !known && LooksSecret(key):
-			d.errorf(p, "unknown member that looks like key material; a registry snapshot is a non-secret fixture and never carries credentials")
-		case !known:
-			d.errorf(p, "unknown member")
-		}
-		seen[key] = true
-		if !known {
-			tok, err := d.dec.Token()
-			if err == nil {
-				err = d.skip(tok)
-			}
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		if err := member(key, p); err != nil {
-			return err
-		}
-	}
-	if _, err := d.dec.Token(); err != nil { // '}'
+		seen |= 1 << i
+		return member(i)
+	})
+	if err != nil {
 		return err
 	}
-	for _, k := range known {
-		if !seen[k] {
-			p := k
-			if path != "" {
-				p = path + "." + k
-			}
-			d.errorf(p, "missing")
+	for i, k := range known {
+		if seen&(1<<i) == 0 {
+			d.errorf(join(path, k), "missing")
 		}
 	}
 	return nil
 }
 
-func containsString(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
+func indexOf(list []string, key []byte) int {
+	for i, s := range list {
+		if s == string(key) { // no allocation: the compiler compares in place
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
-func (d *decoder) str(path string, dst *string) error {
-	tok, err := d.dec.Token()
+func (d *decoder) str(path, key string, dst *string) error {
+	if d.sc.peek() != '"' {
+		return d.wrongType(join(path, key), "a string")
+	}
+	b, err := d.sc.str()
+	*dst = string(b)
+	return err
+}
+
+func (d *decoder) integer(path, key string, dst *int) error {
+	if c := d.sc.peek(); c != '-' && (c < '0' || c > '9') {
+		return d.wrongType(join(path, key), "an integer")
+	}
+	lit, err := d.sc.number()
 	if err != nil {
 		return err
 	}
-	s, ok := tok.(string)
-	if !ok {
-		d.errorf(path, "want a string, got %s", describe(tok))
-		return d.skip(tok)
-	}
-	*dst = s
-	return nil
-}
-
-func (d *decoder) integer(path string, dst *int) error {
-	tok, err := d.dec.Token()
+	v, err := strconv.ParseInt(string(lit), 10, 64)
 	if err != nil {
-		return err
-	}
-	n, ok := tok.(json.Number)
-	if !ok {
-		d.errorf(path, "want an integer, got %s", describe(tok))
-		return d.skip(tok)
-	}
-	v, err := strconv.ParseInt(string(n), 10, 64)
-	if err != nil {
-		d.errorf(path, "want an integer, got %s", n)
+		d.errorf(join(path, key), "want an integer, got %s", lit)
 		return nil
 	}
 	if err := CheckTTL(v); err != nil {
-		d.errorf(path, "%v", err)
+		d.errorf(join(path, key), "%v", err)
 		return nil
 	}
 	*dst = int(v)
@@ -310,96 +244,81 @@ var (
 
 func (d *decoder) snapshot() (*Snapshot, error) {
 	s := &Snapshot{}
-	err := d.members("", snapshotMembers, func(key, path string) error {
-		switch key {
-		case "schema":
-			return d.str(path, &s.Schema)
-		case "digest":
-			return d.str(path, &s.Digest)
-		case "source":
-			return d.str(path, &s.Source)
-		case "policy_package":
-			return d.str(path, &s.PolicyPackage)
-		default: // actors
-			return d.actors(path, &s.Actors)
+	err := d.members("", snapshotMembers, func(i int) error {
+		switch i {
+		case 0:
+			return d.str("", "schema", &s.Schema)
+		case 1:
+			return d.str("", "digest", &s.Digest)
+		case 2:
+			return d.str("", "source", &s.Source)
+		case 3:
+			return d.str("", "policy_package", &s.PolicyPackage)
+		default:
+			return d.actors(&s.Actors)
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
-	if tok, err := d.dec.Token(); err != io.EOF {
-		if err == nil {
-			err = fmt.Errorf("data after the snapshot: %s", describe(tok))
-		}
-		return nil, err
+	if d.sc.peek() != 0 {
+		return nil, d.sc.fail("data after the snapshot")
 	}
 	return s, nil
 }
 
-func (d *decoder) actors(path string, dst *[]Actor) error {
-	tok, err := d.dec.Token()
-	if err != nil {
-		return err
+func (d *decoder) actors(dst *[]Actor) error {
+	if d.sc.peek() != '[' {
+		return d.wrongType("actors", "an array")
 	}
-	if tok != json.Delim('[') {
-		d.errorf(path, "want an array, got %s", describe(tok))
-		return d.skip(tok)
-	}
-	actors := []Actor{}
-	for i := 0; d.dec.More(); i++ {
+	// A canonical actor takes about 250 bytes: size the slice once.
+	actors := make([]Actor, 0, len(d.sc.data)/250+1)
+	err := d.sc.elements(func([]byte) error {
 		actors = append(actors, Actor{})
 		a := &actors[len(actors)-1]
-		ap := path + "[" + strconv.Itoa(i) + "]"
-		err := d.members(ap, actorMembers, func(key, p string) error {
-			switch key {
-			case "name":
-				return d.str(p, &a.Name)
-			case "type":
-				return d.str(p, &a.Type)
-			case "principal":
-				return d.str(p, &a.Principal)
-			case "default_ttl_hours":
-				return d.integer(p, &a.DefaultTTLHours)
-			case "max_ttl_hours":
-				return d.integer(p, &a.MaxTTLHours)
-			default: // subjects
+		p := "actors[" + strconv.Itoa(len(actors)-1) + "]"
+		return d.members(p, actorMembers, func(i int) error {
+			switch i {
+			case 0:
+				return d.str(p, "name", &a.Name)
+			case 1:
+				return d.str(p, "type", &a.Type)
+			case 2:
+				return d.str(p, "principal", &a.Principal)
+			case 3:
+				return d.integer(p, "default_ttl_hours", &a.DefaultTTLHours)
+			case 4:
+				return d.integer(p, "max_ttl_hours", &a.MaxTTLHours)
+			default:
 				return d.subjects(p, &a.Subjects)
 			}
 		})
-		if err != nil {
-			return err
-		}
-	}
+	})
 	*dst = actors
-	_, err = d.dec.Token() // ']'
 	return err
 }
 
-func (d *decoder) subjects(path string, dst *[]string) error {
-	tok, err := d.dec.Token()
-	if err != nil {
-		return err
+func (d *decoder) subjects(actorPath string, dst *[]string) error {
+	if d.sc.peek() != '[' {
+		return d.wrongType(actorPath+".subjects", "an array")
 	}
-	if tok != json.Delim('[') {
-		d.errorf(path, "want an array, got %s", describe(tok))
-		return d.skip(tok)
-	}
-	subs := make([]string, 0, 2)
-	for i := 0; d.dec.More(); i++ {
-		var s string
-		if err := d.str(path+"["+strconv.Itoa(i)+"]", &s); err != nil {
-			return err
+	subs := make([]string, 0, 4)
+	err := d.sc.elements(func([]byte) error {
+		if d.sc.peek() != '"' {
+			subs = append(subs, "")
+			return d.wrongType(actorPath+".subjects["+strconv.Itoa(len(subs)-1)+"]", "a string")
 		}
-		subs = append(subs, s)
-	}
+		b, err := d.sc.str()
+		subs = append(subs, string(b))
+		return err
+	})
 	*dst = subs
-	_, err = d.dec.Token() // ']'
 	return err
 }
 
 // check reports err at path unless decoding already reported that path.
 func (d *decoder) check(path string, err error) {
-	if err != nil && !d.bad[path] {
+	if err != nil && (d.bad == nil || !d.bad[path]) {
 		d.errorf(path, "%v", err)
 	}
 }
@@ -407,6 +326,9 @@ func (d *decoder) check(path string, err error) {
 // validate checks the decoded values against the inventory rules, which
 // apply to a snapshot as much as to the inventory it came from.
 func (d *decoder) validate(s *Snapshot) {
+	if d.bad[""] {
+		return // not even an object: nothing more to say
+	}
 	if s.Schema != Schema {
 		d.check("schema", fmt.Errorf("want %q, got %q", Schema, s.Schema))
 	}
@@ -418,9 +340,9 @@ func (d *decoder) validate(s *Snapshot) {
 	if len(s.Actors) == 0 {
 		d.check("actors", errors.New("no actors; a registry needs at least one"))
 	}
-	// owner maps every actor identity (name and iam:name) to its actor's
-	// index, to find duplicates and subjects that claim another actor.
-	owner := make(map[string]int, 2*len(s.Actors))
+	// owner maps every actor name to its index, to find duplicates and
+	// subjects that claim another actor's identity (its name or iam:name).
+	owner := make(map[string]int, len(s.Actors))
 	for i := range s.Actors {
 		a := &s.Actors[i]
 		p := "actors[" + strconv.Itoa(i) + "]"
@@ -430,39 +352,66 @@ func (d *decoder) validate(s *Snapshot) {
 		}
 		if j, dup := owner[a.Name]; dup {
 			d.errorf(p+".name", "duplicate actor %q (also actors[%d])", a.Name, j)
+			d.bad[p] = true
 			continue
 		}
-		owner[a.Name], owner[IAMSubject(a.Name)] = i, i
+		owner[a.Name] = i
 	}
 	for i := range s.Actors {
 		a := &s.Actors[i]
-		p := "actors[" + strconv.Itoa(i) + "]"
-		if t := TypeOf(a.Name); t != "" && a.Type != t {
-			d.check(p+".type", fmt.Errorf("want %q, the prefix of %q, got %q", t, a.Name, a.Type))
+		if d.bad != nil && d.bad["actors["+strconv.Itoa(i)+"]"] {
+			continue
 		}
-		d.check(p+".principal", CheckPrincipal(a.Principal))
-		if a.DefaultTTLHours > a.MaxTTLHours && !d.bad[p+".max_ttl_hours"] {
-			d.check(p+".default_ttl_hours", fmt.Errorf("%d is above max_ttl_hours %d", a.DefaultTTLHours, a.MaxTTLHours))
+		d.validateActor(i, a, s.Actors, owner)
+	}
+}
+
+// validateActor checks one actor's members. Paths are built only when
+// there is something to report.
+func (d *decoder) validateActor(i int, a *Actor, actors []Actor, owner map[string]int) {
+	p := func(member string) string { return "actors[" + strconv.Itoa(i) + "]" + member }
+	if t := TypeOf(a.Name); t != "" && a.Type != t {
+		d.check(p(".type"), fmt.Errorf("want %q, the prefix of %q, got %q", t, a.Name, a.Type))
+	}
+	if err := CheckPrincipal(a.Principal); err != nil {
+		d.check(p(".principal"), err)
+	}
+	if a.DefaultTTLHours > a.MaxTTLHours && (d.bad == nil || !d.bad[p(".max_ttl_hours")]) {
+		d.check(p(".default_ttl_hours"), fmt.Errorf("%d is above max_ttl_hours %d", a.DefaultTTLHours, a.MaxTTLHours))
+	}
+	hasName, hasIAM := false, false
+	for j, sub := range a.Subjects {
+		sp := func() string { return p(".subjects[" + strconv.Itoa(j) + "]") }
+		if err := CheckSubject(sub); err != nil {
+			d.check(sp(), err)
+			continue
 		}
-		seen := make(map[string]bool, len(a.Subjects))
-		for j, sub := range a.Subjects {
-			sp := p + ".subjects[" + strconv.Itoa(j) + "]"
-			if err := CheckSubject(sub); err != nil {
-				d.errorf(sp, "%v", err)
-				continue
-			}
-			if seen[sub] {
-				d.errorf(sp, "duplicate subject %q", sub)
-			}
-			seen[sub] = true
-			if k, taken := owner[sub]; taken && k != i {
-				d.errorf(sp, "subject %q is actor %q's identity; binding it here would let this actor sign as %q", sub, s.Actors[k].Name, s.Actors[k].Name)
+		if slices.Contains(a.Subjects[:j], sub) {
+			d.errorf(sp(), "duplicate subject %q", sub)
+			continue
+		}
+		claimed := strings.TrimPrefix(sub, "iam:")
+		switch {
+		case sub == a.Name:
+			hasName = true
+		case len(sub) == len(a.Name)+4 && claimed == a.Name && claimed != sub:
+			hasIAM = true
+		default:
+			if k, taken := owner[claimed]; taken && k != i {
+				other := actors[k].Name
+				d.errorf(sp(), "subject %q is actor %q's identity; binding it here would let this actor sign as %q", sub, other, other)
 			}
 		}
-		for _, want := range []string{a.Name, IAMSubject(a.Name)} {
-			if !seen[want] && CheckName(a.Name) == nil && !d.bad[p+".subjects"] {
-				d.errorf(p+".subjects", "missing %q; every actor is bound to its name and its iam: form", want)
-			}
+	}
+	if hasName && hasIAM || CheckName(a.Name) != nil || d.bad != nil && d.bad[p(".subjects")] {
+		return
+	}
+	for _, m := range []struct {
+		ok   bool
+		want string
+	}{{hasName, a.Name}, {hasIAM, IAMSubject(a.Name)}} {
+		if !m.ok {
+			d.errorf(p(".subjects"), "missing %q; every actor is bound to its name and its iam: form", m.want)
 		}
 	}
 }

@@ -1,0 +1,251 @@
+package registry
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/coulomb/flex-auth/jcs"
+)
+
+const fixture = "../examples/ops-warden/production_registry_snapshot.json"
+
+// fixtureDigest was computed outside Go, with Python's json module:
+//
+//	d = json.load(open(f)); d.pop("digest")
+//	hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":"),
+//	    ensure_ascii=False).encode()).hexdigest()
+//
+// It pins the digest to what another language computes for the fixture.
+const fixtureDigest = "sha256:57522a4d7480d7d72febe4e0fb97a792086beb7cdec90afa09f5fbe0905e4e13"
+
+func testActor(name string, ttl, max int, extra ...string) Actor {
+	return Actor{
+		Name: name, Type: TypeOf(name), Principal: name,
+		DefaultTTLHours: ttl, MaxTTLHours: max,
+		Subjects: append([]string{IAMSubject(name), name}, extra...),
+	}
+}
+
+func TestFixtureDigestMatchesIndependentComputation(t *testing.T) {
+	s, err := Load(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Digest != fixtureDigest {
+		t.Errorf("got digest %s, want %s", s.Digest, fixtureDigest)
+	}
+	if got := s.ComputeDigest(); got != fixtureDigest {
+		t.Errorf("got computed digest %s, want %s", got, fixtureDigest)
+	}
+	data, _ := os.ReadFile(fixture)
+	if got := s.Canonical(); !bytes.Equal(got, data) {
+		t.Errorf("Canonical() of the loaded fixture differs from the file:\n%s", got)
+	}
+}
+
+// The direct writers must agree with the general implementations: the JCS
+// content with jcs.Transform, the file form with encoding/json.
+func TestEncodingsAgreeWithGeneralEncoders(t *testing.T) {
+	snaps := map[string]*Snapshot{
+		"one actor": New("ops-warden", "ops-warden/ssh-signing", []Actor{testActor("adm-a", 1, 1)}),
+		"several": New("src", "pkg/x", []Actor{
+			testActor("atm-z", 8, 8, "svc:z", "a@b.c"),
+			testActor("agt-m", 24, 48, "role/x=y+z"),
+			testActor("adm-a", 1, 8760),
+		}),
+	}
+	for name, s := range snaps {
+		t.Run(name, func(t *testing.T) {
+			doc, err := json.Marshal(struct {
+				Schema        string  `json:"schema"`
+				Source        string  `json:"source"`
+				PolicyPackage string  `json:"policy_package"`
+				Actors        []Actor `json:"actors"`
+			}{s.Schema, s.Source, s.PolicyPackage, s.Actors})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := jcs.Transform(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.AppendContent(nil); !bytes.Equal(got, want) {
+				t.Errorf("AppendContent:\ngot  %s\nwant %s", got, want)
+			}
+
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
+			enc.SetEscapeHTML(false)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(s); err != nil {
+				t.Fatal(err)
+			}
+			if got := s.Canonical(); !bytes.Equal(got, buf.Bytes()) {
+				t.Errorf("Canonical:\ngot  %s\nwant %s", got, buf.Bytes())
+			}
+		})
+	}
+}
+
+func TestNewNormalizes(t *testing.T) {
+	a := New("s", "p", []Actor{testActor("atm-b", 1, 1, "x", "x"), testActor("adm-a", 1, 1)})
+	b := New("s", "p", []Actor{testActor("adm-a", 1, 1), testActor("atm-b", 1, 1, "x")})
+	if !bytes.Equal(a.Canonical(), b.Canonical()) {
+		t.Errorf("order and duplicates changed the output:\n%s\n%s", a.Canonical(), b.Canonical())
+	}
+	if got, want := strings.Join(a.Actors[1].Subjects, ","), "atm-b,iam:atm-b,x"; got != want {
+		t.Errorf("got subjects %s, want %s", got, want)
+	}
+	if a.Lookup("atm-b") == nil || a.Lookup("adm-a") == nil || a.Lookup("agt-c") != nil {
+		t.Error("Lookup does not find exactly the registered actors")
+	}
+}
+
+// A reordered file keeps its digest: the digest is over the normalized
+// content, so only a content edit invalidates it.
+func TestParseAcceptsReorderedFile(t *testing.T) {
+	s := New("ops-warden", "p", []Actor{testActor("adm-a", 1, 1), testActor("agt-b", 1, 1)})
+	reordered := New("ops-warden", "p", []Actor{testActor("adm-a", 1, 1), testActor("agt-b", 1, 1)})
+	reordered.Actors[0], reordered.Actors[1] = reordered.Actors[1], reordered.Actors[0]
+	reordered.Actors[0].Subjects[0], reordered.Actors[0].Subjects[1] = reordered.Actors[0].Subjects[1], reordered.Actors[0].Subjects[0]
+	data := reordered.AppendCanonical(nil)
+	got, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Equal(s) || got.Digest != s.Digest {
+		t.Errorf("got %+v, want %+v", got, s)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	valid := string(New("ops-warden", "ops-warden/ssh-signing", []Actor{testActor("adm-a", 8, 8), testActor("agt-b", 24, 24)}).Canonical())
+	edit := func(old, new string) string {
+		if !strings.Contains(valid, old) {
+			panic("test edit does not apply: " + old)
+		}
+		return strings.Replace(valid, old, new, 1)
+	}
+	tests := []struct {
+		name string
+		data string
+		want []string // every line of the error, in order
+	}{
+		{"ttl out of range", edit(`"max_ttl_hours": 24`, `"max_ttl_hours": 0`),
+			[]string{"actors[1].max_ttl_hours: must be between 1 and 8760, got 0"}},
+		{"ttl above range", edit(`"default_ttl_hours": 8`, `"default_ttl_hours": 8761`),
+			[]string{"actors[0].default_ttl_hours: must be between 1 and 8760, got 8761"}},
+		{"ttl as string", edit(`"max_ttl_hours": 24`, `"max_ttl_hours": "24"`),
+			[]string{`actors[1].max_ttl_hours: want an integer, got string "24"`}},
+		{"ttl as float", edit(`"max_ttl_hours": 24`, `"max_ttl_hours": 24.0`),
+			[]string{`actors[1].max_ttl_hours: want an integer, got 24.0`}},
+		{"default above max", edit(`"default_ttl_hours": 24`, `"default_ttl_hours": 25`),
+			[]string{`actors[1].default_ttl_hours: 25 is above max_ttl_hours 24`}},
+		{"wrong schema", edit(`"flex-auth.registry/v1"`, `"flex-auth.registry/v2"`),
+			[]string{`schema: want "flex-auth.registry/v1", got "flex-auth.registry/v2"`}},
+		{"unknown member", edit(`"type": "agt",`, `"type": "agt", "extra": [1, {"a": 2}],`),
+			[]string{`actors[1].extra: unknown member`}},
+		{"key material", edit(`"type": "agt",`, `"type": "agt", "vault_token": "s.xyz",`),
+			[]string{`actors[1].vault_token: unknown member that looks like key material; a registry snapshot is a non-secret fixture and never carries credentials`}},
+		{"duplicate member", edit(`"type": "agt",`, `"type": "agt", "type": "agt",`),
+			[]string{`actors[1].type: duplicate member`}},
+		{"duplicate actor", edit(`"name": "agt-b"`, `"name": "adm-a"`),
+			[]string{`actors[1].name: duplicate actor "adm-a" (also actors[0])`}},
+		{"bad name", edit(`"name": "agt-b"`, `"name": "agt-B"`),
+			[]string{`actors[1].name: invalid actor name "agt-B": want adm-, agt- or atm- followed by dash-separated words of a-z and 0-9`}},
+		{"type not prefix", edit(`"type": "agt"`, `"type": "adm"`),
+			[]string{`actors[1].type: want "agt", the prefix of "agt-b", got "adm"`}},
+		{"bad principal", edit(`"principal": "agt-b"`, `"principal": "Agt"`),
+			[]string{`actors[1].principal: invalid principal "Agt": want ^[a-z_][a-z0-9_-]{0,31}$`}},
+		{"claims another identity", edit(`"iam:agt-b"`, `"iam:agt-b", "iam:adm-a"`),
+			[]string{`actors[1].subjects[2]: subject "iam:adm-a" is actor "adm-a"'s identity; binding it here would let this actor sign as "adm-a"`}},
+		{"missing implied subject", edit(`"iam:agt-b"`, `"svc:b"`),
+			[]string{`actors[1].subjects: missing "iam:agt-b"; every actor is bound to its name and its iam: form`}},
+		{"bad subject", edit(`"iam:agt-b"`, `"iam:agt-b", "a b"`),
+			[]string{`actors[1].subjects[2]: invalid subject "a b": want 1 to 256 bytes of [A-Za-z0-9._:/@+=-]`}},
+		{"duplicate subject", edit(`"iam:agt-b"`, `"iam:agt-b", "iam:agt-b"`),
+			[]string{`actors[1].subjects[2]: duplicate subject "iam:agt-b"`}},
+		{"no actors", `{"schema": "flex-auth.registry/v1", "digest": "sha256:` + strings.Repeat("0", 64) + `", "source": "s", "policy_package": "p", "actors": []}`,
+			[]string{`actors: no actors; a registry needs at least one`}},
+		{"hand edit", edit(`"principal": "agt-b"`, `"principal": "agt-c"`),
+			[]string{`digest: digest does not match the content`}},
+		{"several problems", `{"schema": 1, "actors": [{"name": "agt-x", "max_ttl_hours": "2"}]}`,
+			[]string{
+				`schema: want a string, got number 1`,
+				`actors[0].max_ttl_hours: want an integer, got string "2"`,
+				`actors[0].type: missing`, `actors[0].principal: missing`,
+				`actors[0].default_ttl_hours: missing`, `actors[0].subjects: missing`,
+				`digest: missing`, `source: missing`, `policy_package: missing`,
+			}},
+		{"syntax", "{\n  \"schema\": }", []string{`line 2, column 13: invalid character '}', want a value`}},
+		{"truncated", valid[:40], []string{`line 3, column 2: unexpected end of JSON input, want '"'`}},
+		{"trailing data", valid + "{}", []string{`line 31, column 1: data after the snapshot`}},
+		{"not an object", `[]`, []string{`want an object, got an array`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.data))
+			if err == nil {
+				t.Fatalf("got no error, want %q", tt.want)
+			}
+			got := strings.Split(err.Error(), "\n")
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d errors, want %d:\n%s", len(got), len(tt.want), err)
+			}
+			for i := range got {
+				if !strings.Contains(got[i], tt.want[i]) {
+					t.Errorf("error %d: got %q, want %q", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestLoadErrorNamesTheFile(t *testing.T) {
+	path := t.TempDir() + "/snap.json"
+	if err := os.WriteFile(path, []byte(`{"schema": 2}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if err == nil || !strings.HasPrefix(err.Error(), path+": schema: want a string") {
+		t.Errorf("got %v, want an error starting with %s: schema", err, path)
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if !strings.HasPrefix(line, path+": ") {
+			t.Errorf("line %q does not name the file", line)
+		}
+	}
+}
+
+func largeSnapshot(n int) *Snapshot {
+	actors := make([]Actor, n)
+	for i := range actors {
+		name := fmt.Sprintf("%s-actor-%06d", Types[i%3], i)
+		actors[i] = testActor(name, 8, 24, fmt.Sprintf("role/team-%d", i%100))
+	}
+	return New("ops-warden", DefaultPolicyPackage, actors)
+}
+
+func BenchmarkParse100k(b *testing.B) {
+	data := largeSnapshot(100_000).Canonical()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCanonical100k(b *testing.B) {
+	s := largeSnapshot(100_000)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Canonical()
+		s.ComputeDigest()
+	}
+}
