@@ -1,0 +1,269 @@
+// Package client talks to a running flex-auth decision service (CONTRACT
+// section 6) and fails closed: an answer is accepted only when it is
+// exactly what the contract promises, and anything else is an error, never
+// a decision.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/coulomb/flex-auth/registry"
+)
+
+// DefaultTimeout bounds each call, connection to last byte, unless
+// WithTimeout says otherwise.
+const DefaultTimeout = 5 * time.Second
+
+// Effects of a decision.
+const (
+	Allow = "allow"
+	Deny  = "deny"
+)
+
+// DefaultAction is the action the service assumes when a request names none.
+const DefaultAction = "ssh.sign"
+
+// Limits on answer sizes: a decision or health answer is a few hundred
+// bytes; a registry of 100,000 actors is about 25 MB.
+const (
+	maxAnswerBytes   = 64 << 10
+	maxRegistryBytes = 256 << 20
+)
+
+// A Client asks one flex-auth service for decisions. It is safe for
+// concurrent use.
+type Client struct {
+	base    *url.URL
+	hc      *http.Client
+	timeout time.Duration
+}
+
+// An Option configures a Client.
+type Option func(*Client)
+
+// WithTimeout sets how long one call may take, connection to last byte.
+// Zero or less means no limit other than the caller's context.
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+
+// WithHTTPClient makes the client send its requests through hc, for custom
+// transports (TLS settings, proxies). The default client follows no
+// redirects.
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// New returns a client for the service at baseURL, an http or https URL
+// whose path, if any, is the prefix the API is mounted under.
+func New(baseURL string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("service url %q: want an http:// or https:// url: %w", baseURL, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("service url %q: want an http:// or https:// url", baseURL)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("service url %q: no host", baseURL)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("service url %q: want a base url without query or fragment", baseURL)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	c := &Client{
+		base: u,
+		hc: &http.Client{
+			// A policy endpoint that redirects is misconfigured; following
+			// it silently could send the question somewhere else.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		timeout: DefaultTimeout,
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// URL returns the service's base URL with any password masked, fit for
+// evidence and logs.
+func (c *Client) URL() string { return c.base.Redacted() }
+
+// A Request asks whether Subject may perform Action on Resource.
+type Request struct {
+	Subject  string         `json:"subject"`
+	Action   string         `json:"action,omitempty"`
+	Resource string         `json:"resource"`
+	Context  map[string]any `json:"context,omitempty"`
+}
+
+// A Decision is the service's answer to a Request. A deny is a decision
+// too; only an allow carries a Grant.
+type Decision struct {
+	ID             string `json:"decision_id"`
+	Effect         string `json:"effect"`
+	Reason         string `json:"reason"`
+	Policy         string `json:"policy"`
+	PolicyDigest   string `json:"policy_digest"`
+	RegistryDigest string `json:"registry_digest"`
+	Grant          *Grant `json:"grant,omitempty"`
+}
+
+// Allowed reports whether the decision is an allow.
+func (d *Decision) Allowed() bool { return d.Effect == Allow }
+
+// A Grant is what an allow permits: a certificate for Principal valid for
+// TTLHours.
+type Grant struct {
+	Principal string `json:"principal"`
+	TTLHours  int    `json:"ttl_hours"`
+}
+
+// Health is the answer of GET /healthz.
+type Health struct {
+	Status   string         `json:"status"`
+	Registry RegistryStatus `json:"registry"`
+	Policy   PolicyStatus   `json:"policy"`
+	Reload   ReloadStatus   `json:"reload"`
+}
+
+// OK reports whether the service serves what it last loaded: status "ok"
+// rather than "degraded".
+func (h *Health) OK() bool { return h.Status == "ok" }
+
+// RegistryStatus describes the registry a service serves.
+type RegistryStatus struct {
+	Digest   string    `json:"digest"`
+	Actors   int       `json:"actors"`
+	LoadedAt time.Time `json:"loaded_at"`
+}
+
+// PolicyStatus describes the policy package a service evaluates.
+type PolicyStatus struct {
+	Package string `json:"package"`
+	Digest  string `json:"digest"`
+}
+
+// ReloadStatus describes the last reload attempt; both fields are nil
+// before the first.
+type ReloadStatus struct {
+	LastError     *string    `json:"last_error"`
+	LastAttemptAt *time.Time `json:"last_attempt_at"`
+}
+
+// Check asks for one decision. It returns a decision only when the service
+// answered 200 with a complete, well-formed envelope; otherwise the error
+// is an *UnreachableError, a *StatusError or a *ProtocolError.
+func (c *Client) Check(ctx context.Context, req Request) (*Decision, error) {
+	if req.Subject == "" || req.Resource == "" {
+		return nil, errors.New("check: subject and resource are required")
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("check: encode request: %w", err)
+	}
+	data, err := c.do(ctx, http.MethodPost, "/v1/check", body, maxAnswerBytes)
+	if err != nil {
+		return nil, err
+	}
+	d, err := parseDecision(data)
+	if err != nil {
+		return nil, &ProtocolError{Op: "POST " + c.endpoint("/v1/check"), Err: err}
+	}
+	return d, nil
+}
+
+// Health fetches GET /healthz. A degraded service is not an error: the
+// caller decides what degraded means to it (see Health.OK).
+func (c *Client) Health(ctx context.Context) (*Health, error) {
+	data, err := c.do(ctx, http.MethodGet, "/healthz", nil, maxAnswerBytes)
+	if err != nil {
+		return nil, err
+	}
+	h, err := parseHealth(data)
+	if err != nil {
+		return nil, &ProtocolError{Op: "GET " + c.endpoint("/healthz"), Err: err}
+	}
+	return h, nil
+}
+
+// Registry fetches GET /v1/registry: the snapshot the service serves,
+// validated and digest-checked like a file.
+func (c *Client) Registry(ctx context.Context) (*registry.Snapshot, error) {
+	data, err := c.do(ctx, http.MethodGet, "/v1/registry", nil, maxRegistryBytes)
+	if err != nil {
+		return nil, err
+	}
+	s, err := registry.Parse(data)
+	if err != nil {
+		return nil, &ProtocolError{Op: "GET " + c.endpoint("/v1/registry"), Err: err}
+	}
+	return s, nil
+}
+
+func (c *Client) endpoint(path string) string {
+	u := *c.base
+	u.Path += path
+	return u.Redacted()
+}
+
+// do sends one request and returns the body of a 200 JSON answer.
+func (c *Client) do(ctx context.Context, method, path string, body []byte, limit int64) ([]byte, error) {
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	u := *c.base
+	u.Path += path
+	op := method + " " + u.Redacted()
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, &UnreachableError{Op: op, Timeout: c.timeout, Err: unwrapURLError(err)}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, &UnreachableError{Op: op, Timeout: c.timeout, Err: fmt.Errorf("reading the answer: %w", unwrapURLError(err))}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, newStatusError(op, resp, data)
+	}
+	if int64(len(data)) > limit {
+		return nil, &ProtocolError{Op: op, Err: fmt.Errorf("answer larger than %d bytes", limit)}
+	}
+	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return nil, &ProtocolError{Op: op, Err: fmt.Errorf("answer has Content-Type %q, want application/json", resp.Header.Get("Content-Type"))}
+	}
+	return data, nil
+}
+
+// unwrapURLError drops the *url.Error wrapper, whose text repeats the
+// method and URL that the error's Op already names.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,326 @@
+package client
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/coulomb/flex-auth/registry"
+)
+
+// The answers are decoded by hand rather than with json.Unmarshal into a
+// struct: Unmarshal matches member names case-insensitively and keeps the
+// last of duplicate members, so {"effect":"deny","EFFECT":"allow"} would
+// read as an allow. Here a member counts only under its exact name, a
+// duplicate name is an error, and so is anything after the object.
+
+// object is one JSON object's members by exact name.
+type object struct {
+	path    string // "" for the answer itself, "grant" for a member
+	members map[string]json.RawMessage
+}
+
+func parseObject(path string, data []byte) (object, error) {
+	o := object{path: path, members: make(map[string]json.RawMessage)}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil {
+		return o, o.errorf("", "not JSON: %v", err)
+	}
+	if tok != json.Delim('{') {
+		return o, o.errorf("", "want a JSON object, got %s", describe(tok))
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return o, o.errorf("", "not JSON: %v", err)
+		}
+		name := tok.(string) // object keys are always strings
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return o, o.errorf(name, "not JSON: %v", err)
+		}
+		if _, dup := o.members[name]; dup {
+			return o, o.errorf(name, "appears twice")
+		}
+		o.members[name] = raw
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return o, o.errorf("", "not JSON: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return o, o.errorf("", "data after the JSON object")
+	}
+	return o, nil
+}
+
+func (o object) name(member string) string {
+	switch {
+	case o.path == "":
+		return member
+	case member == "":
+		return o.path
+	}
+	return o.path + "." + member
+}
+
+func (o object) errorf(member, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if n := o.name(member); n != "" {
+		msg = n + ": " + msg
+	}
+	return errors.New(msg)
+}
+
+// raw returns a member's value, or nil when it is absent or null.
+func (o object) raw(member string) json.RawMessage {
+	v := o.members[member]
+	if string(v) == "null" {
+		return nil
+	}
+	return v
+}
+
+// str returns a required, non-empty string member.
+func (o object) str(member string) (string, error) {
+	s, ok, err := o.optStr(member)
+	if err == nil && (!ok || s == "") {
+		err = o.errorf(member, "missing")
+	}
+	return s, err
+}
+
+// optStr returns a string member that may be absent or null.
+func (o object) optStr(member string) (string, bool, error) {
+	v := o.raw(member)
+	if v == nil {
+		return "", false, nil
+	}
+	var s string
+	if v[0] != '"' || json.Unmarshal(v, &s) != nil {
+		return "", false, o.errorf(member, "want a string, got %s", v)
+	}
+	return s, true, nil
+}
+
+// integer returns a required integer member; 24.0 and "24" are not integers.
+func (o object) integer(member string) (int, error) {
+	v := o.raw(member)
+	if v == nil {
+		return 0, o.errorf(member, "missing")
+	}
+	n, err := strconv.Atoi(string(v))
+	if err != nil {
+		return 0, o.errorf(member, "want an integer, got %s", v)
+	}
+	return n, nil
+}
+
+// obj returns an object member; ok is false when it is absent or null.
+func (o object) obj(member string) (sub object, ok bool, err error) {
+	v := o.raw(member)
+	if v == nil {
+		return sub, false, nil
+	}
+	sub, err = parseObject(o.name(member), v)
+	return sub, err == nil, err
+}
+
+// timestamp returns an RFC 3339 time member; ok is false when it is absent
+// or null.
+func (o object) timestamp(member string) (t time.Time, ok bool, err error) {
+	s, ok, err := o.optStr(member)
+	if err != nil || !ok {
+		return t, false, err
+	}
+	t, err = time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return t, false, o.errorf(member, "want an RFC 3339 time, got %q", s)
+	}
+	return t, true, nil
+}
+
+func describe(tok json.Token) string {
+	switch t := tok.(type) {
+	case json.Delim:
+		return "an array"
+	case string:
+		return strconv.Quote(t)
+	case nil:
+		return "null"
+	}
+	return fmt.Sprint(tok)
+}
+
+// parseDecision decodes and checks a decision envelope.
+func parseDecision(data []byte) (*Decision, error) {
+	o, err := parseObject("", data)
+	if err != nil {
+		return nil, err
+	}
+	d := new(Decision)
+	for _, m := range []struct {
+		name  string
+		dst   *string
+		check func(string) error
+	}{
+		{"decision_id", &d.ID, checkDecisionID},
+		{"effect", &d.Effect, checkEffect},
+		{"reason", &d.Reason, checkReason},
+		{"policy", &d.Policy, registry.CheckPackageName},
+		{"policy_digest", &d.PolicyDigest, checkDigest},
+		{"registry_digest", &d.RegistryDigest, checkDigest},
+	} {
+		if *m.dst, err = o.str(m.name); err != nil {
+			return nil, err
+		}
+		if err := m.check(*m.dst); err != nil {
+			return nil, o.errorf(m.name, "%v", err)
+		}
+	}
+	g, ok, err := o.obj("grant")
+	switch {
+	case err != nil:
+		return nil, err
+	case ok && !d.Allowed():
+		return nil, o.errorf("grant", "present on a deny")
+	case !ok && d.Allowed():
+		return nil, o.errorf("grant", "missing on an allow")
+	case ok:
+		d.Grant = new(Grant)
+		if d.Grant.Principal, err = g.str("principal"); err != nil {
+			return nil, err
+		}
+		if err := registry.CheckPrincipal(d.Grant.Principal); err != nil {
+			return nil, g.errorf("principal", "%v", err)
+		}
+		if d.Grant.TTLHours, err = g.integer("ttl_hours"); err != nil {
+			return nil, err
+		}
+		if err := registry.CheckTTL(int64(d.Grant.TTLHours)); err != nil {
+			return nil, g.errorf("ttl_hours", "%v", err)
+		}
+	}
+	return d, nil
+}
+
+// parseHealth decodes and checks a /healthz answer.
+func parseHealth(data []byte) (*Health, error) {
+	o, err := parseObject("", data)
+	if err != nil {
+		return nil, err
+	}
+	h := new(Health)
+	if h.Status, err = o.str("status"); err != nil {
+		return nil, err
+	}
+	if h.Status != "ok" && h.Status != "degraded" {
+		return nil, o.errorf("status", `want "ok" or "degraded", got %q`, h.Status)
+	}
+	reg, err := required(o, "registry")
+	if err != nil {
+		return nil, err
+	}
+	if h.Registry.Digest, err = reg.str("digest"); err != nil {
+		return nil, err
+	}
+	if err := checkDigest(h.Registry.Digest); err != nil {
+		return nil, reg.errorf("digest", "%v", err)
+	}
+	if h.Registry.Actors, err = reg.integer("actors"); err != nil {
+		return nil, err
+	}
+	if h.Registry.Actors < 0 {
+		return nil, reg.errorf("actors", "negative count %d", h.Registry.Actors)
+	}
+	var ok bool
+	if h.Registry.LoadedAt, ok, err = reg.timestamp("loaded_at"); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, reg.errorf("loaded_at", "missing")
+	}
+	pol, err := required(o, "policy")
+	if err != nil {
+		return nil, err
+	}
+	if h.Policy.Package, err = pol.str("package"); err != nil {
+		return nil, err
+	}
+	if h.Policy.Digest, err = pol.str("digest"); err != nil {
+		return nil, err
+	}
+	if err := checkDigest(h.Policy.Digest); err != nil {
+		return nil, pol.errorf("digest", "%v", err)
+	}
+	rel, err := required(o, "reload")
+	if err != nil {
+		return nil, err
+	}
+	if s, ok, err := rel.optStr("last_error"); err != nil {
+		return nil, err
+	} else if ok {
+		h.Reload.LastError = &s
+	}
+	if t, ok, err := rel.timestamp("last_attempt_at"); err != nil {
+		return nil, err
+	} else if ok {
+		h.Reload.LastAttemptAt = &t
+	}
+	return h, nil
+}
+
+func required(o object, member string) (object, error) {
+	sub, ok, err := o.obj(member)
+	if err == nil && !ok {
+		err = o.errorf(member, "missing")
+	}
+	return sub, err
+}
+
+func checkDecisionID(id string) error {
+	const prefix = "decision:"
+	if len(id) != len(prefix)+16 || id[:len(prefix)] != prefix || !isLowerHex(id[len(prefix):]) {
+		return fmt.Errorf(`want "decision:" and 16 lowercase hex digits, got %q`, id)
+	}
+	return nil
+}
+
+func checkEffect(e string) error {
+	if e != Allow && e != Deny {
+		return fmt.Errorf(`want "allow" or "deny", got %q`, e)
+	}
+	return nil
+}
+
+func checkReason(r string) error {
+	ok := r != "" && 'a' <= r[0] && r[0] <= 'z'
+	for i := 1; ok && i < len(r); i++ {
+		c := r[i]
+		ok = 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_'
+	}
+	if !ok {
+		return fmt.Errorf("want a reason matching ^[a-z][a-z0-9_]*$, got %q", r)
+	}
+	return nil
+}
+
+func checkDigest(d string) error {
+	const prefix = "sha256:"
+	if len(d) != len(prefix)+64 || d[:len(prefix)] != prefix || !isLowerHex(d[len(prefix):]) {
+		return fmt.Errorf(`want "sha256:" and 64 lowercase hex digits, got %q`, d)
+	}
+	return nil
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
