@@ -1,0 +1,67 @@
+package inventory
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// An Error is one problem in an inventory file, at a line and column
+// (both counted from 1; the column in characters, as the YAML parser counts).
+type Error struct {
+	File string
+	Line int
+	Col  int
+	Msg  string
+}
+
+// Error returns "FILE:LINE:COL: message", the form compilers use, so that
+// editors and CI annotations can jump to the spot.
+func (e *Error) Error() string {
+	return e.File + ":" + strconv.Itoa(e.Line) + ":" + strconv.Itoa(e.Col) + ": " + e.Msg
+}
+
+// Errors is every problem found in one inventory file, sorted by position.
+type Errors []*Error
+
+// Error returns one problem per line.
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap lets errors.As see each problem.
+func (es Errors) Unwrap() []error {
+	errs := make([]error, len(es))
+	for i, e := range es {
+		errs[i] = e
+	}
+	return errs
+}
+
+// sortErrors orders errors by position, keeping the order they were found
+// in on the same spot, and drops exact repeats (a node reached through two
+// aliases is checked twice).
+func sortErrors(es Errors) Errors {
+	slices.SortStableFunc(es, func(a, b *Error) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
+	})
+	out := es[:0]
+	for i, e := range es {
+		dup := false
+		for j := i - 1; j >= 0 && es[j].Line == e.Line && es[j].Col == e.Col; j-- {
+			if es[j].Msg == e.Msg {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, e)
+		}
+	}
+	return out
+}

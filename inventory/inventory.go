@@ -1,0 +1,60 @@
+// Package inventory parses ops-warden's inventory.yaml (CONTRACT section 1)
+// into actors with every setting resolved: principal, TTLs and subjects.
+//
+// Parsing goes through yaml.v3's Node API so that every problem carries its
+// FILE:LINE:COL, and it reports every problem in the file, not just the
+// first. Decisions the contract leaves open:
+//
+//   - A disabled actor is checked like any other, and its name and iam:
+//     form stay reserved: no other actor may claim them as subjects, so
+//     re-enabling it can never collide, and nobody inherits a retired
+//     identity.
+//   - Keys that look like credentials (private_key, vault_token, ...) are
+//     refused wherever they are, x- keys and their values included: an
+//     inventory is committed to git and must never carry key material.
+//   - Anchors and aliases are resolved. The nodes visited through them are
+//     bounded by the size of the file, so an alias bomb is an error, not
+//     an out-of-memory.
+//   - Merge keys (<<) are a YAML 1.1 feature and are refused; defaults
+//     share settings instead.
+//   - An integer written with a leading zero (024) is refused: YAML 1.1
+//     reads it as octal, YAML 1.2 as decimal.
+//   - The file must be UTF-8 and hold exactly one YAML document.
+package inventory
+
+// Version is the only inventory version this package understands.
+const Version = 1
+
+// An Inventory is a valid inventory with every setting resolved.
+type Inventory struct {
+	// File names the inventory in error messages ("<stdin>" for standard
+	// input).
+	File string
+	// Actors holds the enabled actors, sorted by name.
+	Actors []Actor
+	// Disabled names the actors marked "disabled: true", sorted. They are
+	// left out of the snapshot.
+	Disabled []string
+}
+
+// An Actor is one enabled actor with its settings resolved from the actor's
+// own values and its type's defaults.
+type Actor struct {
+	Name string
+	// Type is the name's prefix: "adm", "agt" or "atm".
+	Type string
+	// Principal is the default SSH principal: the actor's value, else its
+	// type's default, else the actor name.
+	Principal string
+	// TTLHours is the default certificate lifetime used by warden sign.
+	TTLHours int
+	// MaxTTLHours is the longest lifetime the policy allows; at least
+	// TTLHours.
+	MaxTTLHours int
+	// Subjects are the identities that may ask to sign as this actor:
+	// Name, "iam:"+Name and the actor's extra subjects, sorted in byte
+	// order and unique.
+	Subjects []string
+	// Line and Col give the position of the actor's name in the file.
+	Line, Col int
+}

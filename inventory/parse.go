@@ -1,0 +1,763 @@
+package inventory
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/coulomb/flex-auth/registry"
+	"gopkg.in/yaml.v3"
+)
+
+// YAML tags as yaml.v3 resolves them.
+const (
+	tagStr   = "!!str"
+	tagInt   = "!!int"
+	tagBool  = "!!bool"
+	tagNull  = "!!null"
+	tagMerge = "!!merge"
+)
+
+// The keys each mapping understands, in the order of the key indexes below.
+var (
+	topKeys      = []string{"version", "defaults", "actors"}
+	defaultsKeys = registry.Types
+	typeKeys     = []string{"principal", "ttl_hours", "max_ttl_hours"}
+	actorKeys    = []string{"type", "principal", "ttl_hours", "max_ttl_hours", "subjects", "description", "disabled"}
+)
+
+const (
+	topVersion = iota
+	topDefaults
+	topActors
+)
+
+const (
+	typePrincipal = iota
+	typeTTL
+	typeMaxTTL
+)
+
+const (
+	actorType = iota
+	actorPrincipal
+	actorTTL
+	actorMaxTTL
+	actorSubjects
+	actorDescription
+	actorDisabled
+)
+
+// Parse parses and validates the inventory in data. file names it in
+// errors. The error, when not nil, is Errors: every problem in the file,
+// sorted by position.
+func Parse(file string, data []byte) (*Inventory, error) {
+	p := &parser{file: file, budget: 1<<20 + 2*len(data)}
+	inv := p.parse(data)
+	if len(p.errs) > 0 {
+		return nil, sortErrors(p.errs)
+	}
+	return inv, nil
+}
+
+type parser struct {
+	file string
+	errs Errors
+	// visits counts the nodes looked at; budget bounds it, so that aliases
+	// cannot make a small file expand into an enormous one. exhausted is
+	// set once the budget is spent, and ends the walk.
+	visits, budget int
+	exhausted      bool
+}
+
+// scope says where a problem is, for the front of its message: the top
+// level, defaults, defaults.<type>, or an actor.
+type scope struct {
+	kind int
+	name string
+}
+
+const (
+	inTop = iota
+	inDefaults
+	inTypeDefaults
+	inActors
+	inActor
+)
+
+func (s scope) String() string {
+	switch s.kind {
+	case inDefaults:
+		return "defaults"
+	case inTypeDefaults:
+		return "defaults." + s.name
+	case inActors:
+		return "actors"
+	case inActor:
+		return "actor " + strconv.Quote(s.name)
+	}
+	return ""
+}
+
+func (p *parser) errorAt(line, col int, s scope, msg string) {
+	if w := s.String(); w != "" {
+		msg = w + ": " + msg
+	}
+	p.errs = append(p.errs, &Error{File: p.file, Line: line, Col: col, Msg: msg})
+}
+
+func (p *parser) errorf(n *yaml.Node, s scope, format string, args ...any) {
+	p.errorAt(n.Line, n.Column, s, fmt.Sprintf(format, args...))
+}
+
+// resolve follows aliases to the node they stand for, and counts the node
+// against the budget.
+func (p *parser) resolve(n *yaml.Node) *yaml.Node {
+	p.visits++
+	if p.visits > p.budget && !p.exhausted {
+		p.exhausted = true
+		p.errorf(n, scope{}, "aliases expand this inventory to more than %d nodes; refusing to go on (an alias bomb?)", p.budget)
+	}
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func (p *parser) parse(data []byte) *Inventory {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if err == io.EOF {
+			p.errorAt(1, 1, scope{}, "empty inventory; want a mapping with version and actors")
+		} else {
+			p.syntaxError(data, err)
+		}
+		return nil
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == nil:
+		p.errorf(&next, scope{}, "a second YAML document; an inventory is a single document")
+		return nil
+	case err != io.EOF:
+		p.syntaxError(data, err)
+		return nil
+	}
+	if len(doc.Content) != 1 {
+		p.errorf(&doc, scope{}, "empty inventory; want a mapping with version and actors")
+		return nil
+	}
+	return p.inventory(doc.Content[0])
+}
+
+// syntaxError reports a YAML syntax error. yaml.v3 says "yaml: line N:
+// message" and gives no column; it leaves the line out when the problem is
+// on the first line, or is in the encoding, which this finds itself.
+func (p *parser) syntaxError(data []byte, err error) {
+	msg, _ := strings.CutPrefix(err.Error(), "yaml: ")
+	line := 1
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if num, after, ok := strings.Cut(rest, ": "); ok {
+			if n, err := strconv.Atoi(num); err == nil {
+				line, msg = n, after
+			}
+		}
+	} else if l, c, bad, ok := badChar(data); ok {
+		p.errorAt(l, c, scope{}, bad)
+		return
+	}
+	p.errorAt(line, 1, scope{}, "invalid YAML: "+msg)
+}
+
+// badChar finds the first byte sequence YAML does not allow in a UTF-8
+// stream: invalid UTF-8, or a control character other than tab, line feed
+// and carriage return.
+func badChar(data []byte) (line, col int, msg string, ok bool) {
+	line, col = 1, 1
+	data, _ = bytes.CutPrefix(data, []byte("\uFEFF"))
+	for len(data) > 0 {
+		r, size := utf8.DecodeRune(data)
+		switch {
+		case r == utf8.RuneError && size == 1:
+			return line, col, fmt.Sprintf("invalid UTF-8 (byte 0x%02x); an inventory is UTF-8 text", data[0]), true
+		case r == '\n':
+			line, col = line+1, 0
+		case r == '\t' || r == '\r' || r == 0x85:
+		case r < 0x20 || r == 0x7f || 0x80 <= r && r < 0xa0 || r == 0xfffe || r == 0xffff:
+			return line, col, fmt.Sprintf("control character %U is not allowed in YAML", r), true
+		}
+		col++
+		data = data[size:]
+	}
+	return 0, 0, "", false
+}
+
+// describe names a node's kind and value for "want X, got Y" messages.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a sequence"
+	}
+	v := n.Value
+	if len(v) > 40 {
+		v = v[:40] + "..."
+	}
+	switch n.Tag {
+	case tagStr:
+		return "string " + strconv.Quote(v)
+	case tagInt:
+		return "integer " + v
+	case tagBool:
+		return "boolean " + v
+	case tagNull:
+		return "null"
+	case "!!float":
+		return "float " + v
+	case "!!timestamp":
+		return "timestamp " + v
+	}
+	return n.Tag + " " + strconv.Quote(v)
+}
+
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == tagNull }
+
+// isExtension reports whether key is an x- key, which the inventory ignores
+// at every level.
+func isExtension(key string) bool { return strings.HasPrefix(key, "x-") }
+
+const secretMsg = "key %q looks like key material; credentials never belong in the inventory (flex-auth never receives SSH private keys or Vault tokens): remove it, and rotate the credential if it was real"
+
+// key returns the text of mapping key k (already resolved), or false after
+// reporting a key that is not a plain scalar.
+func (p *parser) key(k *yaml.Node, s scope) (string, bool) {
+	switch {
+	case k.Kind != yaml.ScalarNode:
+		p.errorf(k, s, "want a string key, got %s", describe(k))
+		return "", false
+	case k.Tag == tagMerge:
+		p.errorf(k, s, "merge keys (<<) are not supported (they are not YAML 1.2); write the settings out, or use defaults")
+		return "", false
+	}
+	return k.Value, true
+}
+
+// fields reads the members of mapping n into vals: vals[i] is the value
+// of known[i] and keys[i] its key, nil when absent. It reports non-string,
+// duplicate, secret-looking and unknown keys, and skips x- keys after
+// checking their values.
+func (p *parser) fields(n *yaml.Node, s scope, known []string, keys, vals []*yaml.Node) {
+	var others []*yaml.Node // keys that are not known, to find their duplicates
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := p.resolve(n.Content[i])
+		key, ok := p.key(k, s)
+		if !ok {
+			continue
+		}
+		j := slices.Index(known, key)
+		if j >= 0 {
+			if keys[j] != nil {
+				p.errorf(k, s, "duplicate key %q (first at line %d)", key, keys[j].Line)
+				continue
+			}
+			keys[j], vals[j] = k, n.Content[i+1]
+			continue
+		}
+		if first := findKey(others, key); first != nil {
+			p.errorf(k, s, "duplicate key %q (first at line %d)", key, first.Line)
+			continue
+		}
+		others = append(others, k)
+		switch {
+		case registry.LooksSecret(key):
+			p.errorf(k, s, secretMsg, key)
+		case isExtension(key):
+			p.ignored(n.Content[i+1])
+		default:
+			p.unknownKey(k, s, key, known)
+		}
+	}
+}
+
+func findKey(keys []*yaml.Node, key string) *yaml.Node {
+	for _, k := range keys {
+		if k.Value == key {
+			return k
+		}
+	}
+	return nil
+}
+
+func (p *parser) unknownKey(k *yaml.Node, s scope, key string, known []string) {
+	switch {
+	case s.kind == inTop && registry.CheckName(key) == nil:
+		p.errorf(k, s, "unknown key %q (actors go under \"actors\")", key)
+	case s.kind == inDefaults:
+		p.errorf(k, s, "unknown key %q (only adm, agt and atm may have defaults)", key)
+	default:
+		if hint := suggest(key, known); hint != "" {
+			p.errorf(k, s, "unknown key %q (did you mean %q?)", key, hint)
+		} else {
+			p.errorf(k, s, "unknown key %q (want one of %s)", key, strings.Join(known, ", "))
+		}
+	}
+}
+
+// ignored checks a value the inventory otherwise ignores (under an x- key)
+// for what is an error anywhere: duplicate keys and credentials. It does
+// not follow aliases: what they name is checked where it is defined.
+func (p *parser) ignored(n *yaml.Node) {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		for _, c := range n.Content {
+			p.ignored(c)
+		}
+	case yaml.MappingNode:
+		var seen map[string]*yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			p.ignored(k)
+			p.ignored(n.Content[i+1])
+			if k.Kind == yaml.AliasNode && k.Alias != nil {
+				k = k.Alias
+			}
+			if k.Kind != yaml.ScalarNode {
+				continue
+			}
+			if seen == nil {
+				seen = make(map[string]*yaml.Node)
+			}
+			if first := seen[k.Value]; first != nil {
+				p.errorf(n.Content[i], scope{}, "duplicate key %q (first at line %d)", k.Value, first.Line)
+				continue
+			}
+			seen[k.Value] = k
+			if registry.LooksSecret(k.Value) {
+				p.errorf(n.Content[i], scope{}, secretMsg, k.Value)
+			}
+		}
+	}
+}
+
+// str reads a string value; it reports anything else and returns false.
+func (p *parser) str(n *yaml.Node, s scope, field string) (string, bool) {
+	v := p.resolve(n)
+	if v.Kind != yaml.ScalarNode || v.Tag != tagStr {
+		p.errorf(n, s, "%s: want a string, got %s", field, describe(v))
+		return "", false
+	}
+	return v.Value, true
+}
+
+// hours reads a TTL: a YAML integer (not a string, float or boolean) in
+// 1..8760. It reports a bad value and returns 0.
+func (p *parser) hours(n *yaml.Node, s scope, field string) int {
+	v := p.resolve(n)
+	if v.Kind != yaml.ScalarNode || v.Tag != tagInt {
+		p.errorf(n, s, "%s: want an integer from %d to %d, got %s", field, registry.MinTTLHours, registry.MaxTTLHours, describe(v))
+		return 0
+	}
+	h, ok := smallDecimal(v.Value)
+	if !ok {
+		digits := strings.TrimLeft(v.Value, "+-")
+		if len(digits) > 1 && digits[0] == '0' && '0' <= digits[1] && digits[1] <= '9' {
+			p.errorf(n, s, "%s: %s has a leading zero, which YAML 1.1 reads as octal and YAML 1.2 as decimal; write it without", field, v.Value)
+			return 0
+		}
+		var wide int64
+		if err := v.Decode(&wide); err != nil {
+			p.errorf(n, s, "%s: want an integer from %d to %d, got %s", field, registry.MinTTLHours, registry.MaxTTLHours, describe(v))
+			return 0
+		}
+		h = wide
+	}
+	if err := registry.CheckTTL(h); err != nil {
+		p.errorf(n, s, "%s: %v", field, err)
+		return 0
+	}
+	return int(h)
+}
+
+// smallDecimal parses the common spelling of a TTL, a few decimal digits
+// without a leading zero, without yaml.v3's reflection.
+func smallDecimal(s string) (int64, bool) {
+	if len(s) == 0 || len(s) > 9 || s[0] == '0' {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// boolean reads a YAML boolean.
+func (p *parser) boolean(n *yaml.Node, s scope, field string) (val, ok bool) {
+	v := p.resolve(n)
+	if v.Kind == yaml.ScalarNode && v.Tag == tagBool {
+		switch v.Value {
+		case "true", "True", "TRUE":
+			return true, true
+		case "false", "False", "FALSE":
+			return false, true
+		}
+		if err := v.Decode(&val); err == nil {
+			return val, true
+		}
+	}
+	p.errorf(n, s, "%s: want true or false, got %s", field, describe(v))
+	return false, false
+}
+
+// mapping resolves n and reports whether it is a mapping; null counts as
+// an empty mapping, since "agt-x:" with nothing after it means no settings.
+func (p *parser) mapping(n *yaml.Node, s scope, field, want string) (*yaml.Node, bool) {
+	v := p.resolve(n)
+	if v.Kind == yaml.MappingNode || isNull(v) {
+		return v, true
+	}
+	if field != "" {
+		field += ": "
+	}
+	p.errorf(n, s, "%swant %s, got %s", field, want, describe(v))
+	return nil, false
+}
+
+func (p *parser) inventory(root *yaml.Node) *Inventory {
+	n := p.resolve(root)
+	if n.Kind != yaml.MappingNode {
+		p.errorf(root, scope{}, "want a mapping with version and actors at the top of the inventory, got %s", describe(n))
+		return nil
+	}
+	var keys, vals [3]*yaml.Node
+	p.fields(n, scope{}, topKeys, keys[:], vals[:])
+
+	if vals[topVersion] == nil {
+		p.errorf(n, scope{}, "missing version (want \"version: %d\")", Version)
+	} else if v := p.resolve(vals[topVersion]); v.Kind != yaml.ScalarNode || v.Tag != tagInt {
+		p.errorf(vals[topVersion], scope{}, "version: want the integer %d, got %s", Version, describe(v))
+	} else if ver, err := strconv.ParseInt(v.Value, 0, 64); err != nil || ver != Version {
+		p.errorf(vals[topVersion], scope{}, "unsupported version %s; this flex-auth understands version %d", v.Value, Version)
+	}
+
+	var d defaults
+	if vals[topDefaults] != nil {
+		p.defaults(vals[topDefaults], &d)
+	}
+	if vals[topActors] == nil {
+		p.errorf(n, scope{}, "missing actors (want a mapping of actor names to their settings)")
+		return nil
+	}
+	return p.actors(keys[topActors], vals[topActors], &d)
+}
+
+// A typeDefault is one actor type's defaults. A value that is set but
+// invalid has been reported; its "bad" flag keeps actors that would inherit
+// it from reporting the same problem again.
+type typeDefault struct {
+	principal                   string
+	ttl, maxTTL                 int
+	badPrincipal, badTTL, badMx bool
+}
+
+type defaults [3]typeDefault // indexed like registry.Types
+
+func typeIndex(t string) int { return slices.Index(registry.Types, t) }
+
+func (p *parser) defaults(n *yaml.Node, d *defaults) {
+	m, ok := p.mapping(n, scope{}, "defaults", "a mapping of actor types (adm, agt, atm) to settings")
+	if !ok || isNull(m) {
+		return
+	}
+	var keys, vals [3]*yaml.Node
+	p.fields(m, scope{kind: inDefaults}, defaultsKeys, keys[:], vals[:])
+	for t, v := range vals {
+		if v == nil {
+			continue
+		}
+		s := scope{kind: inTypeDefaults, name: registry.Types[t]}
+		tm, ok := p.mapping(v, scope{kind: inDefaults}, registry.Types[t], "a mapping of settings")
+		if !ok || isNull(tm) {
+			continue
+		}
+		var tk, tv [3]*yaml.Node
+		p.fields(tm, s, typeKeys, tk[:], tv[:])
+		td := &d[t]
+		if tv[typePrincipal] != nil {
+			pr, ok := p.str(tv[typePrincipal], s, "principal")
+			if ok {
+				if err := registry.CheckPrincipal(pr); err != nil {
+					p.errorf(tv[typePrincipal], s, "%v", err)
+					ok = false
+				}
+			}
+			td.principal, td.badPrincipal = pr, !ok
+		}
+		if tv[typeTTL] != nil {
+			td.ttl = p.hours(tv[typeTTL], s, "ttl_hours")
+			td.badTTL = td.ttl == 0
+		}
+		if tv[typeMaxTTL] != nil {
+			td.maxTTL = p.hours(tv[typeMaxTTL], s, "max_ttl_hours")
+			td.badMx = td.maxTTL == 0
+		}
+		if td.ttl > 0 && td.maxTTL > 0 && td.ttl > td.maxTTL {
+			p.errorf(tv[typeTTL], s, "ttl_hours %d is above max_ttl_hours %d", td.ttl, td.maxTTL)
+			td.badTTL, td.badMx = true, true
+		}
+	}
+}
+
+// An entry is an actor being parsed.
+type entry struct {
+	Actor
+	// valid reports whether the name is valid; only then can it be
+	// claimed, and only then does the actor reach the inventory.
+	valid    bool
+	disabled bool
+	// extra is the sequence of extra subjects, checked against the other
+	// actors' identities once all names are known.
+	extra *yaml.Node
+}
+
+func (p *parser) actors(key, n *yaml.Node, d *defaults) *Inventory {
+	m, ok := p.mapping(n, scope{}, "actors", "a mapping of actor names to their settings")
+	if !ok {
+		return nil
+	}
+	entries := make([]entry, 0, len(m.Content)/2)
+	index := make(map[string]int, len(m.Content)/2)
+	for i := 0; i+1 < len(m.Content) && !p.exhausted; i += 2 {
+		k := p.resolve(m.Content[i])
+		name, ok := p.key(k, scope{kind: inActors})
+		if !ok {
+			continue
+		}
+		if isExtension(name) {
+			if registry.LooksSecret(name) {
+				p.errorf(k, scope{kind: inActors}, secretMsg, name)
+			}
+			p.ignored(m.Content[i+1])
+			continue
+		}
+		if j, dup := index[name]; dup {
+			p.errorf(k, scope{kind: inActors}, "duplicate actor %q (first at line %d)", name, entries[j].Line)
+			continue
+		}
+		e := entry{Actor: Actor{Name: name, Line: k.Line, Col: k.Column}, valid: true}
+		if err := registry.CheckName(name); err != nil {
+			e.valid = false
+			if registry.LooksSecret(name) {
+				p.errorf(k, scope{}, secretMsg, name)
+			} else {
+				p.errorf(k, scope{}, "%v", err)
+			}
+		}
+		p.actor(&e, k, m.Content[i+1], d)
+		index[name] = len(entries)
+		entries = append(entries, e)
+	}
+	if p.exhausted {
+		return nil
+	}
+
+	enabled := 0
+	for i := range entries {
+		e := &entries[i]
+		if !e.disabled {
+			enabled++
+		}
+		if e.extra != nil {
+			p.claims(e, i, entries, index)
+		}
+	}
+	if enabled == 0 {
+		p.errorf(key, scope{}, "no enabled actor in actors; a registry needs at least one")
+	}
+	if len(p.errs) > 0 {
+		return nil
+	}
+
+	inv := &Inventory{File: p.file, Actors: make([]Actor, 0, enabled)}
+	for i := range entries {
+		if entries[i].disabled {
+			inv.Disabled = append(inv.Disabled, entries[i].Name)
+		} else {
+			inv.Actors = append(inv.Actors, entries[i].Actor)
+		}
+	}
+	byName := func(a, b Actor) int { return cmp.Compare(a.Name, b.Name) }
+	if !slices.IsSortedFunc(inv.Actors, byName) {
+		slices.SortFunc(inv.Actors, byName)
+	}
+	slices.Sort(inv.Disabled)
+	return inv
+}
+
+// claims reports extra subjects of entries[i] that are another actor's
+// name or iam: form: such a binding would let one actor sign as another.
+func (p *parser) claims(e *entry, i int, entries []entry, index map[string]int) {
+	for _, sn := range e.extra.Content {
+		v := sn
+		for v.Kind == yaml.AliasNode && v.Alias != nil {
+			v = v.Alias
+		}
+		if v.Kind != yaml.ScalarNode || v.Tag != tagStr {
+			continue // reported already
+		}
+		other, ok := index[v.Value]
+		if !ok {
+			if name, iam := strings.CutPrefix(v.Value, "iam:"); iam {
+				other, ok = index[name]
+			}
+		}
+		if !ok || other == i || !entries[other].valid {
+			continue
+		}
+		o := &entries[other]
+		note := ""
+		if o.disabled {
+			note = " (a disabled actor keeps its identities reserved)"
+		}
+		p.errorf(sn, scope{kind: inActor, name: e.Name}, "subject %q is actor %q's identity; binding it here would let %q sign as %q%s",
+			v.Value, o.Name, e.Name, o.Name, note)
+	}
+}
+
+// actor parses one actor's settings into e, resolving what the actor
+// leaves out from its type's defaults.
+func (p *parser) actor(e *entry, k, n *yaml.Node, d *defaults) {
+	s := scope{kind: inActor, name: e.Name}
+	m, ok := p.mapping(n, s, "", "a mapping of settings")
+	if !ok {
+		e.valid = false
+		return
+	}
+	var keys, vals [7]*yaml.Node
+	if !isNull(m) {
+		p.fields(m, s, actorKeys, keys[:], vals[:])
+	}
+
+	e.Type = registry.TypeOf(e.Name)
+	var td typeDefault
+	if t := typeIndex(e.Type); t >= 0 {
+		td = d[t]
+	}
+	if v := vals[actorType]; v != nil {
+		if t, ok := p.str(v, s, "type"); ok && e.Type != "" && t != e.Type {
+			p.errorf(v, s, "type: want %q, the prefix of the actor name, got %q", e.Type, t)
+		}
+	}
+	if v := vals[actorDisabled]; v != nil {
+		e.disabled, _ = p.boolean(v, s, "disabled")
+	}
+	if v := vals[actorDescription]; v != nil {
+		// Free text, never copied; any scalar will do.
+		if dv := p.resolve(v); dv.Kind != yaml.ScalarNode {
+			p.errorf(v, s, "description: want text, got %s", describe(dv))
+		}
+	}
+
+	// principal: the actor's, else the type's default, else the name.
+	switch {
+	case vals[actorPrincipal] != nil:
+		v := vals[actorPrincipal]
+		if pr, ok := p.str(v, s, "principal"); ok {
+			if err := registry.CheckPrincipal(pr); err != nil {
+				p.errorf(v, s, "%v", err)
+			}
+			e.Principal = pr
+		}
+	case td.principal != "" || td.badPrincipal:
+		e.Principal = td.principal
+	case e.valid:
+		if err := registry.CheckPrincipal(e.Name); err != nil {
+			p.errorf(k, s, "no principal is set, and the actor name is too long to be one (%d bytes, at most 32); set principal here or in defaults.%s", len(e.Name), e.Type)
+		}
+		e.Principal = e.Name
+	}
+
+	// ttl_hours: the actor's, else the type's default; one is required.
+	ttlOwn, maxOwn := vals[actorTTL] != nil, vals[actorMaxTTL] != nil
+	badTTL := false
+	switch {
+	case ttlOwn:
+		e.TTLHours = p.hours(vals[actorTTL], s, "ttl_hours")
+		badTTL = e.TTLHours == 0
+	case td.ttl > 0 || td.badTTL:
+		e.TTLHours, badTTL = td.ttl, td.badTTL
+	default:
+		// Without a type the name is invalid, which says enough.
+		if e.Type != "" {
+			p.errorf(k, s, "no ttl_hours; set it here or in defaults.%s", e.Type)
+		}
+		badTTL = true
+	}
+	// max_ttl_hours: the actor's, else the type's default, else ttl_hours.
+	badMax := false
+	switch {
+	case maxOwn:
+		e.MaxTTLHours = p.hours(vals[actorMaxTTL], s, "max_ttl_hours")
+		badMax = e.MaxTTLHours == 0
+	case td.maxTTL > 0 || td.badMx:
+		e.MaxTTLHours, badMax = td.maxTTL, td.badMx
+	default:
+		e.MaxTTLHours, badMax = e.TTLHours, badTTL
+	}
+	if !badTTL && !badMax && e.TTLHours > e.MaxTTLHours {
+		switch {
+		case ttlOwn && maxOwn:
+			p.errorf(vals[actorTTL], s, "ttl_hours %d is above max_ttl_hours %d", e.TTLHours, e.MaxTTLHours)
+		case ttlOwn:
+			p.errorf(vals[actorTTL], s, "ttl_hours %d is above max_ttl_hours %d (from defaults.%s)", e.TTLHours, e.MaxTTLHours, e.Type)
+		case maxOwn:
+			p.errorf(vals[actorMaxTTL], s, "max_ttl_hours %d is below ttl_hours %d (from defaults.%s)", e.MaxTTLHours, e.TTLHours, e.Type)
+		}
+		// Both from defaults: reported there.
+	}
+
+	// subjects: the name, its iam: form, and the extra ones.
+	var extra []*yaml.Node
+	if v := vals[actorSubjects]; v != nil {
+		sv := p.resolve(v)
+		switch {
+		case sv.Kind == yaml.SequenceNode:
+			e.extra, extra = sv, sv.Content
+		case !isNull(sv):
+			p.errorf(v, s, "subjects: want a sequence of subjects, got %s", describe(sv))
+		}
+	}
+	if e.valid {
+		e.Subjects = make([]string, 2, 2+len(extra))
+		e.Subjects[0], e.Subjects[1] = e.Name, registry.IAMSubject(e.Name)
+	}
+	for _, sn := range extra {
+		if p.exhausted {
+			return
+		}
+		sub, ok := p.str(sn, s, "subjects")
+		if !ok {
+			continue
+		}
+		if err := registry.CheckSubject(sub); err != nil {
+			p.errorf(sn, s, "%v", err)
+			continue
+		}
+		e.Subjects = append(e.Subjects, sub)
+	}
+	if len(e.Subjects) > 2 {
+		slices.Sort(e.Subjects)
+		e.Subjects = slices.Compact(e.Subjects)
+	}
+}

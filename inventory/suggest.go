@@ -1,0 +1,47 @@
+package inventory
+
+import "strings"
+
+// suggest returns the known key closest to key, or "" when none is close
+// enough to be the likely intent. Case and dashes for underscores are
+// forgiven first, since "TTL-Hours" is a common slip; otherwise the edit
+// distance must be at most a third of the candidate's length.
+func suggest(key string, known []string) string {
+	norm := strings.ToLower(strings.ReplaceAll(key, "-", "_"))
+	best, bestDist := "", 0
+	for _, k := range known {
+		if norm == k {
+			return k
+		}
+		d := editDistance(norm, k)
+		if d <= max(1, len(k)/3) && (best == "" || d < bestDist) {
+			best, bestDist = k, d
+		}
+	}
+	return best
+}
+
+// editDistance returns the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		// Keys that long are no typo of a known key; don't spend time on them.
+		return max(len(a), len(b))
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
