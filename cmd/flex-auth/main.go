@@ -72,6 +72,8 @@ func newRootCmd() *cobra.Command {
 		newLoadRegistryCmd(),
 		newGenerateCmd(),
 		newVersionCmd(),
+		newCheckCmd(),
+		newSmokeCmd(),
 	)
 	return root
 }

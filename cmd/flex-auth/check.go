@@ -1,0 +1,137 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/coulomb/flex-auth/client"
+	"github.com/coulomb/flex-auth/smoke"
+	"github.com/spf13/cobra"
+)
+
+func newCheckCmd() *cobra.Command {
+	var (
+		url, actor, subject, principal string
+		ttl                            int
+		asJSON                         bool
+		timeout                        time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "check --url URL --actor A [--subject S] [--principal P] [--ttl H] [--json]",
+		Short: "Ask a running flex-auth for one signing decision (exit 0 allow, 1 deny, 2 error)",
+		Long: `Check asks a running flex-auth for one ssh.sign decision, the way warden sign
+asks it, and prints non-secret evidence: actor, subject, decision id, effect,
+reason and grant.
+
+--url defaults to $FLEX_AUTH_URL; --subject to $WARDEN_POLICY_SUBJECT, then to
+the actor name. Without --ttl the actor's default_ttl_hours from the served
+registry (GET /v1/registry) is asked for, as warden sign does.
+
+Exit 0 only when the service answered a well-formed allow; 1 on a deny; 2 when
+no decision came back (unreachable, timeout, an error status, a malformed
+answer): check fails closed.`,
+		Args:        noArgsExit2,
+		Annotations: map[string]string{exitCodeAnnotation: "2"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if url == "" {
+				url = os.Getenv("FLEX_AUTH_URL")
+			}
+			if subject == "" {
+				subject = os.Getenv("WARDEN_POLICY_SUBJECT")
+			}
+			switch {
+			case url == "":
+				return &exitError{code: 2, err: errors.New("check: no service url: pass --url or set FLEX_AUTH_URL")}
+			case actor == "":
+				return &exitError{code: 2, err: errors.New("check: --actor is required")}
+			}
+			c, err := client.New(url, client.WithTimeout(timeout))
+			if err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("check: %w", err)}
+			}
+			q := smoke.Query{Actor: actor, Subject: subject, Principal: principal}
+			if cmd.Flags().Changed("ttl") {
+				q.TTLHours = &ttl
+			}
+			res, err := smoke.Check(cmd.Context(), c, q)
+			return printCheck(cmd, res, err, asJSON)
+		},
+	}
+	cmd.Flags().StringVar(&url, "url", "", "base url of the flex-auth service (default $FLEX_AUTH_URL)")
+	cmd.Flags().StringVar(&actor, "actor", "", "actor to sign for: the request's resource (required)")
+	cmd.Flags().StringVar(&subject, "subject", "", "subject asking (default $WARDEN_POLICY_SUBJECT, then the actor)")
+	cmd.Flags().StringVar(&principal, "principal", "", "SSH principal to ask for (default: none sent)")
+	cmd.Flags().IntVar(&ttl, "ttl", 0, "certificate TTL in hours to ask for (default: the actor's default_ttl_hours)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the evidence as JSON")
+	cmd.Flags().DurationVar(&timeout, "timeout", client.DefaultTimeout, "give up, and fail closed, after this long")
+	return cmd
+}
+
+// noArgsExit2 rejects positional arguments with exit 2, since cobra's own
+// argument errors bypass the flag error func and would exit 1: a deny.
+func noArgsExit2(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("%s: unexpected argument %q\nRun '%s --help' for usage.", cmd.Name(), args[0], cmd.CommandPath())}
+	}
+	return nil
+}
+
+// checkJSON is the --json output of check: the evidence, and the error
+// when no decision came back.
+type checkJSON struct {
+	*smoke.Result
+	Error *checkError `json:"error,omitempty"`
+}
+
+type checkError struct {
+	Kind    string `json:"kind"` // unreachable, server_error, malformed_answer, error
+	Message string `json:"message"`
+}
+
+// printCheck prints the evidence and turns the outcome into the exit code:
+// 0 only for a well-formed allow.
+func printCheck(cmd *cobra.Command, res *smoke.Result, err error, asJSON bool) error {
+	out := cmd.OutOrStdout()
+	if asJSON {
+		v := checkJSON{Result: res}
+		if err != nil {
+			v.Error = &checkError{Kind: errorKind(err), Message: err.Error()}
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if encErr := enc.Encode(v); encErr != nil && err == nil {
+			err = encErr
+		}
+	} else if err == nil {
+		if werr := res.WriteText(out); werr != nil {
+			err = werr
+		}
+	}
+	switch {
+	case err != nil:
+		return &exitError{code: 2, err: fmt.Errorf("check: no decision, failing closed: %w", err)}
+	case !res.Decision.Allowed():
+		return &exitError{code: 1} // the evidence says deny and why
+	}
+	return nil
+}
+
+func errorKind(err error) string {
+	var (
+		ue *client.UnreachableError
+		se *client.StatusError
+		pe *client.ProtocolError
+	)
+	switch {
+	case errors.As(err, &ue):
+		return "unreachable"
+	case errors.As(err, &se):
+		return "server_error"
+	case errors.As(err, &pe):
+		return "malformed_answer"
+	}
+	return "error"
+}

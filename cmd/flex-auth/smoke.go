@@ -1,0 +1,81 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/coulomb/flex-auth/client"
+	"github.com/coulomb/flex-auth/smoke"
+	"github.com/spf13/cobra"
+)
+
+func newSmokeCmd() *cobra.Command {
+	var (
+		url, actor, subject string
+		asJSON              bool
+		timeout             time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "smoke --url URL --actor A [--subject S] [--json]",
+		Short: "Pre-flight a running flex-auth: healthz, one allow, one TTL deny, one unknown actor",
+		Long: `Smoke runs the pre-flight an operator needs before turning on policy.enabled
+in ops-warden, and prints one line of non-secret evidence per step:
+
+  healthz        GET /healthz answers 200 with status "ok"; "degraded" fails
+                 (the last reload failed, so the service is not serving what
+                 it was last given)
+  registry       GET /v1/registry is a valid snapshot that lists the actor
+  allow          the actor's principal and default TTL: allow,
+                 signing_policy_matched, granting exactly that
+  deny_ttl       max_ttl_hours+1: deny, ttl_out_of_bounds
+  unknown_actor  an actor the registry does not have: deny,
+                 unknown_actor_resource
+
+--url defaults to $FLEX_AUTH_URL; --subject to $WARDEN_POLICY_SUBJECT, then to
+the actor name, the subject warden sign would send from this workstation.
+Exit 0 when every step went as expected, 1 otherwise (unreachable included).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if url == "" {
+				url = os.Getenv("FLEX_AUTH_URL")
+			}
+			if subject == "" {
+				subject = os.Getenv("WARDEN_POLICY_SUBJECT")
+			}
+			switch {
+			case url == "":
+				return errors.New("smoke: no service url: pass --url or set FLEX_AUTH_URL")
+			case actor == "":
+				return errors.New("smoke: --actor is required")
+			}
+			c, err := client.New(url, client.WithTimeout(timeout))
+			if err != nil {
+				return fmt.Errorf("smoke: %w", err)
+			}
+			r := smoke.Run(cmd.Context(), c, actor, subject)
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				err = enc.Encode(r)
+			} else {
+				err = r.WriteText(cmd.OutOrStdout())
+			}
+			if err != nil {
+				return err
+			}
+			if !r.Pass {
+				return &exitError{code: 1} // the report says which step and why
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&url, "url", "", "base url of the flex-auth service (default $FLEX_AUTH_URL)")
+	cmd.Flags().StringVar(&actor, "actor", "", "actor to smoke-test, e.g. agt-state-hub-bridge (required)")
+	cmd.Flags().StringVar(&subject, "subject", "", "subject asking (default $WARDEN_POLICY_SUBJECT, then the actor)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	cmd.Flags().DurationVar(&timeout, "timeout", client.DefaultTimeout, "time limit for each request")
+	return cmd
+}
