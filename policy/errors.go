@@ -1,0 +1,62 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+)
+
+// An Error is one problem in a policy package, at a line of the Markdown
+// file. Item names the rule or test it is about (`rule "ttl_out_of_bounds"`,
+// `test "bridge may sign"`), or is empty for the package as a whole.
+type Error struct {
+	File string
+	Line int
+	Item string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
+	if e.Item != "" {
+		b.WriteString(e.Item)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors lists every problem found in one policy package, in line order. It
+// prints one line per problem, the way compilers do.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap lets errors.As see each problem.
+func (es Errors) Unwrap() []error {
+	errs := make([]error, len(es))
+	for i, e := range es {
+		errs[i] = e
+	}
+	return errs
+}
+
+// An EvalError is a rule whose `when` failed to evaluate for a request; the
+// request is denied with ReasonPolicyError.
+type EvalError struct {
+	Rule string // the rule's reason
+	Line int    // the Markdown line of the rule
+	Err  error
+}
+
+func (e *EvalError) Error() string {
+	return fmt.Sprintf("rule %q (line %d): %v", e.Rule, e.Line, e.Err)
+}
+
+func (e *EvalError) Unwrap() error { return e.Err }

@@ -1,0 +1,772 @@
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/coulomb/flex-auth/registry"
+	"github.com/yuin/goldmark"
+	"github.com/yuin/goldmark/ast"
+	"github.com/yuin/goldmark/text"
+	"gopkg.in/yaml.v3"
+)
+
+// maxErrors bounds how many problems one parse reports; past that, more
+// lines help nobody.
+const maxErrors = 100
+
+// The info strings of the fenced blocks flex-auth reads.
+const (
+	rulesInfo = "rules"
+	testsInfo = "tests"
+)
+
+// The keys each YAML mapping of a package may have, in the order a
+// "missing key" error lists them.
+var (
+	frontMatterKeys = []string{"package", "version", "default"}
+	decisionKeys    = []string{"effect", "reason"}
+	ruleKeys        = []string{"reason", "effect", "when"}
+	testKeys        = []string{"name", "request", "expect"}
+	requestKeys     = []string{"subject", "action", "resource", "context"}
+)
+
+// A parser collects the problems of one package as it goes, so that a
+// single run reports all of them.
+type parser struct {
+	file       string
+	src        []byte
+	lineStarts []int // byte offset of the start of each line
+	errs       Errors
+	tooMany    bool
+}
+
+func newParser(file string, src []byte) *parser {
+	p := &parser{file: file, src: src, lineStarts: []int{0}}
+	for i, c := range src {
+		if c == '\n' && i+1 < len(src) {
+			p.lineStarts = append(p.lineStarts, i+1)
+		}
+	}
+	return p
+}
+
+// lineAt returns the 1-based line of the byte at offset off.
+func (p *parser) lineAt(off int) int {
+	return sort.Search(len(p.lineStarts), func(i int) bool { return p.lineStarts[i] > off })
+}
+
+func (p *parser) errorf(line int, item, format string, args ...any) {
+	if len(p.errs) >= maxErrors {
+		if !p.tooMany {
+			p.tooMany = true
+			p.errs = append(p.errs, &Error{File: p.file, Line: line, Msg: "too many errors"})
+		}
+		return
+	}
+	p.errs = append(p.errs, &Error{File: p.file, Line: line, Item: item, Msg: fmt.Sprintf(format, args...)})
+}
+
+// A region maps the lines of a YAML document embedded in the Markdown file
+// to the file's lines.
+type region struct {
+	base  int   // file line of the line before the document
+	lines []int // file line of each document line, when not consecutive
+}
+
+func (r region) line(n int) int {
+	switch {
+	case n < 1:
+		n = 1
+	case len(r.lines) == 0:
+	case n <= len(r.lines):
+		return r.lines[n-1]
+	default:
+		return r.lines[len(r.lines)-1] + n - len(r.lines)
+	}
+	return r.base + n
+}
+
+// A block is one fenced code block the package is made of.
+type block struct {
+	info      string
+	fenceLine int
+	text      []byte
+	lines     []int
+}
+
+func (p *parser) parse() *Package {
+	pkg := &Package{file: p.file}
+	bodyOff, ok := p.frontMatter(pkg)
+	if !ok {
+		return pkg
+	}
+	var rules, tests []block
+	for _, b := range p.blocks(bodyOff) {
+		if b.info == rulesInfo {
+			rules = append(rules, b)
+		} else {
+			tests = append(tests, b)
+		}
+	}
+	rulesOK := false
+	switch len(rules) {
+	case 0:
+		p.errorf(p.lineAt(bodyOff), "", "no fenced code block with the info string %q: a package has exactly one", rulesInfo)
+	default:
+		for _, b := range rules[1:] {
+			p.errorf(b.fenceLine, "", "second %q block (the first is at line %d): a package has exactly one", rulesInfo, rules[0].fenceLine)
+		}
+		errs := len(p.errs)
+		p.parseRules(pkg, rules[0])
+		rulesOK = len(p.errs) == errs && len(rules) == 1
+	}
+	pkg.reasons = reasonList(pkg)
+	if len(p.errs) == 0 {
+		pkg.chain = compileChain(pkg.rules)
+	}
+	for _, b := range tests {
+		p.parseTests(pkg, b, rulesOK)
+	}
+	return pkg
+}
+
+// reasonList returns the sorted reasons a decision of pkg can carry.
+func reasonList(pkg *Package) []string {
+	reasons := []string{ReasonPolicyError}
+	if pkg.def.Reason != "" {
+		reasons = append(reasons, pkg.def.Reason)
+	}
+	for _, r := range pkg.rules {
+		reasons = append(reasons, r.decision.Reason)
+	}
+	slices.Sort(reasons)
+	return slices.Compact(reasons)
+}
+
+// frontMatter parses the YAML between the leading "---" lines into pkg and
+// returns the offset where the Markdown body starts. It reports false when
+// the rest of the file cannot be told apart from the front matter.
+func (p *parser) frontMatter(pkg *Package) (int, bool) {
+	first, off := nextLine(p.src, 0)
+	if !isDashes(first) {
+		p.errorf(1, "", "missing front matter: the file must start with a line %q", "---")
+		return 0, false
+	}
+	start := off
+	for off < len(p.src) {
+		line, next := nextLine(p.src, off)
+		if isDashes(line) {
+			p.frontMatterFields(pkg, p.src[start:off])
+			return next, true
+		}
+		off = next
+	}
+	p.errorf(1, "", "front matter is not closed: no line %q after the first", "---")
+	return 0, false
+}
+
+// nextLine returns the line starting at off, without its line ending, and
+// the offset of the next line.
+func nextLine(src []byte, off int) ([]byte, int) {
+	end := bytes.IndexByte(src[off:], '\n')
+	if end < 0 {
+		return src[off:], len(src)
+	}
+	return src[off : off+end], off + end + 1
+}
+
+func isDashes(line []byte) bool {
+	return string(bytes.TrimRight(line, " \t\r")) == "---"
+}
+
+func (p *parser) frontMatterFields(pkg *Package, data []byte) {
+	const what = "front matter"
+	r := region{base: 1}
+	root, ok := p.yamlDoc(data, r, "", what)
+	if !ok {
+		return
+	}
+	if root == nil {
+		p.errorf(2, "", "%s is empty: want %s", what, strings.Join(frontMatterKeys, ", "))
+		return
+	}
+	fs, _ := p.fields(r, root, "", what, frontMatterKeys, frontMatterKeys)
+	if f, ok := fs["package"]; ok {
+		if name, ok := p.str(r, f, "", what); ok {
+			if err := registry.CheckPackageName(name); err != nil {
+				p.errorf(r.line(f.val.Line), "", "%s: package: %v", what, err)
+			} else {
+				pkg.name = name
+			}
+		}
+	}
+	if f, ok := fs["version"]; ok {
+		v := f.val
+		if v.Kind != yaml.ScalarNode || v.Tag != "!!int" {
+			p.errorf(r.line(v.Line), "", "%s: version must be an integer, got %s", what, describe(v))
+		} else if v.Value != "1" {
+			p.errorf(r.line(v.Line), "", "%s: unsupported version %s: 1 is the only version understood", what, v.Value)
+		}
+	}
+	if f, ok := fs["default"]; ok {
+		if d, ok := p.decision(r, f.val, "", what+": default"); ok {
+			if d.Reason == ReasonPolicyError {
+				p.errorf(r.line(f.val.Line), "", "%s: default: reason %q is reserved for evaluation errors", what, d.Reason)
+			} else {
+				pkg.def = d
+			}
+		}
+	}
+}
+
+// blocks returns the package's rules and tests blocks, in document order.
+func (p *parser) blocks(bodyOff int) []block {
+	body := p.src[bodyOff:]
+	doc := goldmark.DefaultParser().Parse(text.NewReader(body))
+	var blocks []block
+	ast.Walk(doc, func(n ast.Node, entering bool) (ast.WalkStatus, error) {
+		fcb, ok := n.(*ast.FencedCodeBlock)
+		if !entering || !ok || fcb.Info == nil {
+			return ast.WalkContinue, nil
+		}
+		info := string(fcb.Language(body))
+		if info != rulesInfo && info != testsInfo {
+			return ast.WalkSkipChildren, nil
+		}
+		b := block{info: info, fenceLine: p.lineAt(bodyOff + fcb.Info.Segment.Start)}
+		segs := fcb.Lines()
+		for i := 0; i < segs.Len(); i++ {
+			s := segs.At(i)
+			b.lines = append(b.lines, p.lineAt(bodyOff+s.Start))
+			b.text = append(b.text, s.Value(body)...)
+			if len(b.text) > 0 && b.text[len(b.text)-1] != '\n' {
+				b.text = append(b.text, '\n')
+			}
+		}
+		blocks = append(blocks, b)
+		return ast.WalkSkipChildren, nil
+	})
+	return blocks
+}
+
+func (p *parser) parseRules(pkg *Package, b block) {
+	const what = "rules block"
+	r := region{base: b.fenceLine, lines: b.lines}
+	root, ok := p.yamlDoc(b.text, r, "", what)
+	if !ok {
+		return
+	}
+	if root == nil {
+		p.errorf(b.fenceLine, "", "%s is empty: write [] for a package that always decides its default", what)
+		return
+	}
+	if root.Kind != yaml.SequenceNode {
+		p.errorf(r.line(root.Line), "", "%s must be a YAML list of rules, got %s", what, describe(root))
+		return
+	}
+	type use struct {
+		effect Effect
+		line   int // 0 for the default
+	}
+	uses := map[string]use{}
+	if pkg.def.Reason != "" {
+		uses[pkg.def.Reason] = use{pkg.def.Effect, 0}
+	}
+	alwaysLine, alwaysReason, reported := 0, "", false
+	for i, n := range root.Content {
+		item := itemName("rule", i, n, "reason")
+		line := r.line(n.Line)
+		if alwaysLine != 0 && !reported {
+			p.errorf(line, item, "unreachable: rule %q at line %d always matches", alwaysReason, alwaysLine)
+			reported = true
+		}
+		fs, valid := p.fields(r, n, item, "", ruleKeys, ruleKeys)
+		if fs == nil {
+			continue
+		}
+		rl := &rule{line: line}
+		d, ok := p.decisionFields(r, fs, item, "")
+		rl.decision = d
+		switch u, seen := uses[d.Reason]; {
+		case !ok:
+			valid = false
+		case d.Reason == ReasonPolicyError:
+			p.errorf(r.line(fs["reason"].val.Line), item, "reason %q is reserved for evaluation errors", d.Reason)
+			valid = false
+		case seen && u.effect != d.Effect:
+			where := fmt.Sprintf("by the rule at line %d", u.line)
+			if u.line == 0 {
+				where = "by the default"
+			}
+			p.errorf(r.line(fs["effect"].val.Line), item, "reason %q is used with effect %s %s: a reason keeps one effect", d.Reason, u.effect, where)
+			valid = false
+		case !seen:
+			uses[d.Reason] = use{d.Effect, line}
+		}
+		if f, ok := fs["when"]; ok {
+			v := f.val
+			if v.Kind != yaml.ScalarNode || (v.Tag != "!!str" && v.Tag != "!!bool") {
+				p.errorf(r.line(v.Line), item, "when must be a CEL expression string, got %s", describe(v))
+				valid = false
+			} else {
+				rl.when = v.Value
+				prog, always, err := compile(v.Value)
+				if err != nil {
+					p.errorf(r.line(v.Line), item, "when: %v", err)
+					valid = false
+				}
+				rl.prog = prog
+				if always && alwaysLine == 0 {
+					alwaysLine, alwaysReason = line, d.Reason
+				}
+			}
+		}
+		if valid {
+			pkg.rules = append(pkg.rules, rl)
+		}
+	}
+}
+
+func (p *parser) parseTests(pkg *Package, b block, rulesOK bool) {
+	const what = "tests block"
+	r := region{base: b.fenceLine, lines: b.lines}
+	root, ok := p.yamlDoc(b.text, r, "", what)
+	if !ok || root == nil {
+		return // an empty tests block has no tests
+	}
+	if root.Kind != yaml.SequenceNode {
+		p.errorf(r.line(root.Line), "", "%s must be a YAML list of tests, got %s", what, describe(root))
+		return
+	}
+	effects := map[string]Effect{}
+	if pkg.def.Reason != "" {
+		effects[pkg.def.Reason] = pkg.def.Effect
+	}
+	for _, rl := range pkg.rules {
+		effects[rl.decision.Reason] = rl.decision.Effect
+	}
+	effects[ReasonPolicyError] = Deny
+	seen := map[string]int{}
+	for _, t := range pkg.tests {
+		seen[t.name] = t.line
+	}
+	for i, n := range root.Content {
+		item := itemName("test", i, n, "name")
+		fs, valid := p.fields(r, n, item, "", testKeys, testKeys)
+		if fs == nil {
+			continue
+		}
+		tc := &testCase{line: r.line(n.Line)}
+		if f, ok := fs["name"]; ok {
+			name, ok := p.str(r, f, item, "")
+			switch {
+			case !ok:
+				valid = false
+			case name == "":
+				p.errorf(r.line(f.val.Line), item, "name must not be empty")
+				valid = false
+			case seen[name] != 0:
+				p.errorf(tc.line, item, "duplicate test name (the first is at line %d)", seen[name])
+				valid = false
+			default:
+				tc.name = name
+				seen[name] = tc.line
+			}
+		}
+		if f, ok := fs["request"]; ok {
+			req, ok := p.request(r, f.val, item)
+			tc.req = req
+			valid = valid && ok
+		}
+		if f, ok := fs["expect"]; ok {
+			d, ok := p.decision(r, f.val, item, "expect")
+			tc.want = d
+			e, known := effects[d.Reason]
+			switch {
+			case !ok:
+				valid = false
+			case !known && rulesOK:
+				p.errorf(r.line(f.val.Line), item, "expect: no rule or default of this package has the reason %q", d.Reason)
+				valid = false
+			case known && e != d.Effect:
+				p.errorf(r.line(f.val.Line), item, "expect: reason %q comes with effect %s, not %s", d.Reason, e, d.Effect)
+				valid = false
+			}
+		}
+		if valid {
+			pkg.tests = append(pkg.tests, tc)
+		}
+	}
+}
+
+// itemName names the i-th list item n by its key field (`rule "reason"`),
+// or by its position when the field is not a plain string (`rule 3`).
+func itemName(kind string, i int, n *yaml.Node, key string) string {
+	if n.Kind == yaml.MappingNode {
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			k, v := n.Content[j], n.Content[j+1]
+			if k.Value == key && v.Kind == yaml.ScalarNode && v.Tag == "!!str" && v.Value != "" {
+				return fmt.Sprintf("%s %q", kind, v.Value)
+			}
+		}
+	}
+	return fmt.Sprintf("%s %d", kind, i+1)
+}
+
+func (p *parser) request(r region, n *yaml.Node, item string) (Request, bool) {
+	const what = "request"
+	fs, valid := p.fields(r, n, item, what, requestKeys, []string{"subject", "resource"})
+	if fs == nil {
+		return Request{}, false
+	}
+	var req Request
+	for _, k := range []string{"subject", "resource", "action"} {
+		f, given := fs[k]
+		if !given {
+			continue
+		}
+		s, ok := p.str(r, f, item, what)
+		if ok && s == "" {
+			p.errorf(r.line(f.val.Line), item, "%s: %s must not be empty", what, k)
+			ok = false
+		}
+		valid = valid && ok
+		switch k {
+		case "subject":
+			req.Subject = s
+		case "resource":
+			req.Resource = s
+		case "action":
+			req.Action = s
+		}
+	}
+	if f, given := fs["context"]; given {
+		if f.val.Kind != yaml.MappingNode {
+			p.errorf(r.line(f.val.Line), item, "%s: context must be a mapping, got %s", what, describe(f.val))
+			valid = false
+		} else if v, ok := p.value(r, f.val, item, what+": context"); ok {
+			req.Context = v.(map[string]any)
+		} else {
+			valid = false
+		}
+	}
+	return req, valid
+}
+
+// value converts a YAML value to the Go value the same JSON would decode to
+// on the HTTP path: int64, float64, string, bool, nil, []any,
+// map[string]any.
+func (p *parser) value(r region, n *yaml.Node, item, what string) (any, bool) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		ok := true
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind != yaml.ScalarNode || k.Tag != "!!str" {
+				p.errorf(r.line(k.Line), item, "%s: keys must be strings, got %s", what, describe(k))
+				ok = false
+				continue
+			}
+			if _, dup := m[k.Value]; dup {
+				p.errorf(r.line(k.Line), item, "%s: duplicate key %q", what, k.Value)
+				ok = false
+				continue
+			}
+			x, vok := p.value(r, v, item, what+"."+k.Value)
+			m[k.Value] = x
+			ok = ok && vok
+		}
+		return m, ok
+	case yaml.SequenceNode:
+		l := make([]any, len(n.Content))
+		ok := true
+		for i, e := range n.Content {
+			x, eok := p.value(r, e, item, fmt.Sprintf("%s[%d]", what, i))
+			l[i] = x
+			ok = ok && eok
+		}
+		return l, ok
+	case yaml.ScalarNode:
+		switch n.Tag {
+		case "!!null":
+			return nil, true
+		case "!!str", "!!timestamp": // JSON has no timestamps: a string
+			return n.Value, true
+		case "!!bool":
+			var b bool
+			if err := n.Decode(&b); err == nil {
+				return b, true
+			}
+		case "!!int":
+			var i int64
+			if err := n.Decode(&i); err == nil {
+				return i, true
+			}
+			p.errorf(r.line(n.Line), item, "%s: integer %s does not fit in 64 bits", what, n.Value)
+			return nil, false
+		case "!!float":
+			var f float64
+			if err := n.Decode(&f); err == nil {
+				if math.IsNaN(f) || math.IsInf(f, 0) {
+					p.errorf(r.line(n.Line), item, "%s: %s is not a JSON number", what, n.Value)
+					return nil, false
+				}
+				return f, true
+			}
+		}
+	}
+	p.errorf(r.line(n.Line), item, "%s: unsupported value %s", what, describe(n))
+	return nil, false
+}
+
+// decision parses an {effect, reason} mapping.
+func (p *parser) decision(r region, n *yaml.Node, item, what string) (Decision, bool) {
+	fs, ok := p.fields(r, n, item, what, decisionKeys, decisionKeys)
+	if fs == nil {
+		return Decision{}, false
+	}
+	d, dok := p.decisionFields(r, fs, item, what)
+	return d, ok && dok
+}
+
+func (p *parser) decisionFields(r region, fs map[string]field, item, what string) (Decision, bool) {
+	var d Decision
+	valid := true
+	if f, ok := fs["effect"]; ok {
+		if s, ok := p.str(r, f, item, what); ok {
+			d.Effect = Effect(s)
+			if d.Effect != Allow && d.Effect != Deny {
+				p.errorf(r.line(f.val.Line), item, "%seffect must be %s or %s, got %q", prefix(what), Allow, Deny, s)
+				valid = false
+			}
+		} else {
+			valid = false
+		}
+	}
+	if f, ok := fs["reason"]; ok {
+		if s, ok := p.str(r, f, item, what); ok {
+			d.Reason = s
+			if !validReason(s) {
+				p.errorf(r.line(f.val.Line), item, "%sinvalid reason %q: want ^[a-z][a-z0-9_]*$", prefix(what), s)
+				valid = false
+			}
+		} else {
+			valid = false
+		}
+	}
+	return d, valid && d.Effect != "" && d.Reason != ""
+}
+
+// validReason reports whether s matches ^[a-z][a-z0-9_]*$.
+func validReason(s string) bool {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func prefix(what string) string {
+	if what == "" {
+		return ""
+	}
+	return what + ": "
+}
+
+// A field is one key and its value in a YAML mapping.
+type field struct{ key, val *yaml.Node }
+
+// fields checks that n is a mapping whose keys are all known, none
+// repeated, and the required ones present, and returns its fields by key.
+func (p *parser) fields(r region, n *yaml.Node, item, what string, known, required []string) (map[string]field, bool) {
+	if n.Kind != yaml.MappingNode {
+		want := "a mapping"
+		if what == "" {
+			want = "a mapping with " + strings.Join(known, ", ")
+		}
+		p.errorf(r.line(n.Line), item, "%smust be %s, got %s", prefix(what), want, describe(n))
+		return nil, false
+	}
+	fs := make(map[string]field, len(n.Content)/2)
+	ok := true
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || k.Tag != "!!str" {
+			p.errorf(r.line(k.Line), item, "%skeys must be strings, got %s", prefix(what), describe(k))
+			ok = false
+			continue
+		}
+		if first, dup := fs[k.Value]; dup {
+			p.errorf(r.line(k.Line), item, "%sduplicate key %q (the first is at line %d)", prefix(what), k.Value, r.line(first.key.Line))
+			ok = false
+			continue
+		}
+		if !slices.Contains(known, k.Value) {
+			msg := fmt.Sprintf("%sunknown key %q", prefix(what), k.Value)
+			if s := suggest(k.Value, known); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			p.errorf(r.line(k.Line), item, "%s", msg)
+			ok = false
+			continue
+		}
+		fs[k.Value] = field{k, v}
+	}
+	for _, k := range required {
+		if _, given := fs[k]; !given {
+			p.errorf(r.line(n.Line), item, "%smissing key %q", prefix(what), k)
+			ok = false
+		}
+	}
+	return fs, ok
+}
+
+// str returns the string value of f.
+func (p *parser) str(r region, f field, item, what string) (string, bool) {
+	if f.val.Kind != yaml.ScalarNode || f.val.Tag != "!!str" {
+		p.errorf(r.line(f.val.Line), item, "%s%s must be a string, got %s", prefix(what), f.key.Value, describe(f.val))
+		return "", false
+	}
+	return f.val.Value, true
+}
+
+// describe says what kind of YAML value n is, for messages.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		switch n.Tag {
+		case "!!str":
+			return strconv.Quote(n.Value)
+		case "!!null":
+			return "null"
+		case "!!int":
+			return "the integer " + n.Value
+		case "!!float":
+			return "the number " + n.Value
+		case "!!bool":
+			return "the boolean " + n.Value
+		}
+		return fmt.Sprintf("a %s value", n.Tag)
+	}
+	return "an unsupported YAML value"
+}
+
+// yamlLine matches the position yaml.v3 puts in its syntax errors.
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// yamlDoc parses data as a single YAML document and returns its root node,
+// or nil for an empty document. Anchors and aliases are refused: a package
+// is read by people, and aliases make its size unbounded.
+func (p *parser) yamlDoc(data []byte, r region, item, what string) (root *yaml.Node, ok bool) {
+	defer func() {
+		if e := recover(); e != nil { // yaml.v3 has panicked on hostile input before
+			p.errorf(r.line(1), item, "%s: invalid YAML: %v", what, e)
+			root, ok = nil, false
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, true
+		}
+		p.yamlError(r, err, item, what)
+		return nil, false
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		p.errorf(r.line(extra.Line), item, "%s: more than one YAML document", what)
+		return nil, false
+	} else if !errors.Is(err, io.EOF) {
+		p.yamlError(r, err, item, what)
+		return nil, false
+	}
+	if n := findAlias(&doc); n != nil {
+		p.errorf(r.line(n.Line), item, "%s: YAML anchors and aliases are not supported", what)
+		return nil, false
+	}
+	if len(doc.Content) == 0 {
+		return nil, true
+	}
+	return doc.Content[0], true
+}
+
+func (p *parser) yamlError(r region, err error, item, what string) {
+	msg := err.Error()
+	line := r.line(1)
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		line, msg = r.line(n), m[2]
+	} else {
+		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	p.errorf(line, item, "%s: invalid YAML: %s", what, msg)
+}
+
+// findAlias returns the first node that is or defines an alias.
+func findAlias(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.AliasNode || n.Anchor != "" {
+		return n
+	}
+	for _, c := range n.Content {
+		if a := findAlias(c); a != nil {
+			return a
+		}
+	}
+	return nil
+}
+
+// suggest returns the known word closest to s, if it is close enough to be
+// a typo of it.
+func suggest(s string, known []string) string {
+	best, bestDist := "", 3
+	for _, k := range known {
+		if d := editDistance(s, k); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	return best
+}
+
+// editDistance returns the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return max(len(a), len(b))
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

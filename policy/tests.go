@@ -1,0 +1,25 @@
+package policy
+
+// A TestResult is the outcome of one test case of a package's tests blocks.
+type TestResult struct {
+	Name string
+	Line int // Markdown line of the test case
+	Got  Decision
+	Want Decision
+	Err  error // the evaluation error behind a ReasonPolicyError, if any
+}
+
+// Passed reports whether the decision was the expected one. A test that
+// expects ReasonPolicyError passes when evaluation fails.
+func (r TestResult) Passed() bool { return r.Got == r.Want }
+
+// RunTests decides every test case of the package's tests blocks against
+// the bound registry, in document order.
+func (e *Evaluator) RunTests() []TestResult {
+	results := make([]TestResult, len(e.pkg.tests))
+	for i, tc := range e.pkg.tests {
+		got, err := e.Evaluate(&tc.req)
+		results[i] = TestResult{Name: tc.name, Line: tc.line, Got: got, Want: tc.want, Err: err}
+	}
+	return results
+}
