@@ -1,0 +1,95 @@
+package main
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/coulomb/flex-auth/examples"
+	"github.com/coulomb/flex-auth/serve"
+	"github.com/spf13/cobra"
+)
+
+func newServeCmd() *cobra.Command {
+	var (
+		c         serve.Config
+		registry  string
+		policy    string
+		logFormat string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve [--addr A] [--registry F] [--policy F] [--log F]",
+		Short: "Serve signing decisions over HTTP (the ops-warden policy gate)",
+		Long: `Serve answers POST /v1/check with the decision of a policy package over a
+registry snapshot, and GET /healthz, /readyz, /v1/registry and /metrics.
+
+Without --registry and --policy it serves the ops-warden example built into
+the binary; give both or neither. Every decision is written to the decision
+log (--log FILE; stdout by default or with -) before it is answered, and a
+decision that cannot be written is refused with 503. SIGHUP reloads the
+registry and policy and reopens the log file; --watch also reloads when
+either file changes. SIGTERM and SIGINT shut down gracefully.
+Operational logs go to stderr.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			logger, err := newOpsLogger(cmd, logFormat)
+			if err != nil {
+				return err
+			}
+			switch {
+			case registry == "" && policy == "":
+				c.Source = serve.Source{Registry: examples.OpsWardenRegistry, Policy: examples.OpsWardenPolicy,
+					FS: examples.OpsWarden, Name: "built-in example ops-warden"}
+				logger.Info("no --registry or --policy given: serving the built-in ops-warden example",
+					"registry", examples.OpsWardenRegistry, "policy", examples.OpsWardenPolicy)
+			case registry == "" || policy == "":
+				return errors.New("serve: --registry and --policy go together: give both, or neither to serve the built-in ops-warden example")
+			default:
+				c.Source = serve.Source{Registry: registry, Policy: policy}
+			}
+			hangup := make(chan os.Signal, 1)
+			signal.Notify(hangup, syscall.SIGHUP)
+			defer signal.Stop(hangup)
+			// A decision log on a closed pipe must fail (503), not kill
+			// the process with SIGPIPE.
+			signal.Ignore(syscall.SIGPIPE)
+			c.Hangup = hangup
+			c.Stdout = cmd.OutOrStdout()
+			c.Logger = logger
+			if err := serve.Run(cmd.Context(), c); err != nil {
+				return errors.New("serve: " + err.Error())
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "TCP address to listen on (port 0 picks a free port)")
+	f.StringVar(&registry, "registry", "", "registry snapshot `FILE` (with --policy; default: the built-in ops-warden example)")
+	f.StringVar(&policy, "policy", "", "policy package `FILE` (with --registry)")
+	f.StringVar(&c.LogPath, "log", "-", "decision log `FILE`, appended to; - is stdout")
+	f.BoolVar(&c.LogSync, "log-sync", false, "fsync the decision log before answering each batch of decisions")
+	f.BoolVar(&c.Watch, "watch", false, "reload when the registry or policy file changes")
+	f.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this certificate `FILE` (PEM, with --tls-key)")
+	f.StringVar(&c.TLSKey, "tls-key", "", "private key `FILE` of --tls-cert (PEM)")
+	f.StringVar(&c.ClientCA, "client-ca", "", "require client certificates signed by a CA in this `FILE` (PEM; mutual TLS)")
+	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", serve.DefaultShutdownTimeout, "how long requests in flight may take to finish at shutdown")
+	f.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", serve.DefaultReadHeaderTimeout, "time allowed to read request headers")
+	f.DurationVar(&c.ReadTimeout, "read-timeout", serve.DefaultReadTimeout, "time allowed to read a whole request")
+	f.DurationVar(&c.WriteTimeout, "write-timeout", serve.DefaultWriteTimeout, "time allowed to answer a request")
+	f.DurationVar(&c.IdleTimeout, "idle-timeout", serve.DefaultIdleTimeout, "how long an idle keep-alive connection stays open")
+	f.StringVar(&logFormat, "log-format", "text", "operational log format on stderr: text or json")
+	return cmd
+}
+
+// newOpsLogger returns the operational logger: slog to stderr.
+func newOpsLogger(cmd *cobra.Command, format string) (*slog.Logger, error) {
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil)), nil
+	}
+	return nil, errors.New(`serve: --log-format must be "text" or "json"`)
+}

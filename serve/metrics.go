@@ -1,0 +1,105 @@
+package serve
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/coulomb/flex-auth/policy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the server's Prometheus metrics, on a registry of its own so
+// that two servers in one process (tests) do not collide.
+type metrics struct {
+	reg           *prometheus.Registry
+	decisions     *prometheus.CounterVec
+	checkDuration prometheus.Histogram
+	actors        prometheus.Gauge
+	reloadOK      prometheus.Counter
+	reloadFailed  prometheus.Counter
+	logErrors     prometheus.Counter
+	httpErrors    *prometheus.CounterVec
+	counters      *decisionCounters
+	handler       http.Handler
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flexauth_decisions_total",
+			Help: "Decisions answered by POST /v1/check, by effect and reason.",
+		}, []string{"effect", "reason"}),
+		checkDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "flexauth_check_duration_seconds",
+			Help: "Time to answer POST /v1/check, from the request to the response, including the decision log write.",
+			// 50µs to about 0.8s: a decision takes tens of microseconds,
+			// an fsync of the decision log milliseconds.
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 15),
+		}),
+		actors: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "flexauth_registry_actors",
+			Help: "Actors in the registry snapshot being served.",
+		}),
+		logErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flexauth_decision_log_errors_total",
+			Help: "Decisions refused with 503 because their decision log line could not be written.",
+		}),
+		httpErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flexauth_http_errors_total",
+			Help: "Error responses, by error code.",
+		}, []string{"code"}),
+	}
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "flexauth_reloads_total",
+		Help: "Reloads of the registry and policy (SIGHUP or --watch), by result.",
+	}, []string{"result"})
+	m.reloadOK = reloads.WithLabelValues("success")
+	m.reloadFailed = reloads.WithLabelValues("failure")
+	m.reg.MustRegister(m.decisions, m.checkDuration, m.actors, reloads, m.logErrors, m.httpErrors,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.counters = newDecisionCounters(m.decisions)
+	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	return m
+}
+
+// decisionCounters caches the decision counter of each effect and reason,
+// so that counting a decision is a lock-free map lookup rather than a label
+// hash. The map is copied on write: a package has a handful of reasons, and
+// each is added once.
+type decisionCounters struct {
+	vec *prometheus.CounterVec
+	mu  sync.Mutex // serializes writers
+	m   atomic.Pointer[map[policy.Decision]prometheus.Counter]
+}
+
+func newDecisionCounters(vec *prometheus.CounterVec) *decisionCounters {
+	c := &decisionCounters{vec: vec}
+	c.m.Store(&map[policy.Decision]prometheus.Counter{})
+	return c
+}
+
+func (c *decisionCounters) inc(d policy.Decision) {
+	if ctr, ok := (*c.m.Load())[d]; ok {
+		ctr.Inc()
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := *c.m.Load()
+	ctr, ok := old[d]
+	if !ok {
+		ctr = c.vec.WithLabelValues(string(d.Effect), d.Reason)
+		m := make(map[policy.Decision]prometheus.Counter, len(old)+1)
+		for k, v := range old {
+			m[k] = v
+		}
+		m[d] = ctr
+		c.m.Store(&m)
+	}
+	ctr.Inc()
+}

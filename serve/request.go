@@ -1,0 +1,594 @@
+package serve
+
+import (
+	"math"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// DefaultAction is the action of a check request that names none.
+const DefaultAction = "ssh.sign"
+
+// maxDepth bounds the nesting of objects and arrays in a request body. A
+// signing context is flat in practice; the bound keeps a hostile body from
+// recursing deep.
+const maxDepth = 64
+
+// A checkRequest is a decoded POST /v1/check body.
+type checkRequest struct {
+	Subject, Action, Resource string
+	// Context is nil when the request has none (absent or null).
+	Context map[string]any
+	// rawContext is the context object as sent, still in the body buffer;
+	// the decision log copies it with insignificant whitespace removed.
+	rawContext []byte
+}
+
+// A requestError is a problem with a request body. Its message is public:
+// it names the part of the request at fault and never anything internal.
+type requestError struct {
+	msg string
+	// syntax marks errors in the JSON text itself, as opposed to a valid
+	// JSON document that is not a valid check request.
+	syntax bool
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+// decodeRequest decodes a check request body strictly: one JSON object with
+// the members subject, resource (non-empty strings), action (a string,
+// default ssh.sign) and context (an object); null for action or context
+// means absent. Unknown members, duplicate members (at any level), invalid
+// UTF-8, lone surrogates and trailing data are errors, so that no two JSON
+// parsers could read the same body as two different requests.
+//
+// Numbers in the context become int64 when written as integers (no
+// fraction, no exponent) and fit, float64 otherwise: 24 is an integer,
+// 24.0 and 2.4e1 are not.
+func decodeRequest(data []byte, req *checkRequest) error {
+	*req = checkRequest{}
+	p := parser{data: data}
+	p.skipSpace()
+	if p.pos == len(p.data) {
+		return &requestError{msg: "request body is empty; want a JSON object", syntax: true}
+	}
+	if p.data[p.pos] != '{' {
+		if _, err := p.value(); err != nil {
+			return err
+		}
+		return &requestError{msg: "request body must be a JSON object"}
+	}
+	p.pos++
+	var seen uint8 // bit per known member
+	first := true
+	for {
+		p.skipSpace()
+		if p.pos < len(p.data) && p.data[p.pos] == '}' && first {
+			p.pos++
+			break
+		}
+		key, err := p.key()
+		if err != nil {
+			return err
+		}
+		var bit uint8
+		switch key {
+		case "subject":
+			bit = 1
+		case "action":
+			bit = 2
+		case "resource":
+			bit = 4
+		case "context":
+			bit = 8
+		default:
+			return &requestError{msg: "unknown member " + strconv.Quote(key) + " in request; the members are subject, action, resource and context"}
+		}
+		if seen&bit != 0 {
+			return &requestError{msg: "duplicate member " + strconv.Quote(key) + " in request"}
+		}
+		seen |= bit
+		p.skipSpace()
+		switch bit {
+		case 1, 2, 4:
+			s, isNull, err := p.stringMember(key)
+			if err != nil {
+				return err
+			}
+			switch {
+			case bit == 2 && isNull:
+				// absent: the default applies
+			case isNull || s == "" && bit != 2:
+				return &requestError{msg: strconv.Quote(key) + " must be a non-empty string"}
+			case s == "":
+				return &requestError{msg: `"action" must be a non-empty string when given`}
+			case bit == 1:
+				req.Subject = s
+			case bit == 2:
+				req.Action = s
+			default:
+				req.Resource = s
+			}
+		case 8:
+			start := p.pos
+			if p.pos < len(p.data) && p.data[p.pos] == 'n' {
+				if err := p.literal("null"); err != nil {
+					return err
+				}
+				break
+			}
+			if p.pos < len(p.data) && p.data[p.pos] != '{' {
+				v, err := p.value()
+				if err != nil {
+					return err
+				}
+				return &requestError{msg: `"context" must be an object, got ` + kind(v)}
+			}
+			v, err := p.value()
+			if err != nil {
+				return err
+			}
+			req.Context = v.(map[string]any)
+			req.rawContext = p.data[start:p.pos]
+		}
+		first = false
+		p.skipSpace()
+		if p.pos == len(p.data) {
+			return p.errorf("unexpected end of input in the request object")
+		}
+		if c := p.data[p.pos]; c == ',' {
+			p.pos++
+			continue
+		} else if c == '}' {
+			p.pos++
+			break
+		}
+		return p.errorf("want ',' or '}' after a member of the request object")
+	}
+	p.skipSpace()
+	if p.pos != len(p.data) {
+		return p.errorf("trailing data after the request object")
+	}
+	if seen&1 == 0 {
+		return &requestError{msg: `"subject" is required`}
+	}
+	if seen&4 == 0 {
+		return &requestError{msg: `"resource" is required`}
+	}
+	if req.Action == "" {
+		req.Action = DefaultAction
+	}
+	return nil
+}
+
+// kind names the JSON type of a decoded value for error messages.
+func kind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case string:
+		return "a string"
+	case int64, float64:
+		return "a number"
+	case []any:
+		return "an array"
+	}
+	return "an object"
+}
+
+// parser is a strict, allocation-frugal JSON reader over a complete body.
+type parser struct {
+	data  []byte
+	pos   int
+	depth int
+}
+
+func (p *parser) errorf(msg string) error {
+	return &requestError{msg: "invalid JSON at byte " + strconv.Itoa(p.pos) + ": " + msg, syntax: true}
+}
+
+func (p *parser) skipSpace() {
+	for p.pos < len(p.data) {
+		switch p.data[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
+		default:
+			return
+		}
+	}
+}
+
+// key reads an object member name and the ':' after it.
+func (p *parser) key() (string, error) {
+	if p.pos == len(p.data) {
+		return "", p.errorf("unexpected end of input; want a member name")
+	}
+	if p.data[p.pos] != '"' {
+		return "", p.errorf("want a member name in double quotes")
+	}
+	k, err := p.str()
+	if err != nil {
+		return "", err
+	}
+	p.skipSpace()
+	if p.pos == len(p.data) || p.data[p.pos] != ':' {
+		return "", p.errorf("want ':' after a member name")
+	}
+	p.pos++
+	return k, nil
+}
+
+// stringMember reads the value of a request member that must be a string
+// or null.
+func (p *parser) stringMember(key string) (s string, isNull bool, err error) {
+	if p.pos < len(p.data) {
+		switch p.data[p.pos] {
+		case '"':
+			s, err = p.str()
+			return s, false, err
+		case 'n':
+			return "", true, p.literal("null")
+		}
+	}
+	v, err := p.value()
+	if err != nil {
+		return "", false, err
+	}
+	return "", false, &requestError{msg: strconv.Quote(key) + " must be a string, got " + kind(v)}
+}
+
+func (p *parser) literal(lit string) error {
+	if len(p.data)-p.pos < len(lit) || string(p.data[p.pos:p.pos+len(lit)]) != lit {
+		return p.errorf("invalid literal; want " + lit)
+	}
+	p.pos += len(lit)
+	return nil
+}
+
+// value reads any JSON value.
+func (p *parser) value() (any, error) {
+	p.skipSpace()
+	if p.pos == len(p.data) {
+		return nil, p.errorf("unexpected end of input; want a value")
+	}
+	switch c := p.data[p.pos]; {
+	case c == '{':
+		return p.object()
+	case c == '[':
+		return p.array()
+	case c == '"':
+		return p.str()
+	case c == 't':
+		return true, p.literal("true")
+	case c == 'f':
+		return false, p.literal("false")
+	case c == 'n':
+		return nil, p.literal("null")
+	case c == '-' || '0' <= c && c <= '9':
+		return p.number()
+	}
+	return nil, p.errorf("want a value")
+}
+
+func (p *parser) enter() error {
+	p.depth++
+	if p.depth > maxDepth {
+		return &requestError{msg: "request nests deeper than " + strconv.Itoa(maxDepth) + " levels"}
+	}
+	return nil
+}
+
+func (p *parser) object() (any, error) {
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	p.pos++ // '{'
+	m := make(map[string]any)
+	p.skipSpace()
+	if p.pos < len(p.data) && p.data[p.pos] == '}' {
+		p.pos++
+		p.depth--
+		return m, nil
+	}
+	for {
+		p.skipSpace()
+		k, err := p.key()
+		if err != nil {
+			return nil, err
+		}
+		v, err := p.value()
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := m[k]; dup {
+			return nil, &requestError{msg: "duplicate key " + strconv.Quote(k) + " in an object in the request"}
+		}
+		m[k] = v
+		p.skipSpace()
+		if p.pos == len(p.data) {
+			return nil, p.errorf("unexpected end of input in an object")
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+		case '}':
+			p.pos++
+			p.depth--
+			return m, nil
+		default:
+			return nil, p.errorf("want ',' or '}' in an object")
+		}
+	}
+}
+
+func (p *parser) array() (any, error) {
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	p.pos++ // '['
+	a := []any{}
+	p.skipSpace()
+	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+		p.pos++
+		p.depth--
+		return a, nil
+	}
+	for {
+		v, err := p.value()
+		if err != nil {
+			return nil, err
+		}
+		a = append(a, v)
+		p.skipSpace()
+		if p.pos == len(p.data) {
+			return nil, p.errorf("unexpected end of input in an array")
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+		case ']':
+			p.pos++
+			p.depth--
+			return a, nil
+		default:
+			return nil, p.errorf("want ',' or ']' in an array")
+		}
+	}
+}
+
+// number reads a number: int64 when written as an integer that fits,
+// float64 otherwise.
+func (p *parser) number() (any, error) {
+	start := p.pos
+	d := p.data
+	i := p.pos
+	if d[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(d) && d[i] == '0':
+		i++
+	case i < len(d) && '1' <= d[i] && d[i] <= '9':
+		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
+			i++
+		}
+	default:
+		p.pos = i
+		return nil, p.errorf("want a digit in a number")
+	}
+	integral := true
+	if i < len(d) && d[i] == '.' {
+		integral = false
+		i++
+		if i == len(d) || d[i] < '0' || d[i] > '9' {
+			p.pos = i
+			return nil, p.errorf("want a digit after the decimal point")
+		}
+		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		integral = false
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		if i == len(d) || d[i] < '0' || d[i] > '9' {
+			p.pos = i
+			return nil, p.errorf("want a digit in the exponent")
+		}
+		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
+			i++
+		}
+	}
+	p.pos = i
+	lit := d[start:i]
+	if integral {
+		if n, ok := parseInt(lit); ok {
+			return n, nil
+		}
+	}
+	f, err := strconv.ParseFloat(string(lit), 64)
+	if err != nil || math.IsInf(f, 0) {
+		// Only a range error can get here: the grammar was checked above.
+		return nil, &requestError{msg: "number " + string(lit) + " in the request is out of range"}
+	}
+	return f, nil
+}
+
+// parseInt parses a grammatical JSON integer literal, reporting false
+// when it does not fit in an int64.
+func parseInt(lit []byte) (int64, bool) {
+	neg := lit[0] == '-'
+	if neg {
+		lit = lit[1:]
+	}
+	if len(lit) > 19 {
+		return 0, false
+	}
+	var u uint64
+	for _, c := range lit {
+		u = u*10 + uint64(c-'0') // 19 digits cannot overflow a uint64
+	}
+	if neg {
+		if u > 1<<63 {
+			return 0, false
+		}
+		return -int64(u), true
+	}
+	if u > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(u), true
+}
+
+// str reads a string. Plain ASCII strings, the usual case, cost one
+// allocation; escapes and other UTF-8 take the slow path.
+func (p *parser) str() (string, error) {
+	p.pos++ // opening quote
+	start := p.pos
+	for i := start; i < len(p.data); i++ {
+		c := p.data[i]
+		if c == '"' {
+			p.pos = i + 1
+			return string(p.data[start:i]), nil
+		}
+		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			break
+		}
+	}
+	return p.strSlow(start)
+}
+
+func (p *parser) strSlow(start int) (string, error) {
+	d := p.data
+	buf := make([]byte, 0, 32)
+	i := start
+	for {
+		if i == len(d) {
+			p.pos = i
+			return "", p.errorf("unexpected end of input in a string")
+		}
+		c := d[i]
+		switch {
+		case c == '"':
+			p.pos = i + 1
+			return string(buf), nil
+		case c < 0x20:
+			p.pos = i
+			return "", p.errorf("control character in a string; escape it")
+		case c == '\\':
+			i++
+			if i == len(d) {
+				p.pos = i
+				return "", p.errorf("unexpected end of input in a string")
+			}
+			switch e := d[i]; e {
+			case '"', '\\', '/':
+				buf = append(buf, e)
+			case 'b':
+				buf = append(buf, '\b')
+			case 'f':
+				buf = append(buf, '\f')
+			case 'n':
+				buf = append(buf, '\n')
+			case 'r':
+				buf = append(buf, '\r')
+			case 't':
+				buf = append(buf, '\t')
+			case 'u':
+				r, ok := hex4(d, i+1)
+				if !ok {
+					p.pos = i
+					return "", p.errorf(`want four hex digits after \u`)
+				}
+				i += 4
+				if utf16.IsSurrogate(r) {
+					var r2 rune = -1
+					if i+2 < len(d) && d[i+1] == '\\' && d[i+2] == 'u' {
+						r2, ok = hex4(d, i+3)
+						if !ok {
+							p.pos = i + 2
+							return "", p.errorf(`want four hex digits after \u`)
+						}
+					}
+					r = utf16.DecodeRune(r, r2)
+					if r == utf8.RuneError {
+						p.pos = i
+						return "", p.errorf(`unpaired UTF-16 surrogate in a \u escape`)
+					}
+					i += 6
+				}
+				buf = utf8.AppendRune(buf, r)
+			default:
+				p.pos = i
+				return "", p.errorf("invalid escape in a string")
+			}
+			i++
+		case c < utf8.RuneSelf:
+			buf = append(buf, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(d[i:])
+			if r == utf8.RuneError && size == 1 {
+				p.pos = i
+				return "", p.errorf("invalid UTF-8 in a string")
+			}
+			buf = append(buf, d[i:i+size]...)
+			i += size
+		}
+	}
+}
+
+func hex4(d []byte, i int) (rune, bool) {
+	if len(d)-i < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range d[i : i+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// appendCompact appends a JSON text that is known to be valid, without
+// insignificant whitespace, so that a multi-line context stays on its
+// decision log line.
+func appendCompact(dst, src []byte) []byte {
+	inString := false
+	start := 0
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case ' ', '\t', '\n', '\r':
+			dst = append(dst, src[start:i]...)
+			start = i + 1
+		}
+	}
+	return append(dst, src[start:]...)
+}

@@ -1,0 +1,231 @@
+package serve
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+)
+
+// Config is everything Run needs to serve decisions.
+type Config struct {
+	// Addr is the TCP address to listen on; port 0 picks a free port,
+	// logged as "listening on ADDR".
+	Addr string
+	// Source is where the registry and policy come from.
+	Source Source
+	// LogPath is the decision log file; "" or "-" writes to Stdout.
+	LogPath string
+	// Stdout receives the decision log when LogPath is "-".
+	Stdout io.Writer
+	// LogSync fsyncs the decision log file before answering. It applies
+	// to files, not to Stdout.
+	LogSync bool
+	// Watch reloads when the registry or policy file changes.
+	Watch bool
+	// Hangup delivers a value for each SIGHUP: reload and reopen the log.
+	Hangup <-chan os.Signal
+	// TLSCert and TLSKey, both or neither, serve HTTPS. ClientCA, which
+	// needs them, requires every client to present a certificate signed
+	// by one of its CAs (mutual TLS).
+	TLSCert, TLSKey, ClientCA string
+
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+	// ShutdownTimeout bounds how long in-flight requests may take to
+	// finish after the context is cancelled.
+	ShutdownTimeout time.Duration
+
+	Logger *slog.Logger
+	Clock  func() time.Time
+}
+
+// Defaults for Config's HTTP limits: enough for any honest client of a
+// service whose requests are a few hundred bytes, short enough that slow
+// clients cannot pin connections.
+const (
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultReadTimeout       = 10 * time.Second
+	DefaultWriteTimeout      = 10 * time.Second
+	DefaultIdleTimeout       = 60 * time.Second
+	DefaultMaxHeaderBytes    = 16 << 10
+	DefaultShutdownTimeout   = 10 * time.Second
+)
+
+// Run serves decisions until ctx is cancelled, then shuts down gracefully:
+// /readyz turns 503, requests in flight finish (up to ShutdownTimeout),
+// the decision log is flushed and closed, and Run returns nil.
+//
+// Everything that can fail at start-up (the registry, the policy, their
+// pairing, the decision log file, TLS files, the listen address) is checked
+// before anything is served; such an error is returned as one line that
+// names the file or address and the problem.
+func Run(ctx context.Context, c Config) error {
+	logger := c.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var tlsConf *tls.Config
+	if c.TLSCert != "" || c.TLSKey != "" || c.ClientCA != "" {
+		var err error
+		if tlsConf, err = TLSConfig(c.TLSCert, c.TLSKey, c.ClientCA); err != nil {
+			return err
+		}
+	}
+
+	var logW io.Writer
+	if c.LogPath == "" || c.LogPath == "-" {
+		// Hide Sync and Close: stdout is often a pipe, which cannot be
+		// fsynced, and it is not ours to close.
+		logW = struct{ io.Writer }{c.Stdout}
+	} else {
+		f, err := OpenLogFile(c.LogPath)
+		if err != nil {
+			return fmt.Errorf("open decision log: %w", err)
+		}
+		defer f.Close()
+		logW = f
+	}
+
+	srv, err := New(Options{Source: c.Source, DecisionLog: logW, SyncLog: c.LogSync, Logger: logger, Clock: c.Clock})
+	if err != nil {
+		return errors.New(oneLine(err))
+	}
+	defer srv.Close()
+
+	var watcher *watcher
+	if c.Watch {
+		if watcher, err = srv.newWatcher(); err != nil {
+			return err
+		}
+		defer watcher.close()
+	}
+
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return err // "listen tcp ADDR: bind: address already in use"
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		TLSConfig:         tlsConf,
+		ReadHeaderTimeout: orDefault(c.ReadHeaderTimeout, DefaultReadHeaderTimeout),
+		ReadTimeout:       orDefault(c.ReadTimeout, DefaultReadTimeout),
+		WriteTimeout:      orDefault(c.WriteTimeout, DefaultWriteTimeout),
+		IdleTimeout:       orDefault(c.IdleTimeout, DefaultIdleTimeout),
+		MaxHeaderBytes:    c.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	if hs.MaxHeaderBytes <= 0 {
+		hs.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	scheme := "http"
+	if tlsConf != nil {
+		scheme = "https"
+	}
+	logger.Info("listening on "+ln.Addr().String(), "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(),
+		"mutual_tls", tlsConf != nil && tlsConf.ClientCAs != nil)
+
+	served := make(chan error, 1)
+	go func() {
+		if tlsConf != nil {
+			served <- hs.ServeTLS(ln, "", "")
+		} else {
+			served <- hs.Serve(ln)
+		}
+	}()
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	loopsDone := make(chan struct{})
+	go func() {
+		defer close(loopsDone)
+		srv.reloadLoop(loopCtx, c.Hangup, watcher)
+	}()
+	defer func() { stopLoops(); <-loopsDone }()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: no longer ready, finishing requests in flight", "timeout", orDefault(c.ShutdownTimeout, DefaultShutdownTimeout).String())
+	srv.BeginShutdown()
+	sctx, cancel := context.WithTimeout(context.Background(), orDefault(c.ShutdownTimeout, DefaultShutdownTimeout))
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		logger.Warn("shutdown timeout reached; closing remaining connections", "err", err)
+		hs.Close()
+	}
+	<-served
+	srv.Close()
+	logger.Info("stopped; decision log flushed")
+	return nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// reloadLoop reloads on SIGHUP and, when w is set, on file changes.
+func (s *Server) reloadLoop(ctx context.Context, hangup <-chan os.Signal, w *watcher) {
+	var changed <-chan struct{}
+	if w != nil {
+		changed = w.changed
+		go w.run(ctx)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-hangup:
+			if !ok {
+				hangup = nil
+				continue
+			}
+			s.logger.Info("SIGHUP: reloading registry and policy, reopening the decision log")
+			s.Reload()
+		case <-changed:
+			s.logger.Info("registry or policy file changed: reloading")
+			s.Reload()
+		}
+	}
+}
+
+// TLSConfig returns a server TLS configuration (TLS 1.2 or later) with the
+// certificate and key in certFile and keyFile. With clientCAFile, clients
+// must present a certificate signed by one of the CAs in it.
+func TLSConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("TLS needs both a certificate and a key (--tls-cert and --tls-key)")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate %s and key %s: %w", certFile, keyFile, err)
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if clientCAFile != "" {
+		pem, err := os.ReadFile(clientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("load client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("load client CA %s: no PEM certificates in the file", clientCAFile)
+		}
+		conf.ClientCAs = pool
+		conf.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return conf, nil
+}

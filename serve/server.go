@@ -1,0 +1,593 @@
+// Package serve is flex-auth's decision service (CONTRACT section 6): an
+// http.Handler that answers POST /v1/check with the decision of a policy
+// package over a registry snapshot, writes every decision to a decision log
+// before answering, and reloads the registry and policy without failing a
+// request.
+//
+// Server is the handler. Run wires it to a listener, TLS, signals, file
+// watching and graceful shutdown for the flex-auth serve command.
+package serve
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coulomb/flex-auth/jcs"
+	"github.com/coulomb/flex-auth/policy"
+)
+
+// MaxRequestBytes is the largest POST /v1/check body accepted.
+const MaxRequestBytes = 64 << 10
+
+// Options configure a Server.
+type Options struct {
+	// Source is where the registry and policy come from (required).
+	Source Source
+	// DecisionLog receives one JSON line per decision (required). When it
+	// implements Reopener, Reload reopens it; when it implements Syncer
+	// and SyncLog is set, every batch of lines is fsynced before the
+	// decisions are answered. The Server does not close it.
+	DecisionLog io.Writer
+	SyncLog     bool
+	// Logger receives operational logs; nil discards them.
+	Logger *slog.Logger
+	// Clock stamps decision log lines and load times; nil is time.Now.
+	Clock func() time.Time
+}
+
+// A Server is the decision service's http.Handler. Create it with New.
+type Server struct {
+	source  Source
+	logger  *slog.Logger
+	clock   func() time.Time
+	log     *decisionLog
+	metrics *metrics
+
+	cur          atomic.Pointer[state]
+	reloadMu     sync.Mutex // one reload at a time
+	reload       atomic.Pointer[reloadStatus]
+	shuttingDown atomic.Bool
+}
+
+// reloadStatus is the outcome of the latest load attempt, for /healthz.
+type reloadStatus struct {
+	at  time.Time
+	err string // "" when it succeeded
+}
+
+// New loads and validates the source and returns a Server ready to serve
+// it. An error names the file and the problem; it may span several lines,
+// one per problem.
+func New(opts Options) (*Server, error) {
+	if opts.DecisionLog == nil {
+		return nil, errors.New("serve: no decision log")
+	}
+	s := &Server{
+		source:  opts.Source,
+		logger:  opts.Logger,
+		clock:   opts.Clock,
+		metrics: newMetrics(),
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	now := s.clock()
+	st, err := s.load(now)
+	if err != nil {
+		return nil, err
+	}
+	s.cur.Store(st)
+	s.reload.Store(&reloadStatus{at: now})
+	s.metrics.actors.Set(float64(len(st.snap.Actors)))
+	s.log = newDecisionLog(opts.DecisionLog, opts.SyncLog, s.logger, func(n int) { s.metrics.logErrors.Add(float64(n)) })
+	s.logger.Info("loaded registry and policy", "source", s.source.String(),
+		"policy", st.pkg.Name(), "policy_digest", st.pkg.Digest(),
+		"registry_digest", st.snap.Digest, "actors", len(st.snap.Actors))
+	return s, nil
+}
+
+func (s *Server) load(now time.Time) (*state, error) {
+	snap, pkg, err := s.source.load()
+	if err != nil {
+		return nil, err
+	}
+	regName, polName := s.source.names()
+	return newState(snap, pkg, now.UTC(), regName, polName)
+}
+
+// Reload reads and validates the registry and policy again and, when both
+// are good and belong together, swaps them in atomically; otherwise the
+// last good pair keeps serving and /healthz says degraded. It also reopens
+// the decision log file. Requests in flight finish with the pair they
+// started with.
+func (s *Server) Reload() error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	if err := s.log.Reopen(); err != nil {
+		// The old file stays open and in use.
+		s.logger.Error("reopen decision log failed; still writing to the old file", "err", err)
+	}
+	now := s.clock()
+	st, err := s.load(now)
+	if err != nil {
+		s.reload.Store(&reloadStatus{at: now.UTC(), err: oneLine(err)})
+		s.metrics.reloadFailed.Inc()
+		s.logger.Error("reload failed; still serving the last good registry and policy", "err", err,
+			"policy_digest", s.cur.Load().pkg.Digest(), "registry_digest", s.cur.Load().snap.Digest)
+		return err
+	}
+	s.cur.Store(st)
+	s.reload.Store(&reloadStatus{at: now.UTC()})
+	s.metrics.reloadOK.Inc()
+	s.metrics.actors.Set(float64(len(st.snap.Actors)))
+	s.logger.Info("reloaded registry and policy", "policy", st.pkg.Name(), "policy_digest", st.pkg.Digest(),
+		"registry_digest", st.snap.Digest, "actors", len(st.snap.Actors))
+	return nil
+}
+
+// BeginShutdown makes /readyz answer 503, so that load balancers stop
+// sending new requests; everything else keeps working.
+func (s *Server) BeginShutdown() { s.shuttingDown.Store(true) }
+
+// Close writes the decision log lines still queued and stops the log
+// writer. Decisions requested afterwards are refused with 503.
+func (s *Server) Close() error { return s.log.Close() }
+
+// ServeHTTP routes a request. Every response is JSON except /metrics; a
+// panic, which no input should cause, still gets a JSON 500.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer s.recoverPanic(w, r)
+	switch r.URL.Path {
+	case "/v1/check":
+		if r.Method != http.MethodPost {
+			s.methodNotAllowed(w, "POST")
+			return
+		}
+		s.check(w, r)
+	case "/healthz":
+		if s.getOnly(w, r) {
+			s.healthz(w)
+		}
+	case "/readyz":
+		if s.getOnly(w, r) {
+			s.readyz(w)
+		}
+	case "/v1/registry":
+		if s.getOnly(w, r) {
+			s.registry(w, r)
+		}
+	case "/metrics":
+		if s.getOnly(w, r) {
+			s.metrics.handler.ServeHTTP(w, r)
+		}
+	default:
+		s.writeError(w, errNotFound)
+	}
+}
+
+func (s *Server) getOnly(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	s.methodNotAllowed(w, "GET, HEAD")
+	return false
+}
+
+func (s *Server) methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	s.writeError(w, &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed; use " + allow})
+}
+
+func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	s.logger.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+	// If the response was already started, this write is refused; the
+	// client sees a cut response, which is not an allow.
+	s.writeError(w, errInternal)
+}
+
+// An apiError is an error response. Its message is public: it says what
+// was wrong with the request, never anything about the server.
+type apiError struct {
+	status  int
+	code    string
+	message string
+}
+
+var (
+	errNotFound       = &apiError{http.StatusNotFound, "not_found", "no such endpoint; the API has GET /healthz, GET /readyz, POST /v1/check, GET /v1/registry and GET /metrics"}
+	errTooLarge       = &apiError{http.StatusRequestEntityTooLarge, "request_too_large", "request body is over " + strconv.Itoa(MaxRequestBytes) + " bytes"}
+	errMediaType      = &apiError{http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json (UTF-8)"}
+	errLogUnavailable = &apiError{http.StatusServiceUnavailable, "decision_log_unavailable", "the decision could not be recorded in the decision log; no decision was made, retry later"}
+	errInternal       = &apiError{http.StatusInternalServerError, "internal_error", "internal error"}
+	errBodyRead       = &apiError{http.StatusBadRequest, "invalid_request", "could not read the request body"}
+)
+
+var (
+	headerJSON    = []string{"application/json"}
+	headerNoStore = []string{"no-store"}
+	headerNoSniff = []string{"nosniff"}
+)
+
+// writeError writes every error response: {"error": {"code", "message"}}.
+func (s *Server) writeError(w http.ResponseWriter, e *apiError) {
+	s.metrics.httpErrors.WithLabelValues(e.code).Inc()
+	b := make([]byte, 0, 64+len(e.message))
+	b = append(b, `{"error":{"code":`...)
+	b = jcs.AppendString(b, e.code)
+	b = append(b, `,"message":`...)
+	b = jcs.AppendString(b, e.message)
+	b = append(b, "}}\n"...)
+	h := w.Header()
+	h["Content-Type"] = headerJSON
+	h["Cache-Control"] = headerNoStore
+	h["X-Content-Type-Options"] = headerNoSniff
+	w.WriteHeader(e.status)
+	w.Write(b)
+}
+
+func invalidRequest(msg string) *apiError {
+	return &apiError{http.StatusBadRequest, "invalid_request", msg}
+}
+
+// writeJSON writes a 200-style JSON response built with encoding/json;
+// for the endpoints off the hot path.
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.logger.Error("encode response", "err", err)
+		s.writeError(w, errInternal)
+		return
+	}
+	h := w.Header()
+	h["Content-Type"] = headerJSON
+	h["Cache-Control"] = headerNoStore
+	h["X-Content-Type-Options"] = headerNoSniff
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// Health is the body of GET /healthz.
+type Health struct {
+	Status      string         `json:"status"` // "ok" or "degraded"
+	Registry    RegistryHealth `json:"registry"`
+	Policy      PolicyHealth   `json:"policy"`
+	Reload      ReloadHealth   `json:"reload"`
+	DecisionLog LogHealth      `json:"decision_log"`
+}
+
+// RegistryHealth describes the registry snapshot being served.
+type RegistryHealth struct {
+	Digest   string    `json:"digest"`
+	Actors   int       `json:"actors"`
+	LoadedAt time.Time `json:"loaded_at"`
+}
+
+// PolicyHealth describes the policy package being served.
+type PolicyHealth struct {
+	Package string `json:"package"`
+	Digest  string `json:"digest"`
+}
+
+// ReloadHealth is the outcome of the latest load: the start-up load until
+// the first reload.
+type ReloadHealth struct {
+	LastError     *string   `json:"last_error"`
+	LastAttemptAt time.Time `json:"last_attempt_at"`
+}
+
+// LogHealth says whether decision log writes are failing. It is an
+// addition to the contract's /healthz members.
+type LogHealth struct {
+	LastError *string `json:"last_error"`
+}
+
+func (s *Server) healthz(w http.ResponseWriter) {
+	st := s.cur.Load()
+	rs := s.reload.Load()
+	h := Health{
+		Status:   "ok",
+		Registry: RegistryHealth{Digest: st.snap.Digest, Actors: len(st.snap.Actors), LoadedAt: st.loadedAt},
+		Policy:   PolicyHealth{Package: st.pkg.Name(), Digest: st.pkg.Digest()},
+		Reload:   ReloadHealth{LastAttemptAt: rs.at},
+	}
+	if rs.err != "" {
+		h.Status = "degraded"
+		h.Reload.LastError = &rs.err
+	}
+	if e := s.log.Err(); e != "" {
+		h.DecisionLog.LastError = &e
+	}
+	s.writeJSON(w, http.StatusOK, h)
+}
+
+func (s *Server) readyz(w http.ResponseWriter) {
+	if s.shuttingDown.Load() {
+		s.writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting_down"})
+		return
+	}
+	s.writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// registry serves the canonical snapshot with its digest as the ETag.
+func (s *Server) registry(w http.ResponseWriter, r *http.Request) {
+	st := s.cur.Load()
+	h := w.Header()
+	h.Set("ETag", st.etag)
+	h.Set("Cache-Control", "no-cache")
+	if inm := r.Header.Values("If-None-Match"); len(inm) > 0 && etagMatch(inm, st.snap.Digest) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h["Content-Type"] = headerJSON
+	h["X-Content-Type-Options"] = headerNoSniff
+	h.Set("Content-Length", strconv.Itoa(len(st.canonical)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(st.canonical)
+}
+
+// etagMatch reports whether an If-None-Match header (one or more lists of
+// entity tags, or "*") matches digest. Comparison is weak, as RFC 9110
+// prescribes for If-None-Match, and tolerates tags sent without quotes.
+func etagMatch(values []string, digest string) bool {
+	for _, v := range values {
+		for tag := range strings.SplitSeq(v, ",") {
+			tag = strings.TrimSpace(tag)
+			if tag == "*" {
+				return true
+			}
+			tag = strings.TrimPrefix(tag, "W/")
+			if len(tag) >= 2 && tag[0] == '"' && tag[len(tag)-1] == '"' {
+				tag = tag[1 : len(tag)-1]
+			}
+			if tag == digest {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// jsonMediaType reports whether a Content-Type header says JSON in UTF-8:
+// application/json, any case, with optional parameters, and a charset
+// parameter, when present, of utf-8.
+func jsonMediaType(values []string) bool {
+	if len(values) != 1 {
+		return false
+	}
+	if values[0] == "application/json" {
+		return true
+	}
+	mt, params, err := mime.ParseMediaType(values[0])
+	if err != nil || mt != "application/json" {
+		return false
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return false
+	}
+	return true
+}
+
+// newDecisionID fills id with "decision:" and 16 lowercase hex digits of
+// crypto/rand: 64 random bits, unique across restarts and replicas without
+// coordination.
+func newDecisionID(id *[25]byte) {
+	var b [8]byte
+	rand.Read(b[:]) // never fails; see crypto/rand.Read
+	copy(id[:], "decision:")
+	const hex = "0123456789abcdef"
+	for i, c := range b {
+		id[9+2*i] = hex[c>>4]
+		id[10+2*i] = hex[c&0xf]
+	}
+}
+
+// checkScratch holds the buffers of one check request; pooled.
+type checkScratch struct {
+	body  []byte
+	resp  []byte
+	req   checkRequest
+	preq  policy.Request
+	id    [25]byte
+	entry *logEntry
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &checkScratch{
+		body:  make([]byte, 0, 1024),
+		resp:  make([]byte, 0, 512),
+		entry: entryPool.Get().(*logEntry),
+	}
+}}
+
+// check answers POST /v1/check.
+func (s *Server) check(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	// One state from start to end: a reload does not change the pair a
+	// request is decided and reported with.
+	st := s.cur.Load()
+	if !jsonMediaType(r.Header["Content-Type"]) {
+		s.writeError(w, errMediaType)
+		return
+	}
+	if r.ContentLength > MaxRequestBytes {
+		s.writeError(w, errTooLarge)
+		return
+	}
+	sc := scratchPool.Get().(*checkScratch)
+	defer s.putScratch(sc)
+
+	body, apiErr := readBody(w, r, sc.body[:0])
+	sc.body = body
+	if apiErr != nil {
+		s.writeError(w, apiErr)
+		return
+	}
+	if err := decodeRequest(body, &sc.req); err != nil {
+		s.writeError(w, invalidRequest(err.Error()))
+		return
+	}
+	req := &sc.req
+	sc.preq = policy.Request{Subject: req.Subject, Action: req.Action, Resource: req.Resource, Context: req.Context}
+	d := s.decide(st, &sc.preq)
+
+	var principal string
+	var ttl int64
+	if d.Effect == policy.Allow {
+		principal, ttl, d = s.grant(st, req, d)
+	}
+
+	newDecisionID(&sc.id)
+	e := sc.entry
+	e.line = appendLogLine(e.line[:0], s.clock(), sc.id[:], req, d, st)
+	if err := s.log.write(e); err != nil {
+		s.writeError(w, errLogUnavailable)
+		return
+	}
+	s.metrics.counters.inc(d)
+
+	b := append(sc.resp[:0], `{"decision_id":"`...)
+	b = append(b, sc.id[:]...)
+	b = append(b, `","effect":`...)
+	b = jcs.AppendString(b, string(d.Effect))
+	b = append(b, `,"reason":`...)
+	b = jcs.AppendString(b, d.Reason)
+	b = append(b, st.tail...)
+	if d.Effect == policy.Allow {
+		b = append(b, `,"grant":{"principal":`...)
+		b = jcs.AppendString(b, principal)
+		b = append(b, `,"ttl_hours":`...)
+		b = strconv.AppendInt(b, ttl, 10)
+		b = append(b, '}')
+	}
+	b = append(b, "}\n"...)
+	sc.resp = b
+	h := w.Header()
+	h["Content-Type"] = headerJSON
+	h["Cache-Control"] = headerNoStore
+	h["X-Content-Type-Options"] = headerNoSniff
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+	s.metrics.checkDuration.Observe(time.Since(start).Seconds())
+}
+
+func (s *Server) putScratch(sc *checkScratch) {
+	if cap(sc.body) > 2*MaxRequestBytes || cap(sc.resp) > 16<<10 || cap(sc.entry.line) > 2*MaxRequestBytes {
+		return // let an outsized buffer go
+	}
+	sc.req = checkRequest{}
+	sc.preq = policy.Request{}
+	scratchPool.Put(sc)
+}
+
+// readBody reads the request body into buf, up to MaxRequestBytes.
+func readBody(w http.ResponseWriter, r *http.Request, buf []byte) ([]byte, *apiError) {
+	body := http.MaxBytesReader(w, r.Body, MaxRequestBytes)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return buf, errTooLarge
+			}
+			return buf, errBodyRead
+		}
+	}
+}
+
+// decide asks the policy, failing closed: a panic in the evaluator, which
+// its contract rules out, still denies with policy_error.
+func (s *Server) decide(st *state, req *policy.Request) (d policy.Decision) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.logger.Error("policy evaluation panicked", "panic", v, "stack", string(debug.Stack()))
+			d = policy.Decision{Effect: policy.Deny, Reason: policy.ReasonPolicyError}
+		}
+	}()
+	d, err := st.eval.Evaluate(req)
+	if err != nil {
+		s.logger.Warn("policy evaluation error; denied", "err", err, "resource", req.Resource)
+	}
+	return d
+}
+
+// grant returns the principal and TTL of an allow: the actor's principal,
+// and context.ttl_hours when it is an integer, else the actor's default
+// TTL. An allow that cannot be a valid grant (a resource that is not in
+// the registry, a TTL outside 1..max_ttl_hours) is a bug in the policy
+// package: it becomes a deny with reason policy_error, so that no grant the
+// registry forbids ever leaves the server.
+func (s *Server) grant(st *state, req *checkRequest, d policy.Decision) (string, int64, policy.Decision) {
+	a := st.snap.Lookup(req.Resource)
+	if a == nil {
+		s.logger.Warn("policy allowed a resource that is not in the registry; denied", "resource", req.Resource, "reason", d.Reason)
+		return "", 0, policy.Decision{Effect: policy.Deny, Reason: policy.ReasonPolicyError}
+	}
+	ttl := int64(a.DefaultTTLHours)
+	if v, ok := req.Context["ttl_hours"].(int64); ok {
+		ttl = v
+	}
+	if ttl < 1 || ttl > int64(a.MaxTTLHours) {
+		s.logger.Warn("policy allowed a TTL outside the actor's bounds; denied", "resource", req.Resource, "ttl_hours", ttl, "max_ttl_hours", a.MaxTTLHours, "reason", d.Reason)
+		return "", 0, policy.Decision{Effect: policy.Deny, Reason: policy.ReasonPolicyError}
+	}
+	return a.Principal, ttl, d
+}
+
+// logTimeLayout is RFC 3339 in UTC with a fixed nine-digit fraction, so
+// that lines sort as text and every time has a fraction.
+const logTimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// appendLogLine appends one decision log line, ending in '\n'. It never
+// contains request headers.
+func appendLogLine(b []byte, now time.Time, id []byte, req *checkRequest, d policy.Decision, st *state) []byte {
+	b = append(b, `{"time":"`...)
+	b = now.UTC().AppendFormat(b, logTimeLayout)
+	b = append(b, `","decision_id":"`...)
+	b = append(b, id...)
+	b = append(b, `","subject":`...)
+	b = jcs.AppendString(b, req.Subject)
+	b = append(b, `,"action":`...)
+	b = jcs.AppendString(b, req.Action)
+	b = append(b, `,"resource":`...)
+	b = jcs.AppendString(b, req.Resource)
+	b = append(b, `,"context":`...)
+	if req.rawContext != nil {
+		b = appendCompact(b, req.rawContext)
+	} else {
+		b = append(b, "{}"...)
+	}
+	b = append(b, `,"effect":`...)
+	b = jcs.AppendString(b, string(d.Effect))
+	b = append(b, `,"reason":`...)
+	b = jcs.AppendString(b, d.Reason)
+	b = append(b, st.tail...)
+	return append(b, "}\n"...)
+}

@@ -1,0 +1,155 @@
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coulomb/flex-auth/jcs"
+	"github.com/coulomb/flex-auth/policy"
+	"github.com/coulomb/flex-auth/registry"
+)
+
+// A Source says where the registry snapshot and the policy package come
+// from. Both are read again, and validated, at start-up and on every reload.
+type Source struct {
+	// Registry and Policy are the paths of the two files.
+	Registry, Policy string
+	// FS, when set, holds the files (the examples built into the binary);
+	// nil means the operating system's file system. Files in an FS never
+	// change, so there is nothing to watch.
+	FS fs.FS
+	// Name describes an FS source in logs and messages ("built-in
+	// example ops-warden").
+	Name string
+}
+
+// Files returns the files to watch for changes.
+func (s Source) Files() []string {
+	if s.FS != nil {
+		return nil
+	}
+	return []string{s.Registry, s.Policy}
+}
+
+// String describes the source for logs.
+func (s Source) String() string {
+	if s.FS != nil {
+		return s.Name
+	}
+	return "registry " + s.Registry + ", policy " + s.Policy
+}
+
+// names returns the file names to use in messages.
+func (s Source) names() (registryName, policyName string) {
+	if s.FS != nil {
+		return s.Name + ": " + s.Registry, s.Name + ": " + s.Policy
+	}
+	return s.Registry, s.Policy
+}
+
+// load reads and validates both files. Errors name the file at fault.
+func (s Source) load() (*registry.Snapshot, *policy.Package, error) {
+	regName, polName := s.names()
+	var (
+		snap *registry.Snapshot
+		err  error
+	)
+	if s.FS == nil {
+		snap, err = registry.Load(s.Registry)
+	} else {
+		var data []byte
+		if data, err = fs.ReadFile(s.FS, s.Registry); err == nil {
+			snap, err = registry.Parse(data)
+			var es registry.Errors
+			if errors.As(err, &es) {
+				err = &registry.FileError{File: regName, Errs: es}
+			}
+		}
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("load registry: %w", err)
+	}
+	var pkg *policy.Package
+	if s.FS == nil {
+		pkg, err = policy.Load(s.Policy)
+	} else {
+		var src []byte
+		if src, err = fs.ReadFile(s.FS, s.Policy); err == nil {
+			pkg, err = policy.Parse(polName, src)
+		}
+	}
+	if err != nil {
+		if !strings.Contains(err.Error(), polName) {
+			err = fmt.Errorf("load policy %s: %w", polName, err)
+		}
+		return nil, nil, err
+	}
+	return snap, pkg, nil
+}
+
+// state is one registry and policy pair as served, with everything the hot
+// path needs computed once. A request loads the current state once and uses
+// it from start to end, so the digests in its answer are a pair that was
+// really served together.
+type state struct {
+	eval     *policy.Evaluator
+	snap     *registry.Snapshot
+	pkg      *policy.Package
+	loadedAt time.Time
+
+	canonical []byte // GET /v1/registry body
+	etag      string // `"sha256:..."`
+
+	// tail is `,"policy":...,"policy_digest":...,"registry_digest":...`,
+	// shared by every response and decision log line.
+	tail []byte
+}
+
+// newState validates the pair (the registry must be meant for the policy
+// package) and precomputes what requests use.
+func newState(snap *registry.Snapshot, pkg *policy.Package, loadedAt time.Time, registryName, policyName string) (*state, error) {
+	eval, err := policy.NewEvaluator(pkg, snap)
+	if err != nil {
+		if errors.Is(err, policy.ErrPackageMismatch) {
+			return nil, fmt.Errorf("registry %s has policy_package %q but policy %s is package %q; regenerate the registry with --policy-package %s or serve the matching policy: %w",
+				registryName, snap.PolicyPackage, policyName, pkg.Name(), pkg.Name(), policy.ErrPackageMismatch)
+		}
+		return nil, fmt.Errorf("bind policy %s to registry %s: %w", policyName, registryName, err)
+	}
+	st := &state{
+		eval:      eval,
+		snap:      snap,
+		pkg:       pkg,
+		loadedAt:  loadedAt,
+		canonical: snap.Canonical(),
+		etag:      strconv.Quote(snap.Digest),
+	}
+	t := append([]byte(nil), `,"policy":`...)
+	t = jcs.AppendString(t, pkg.Name())
+	t = append(t, `,"policy_digest":`...)
+	t = jcs.AppendString(t, pkg.Digest())
+	t = append(t, `,"registry_digest":`...)
+	t = jcs.AppendString(t, snap.Digest)
+	st.tail = t
+	return st, nil
+}
+
+// oneLine shortens a multi-line error (a list of problems, one per line)
+// to its first problem and a count of the others, for start-up failures,
+// /healthz and log lines.
+func oneLine(err error) string {
+	msg := strings.TrimSpace(err.Error())
+	first, rest, found := strings.Cut(msg, "\n")
+	if !found {
+		return msg
+	}
+	n := strings.Count(rest, "\n") + 1
+	if n == 1 {
+		return first + " (and 1 more problem)"
+	}
+	return first + " (and " + strconv.Itoa(n) + " more problems)"
+}
