@@ -74,6 +74,7 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 		newCheckCmd(),
 		newSmokeCmd(),
+		newPolicyCmd(),
 	)
 	return root
 }

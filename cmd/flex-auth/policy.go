@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/coulomb/flex-auth/policy"
+	"github.com/coulomb/flex-auth/registry"
+	"github.com/spf13/cobra"
+)
+
+func newPolicyCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "policy",
+		Short: "Work with Markdown policy packages",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(newPolicyTestCmd())
+	return cmd
+}
+
+func newPolicyTestCmd() *cobra.Command {
+	var policyFile, registryFile string
+	cmd := &cobra.Command{
+		Use:   "test --policy FILE --registry SNAPSHOT",
+		Short: "Run a policy package's tests blocks against a registry snapshot (exit 0 all pass, 1 a failure)",
+		Long: `Test loads the registry snapshot and the policy package, binds them (the
+snapshot's policy_package must name the package), decides every case of the
+package's tests blocks, and prints PASS or FAIL for each, with the decision
+it got and the one it wanted on a failure, then a summary line.
+
+Exit 0 when every test passes, 1 when one fails or a file does not load.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			snap, err := registry.Load(registryFile)
+			if err != nil {
+				return err
+			}
+			pkg, err := policy.Load(policyFile)
+			if err != nil {
+				return err
+			}
+			ev, err := policy.NewEvaluator(pkg, snap)
+			if err != nil {
+				return fmt.Errorf("policy test: %s and %s: %w", policyFile, registryFile, err)
+			}
+			if failed := printTestResults(cmd.OutOrStdout(), ev, ev.RunTests()); failed > 0 {
+				return &exitError{code: 1} // the report says which
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&policyFile, "policy", "", "policy package (Markdown) to test (required)")
+	cmd.Flags().StringVar(&registryFile, "registry", "", "registry snapshot to test against (required)")
+	cmd.MarkFlagRequired("policy")
+	cmd.MarkFlagRequired("registry")
+	return cmd
+}
+
+// printTestResults writes one line per test, the decisions of each failure,
+// and a summary, and returns the number of failures.
+func printTestResults(w io.Writer, ev *policy.Evaluator, results []policy.TestResult) (failed int) {
+	pkg, snap := ev.Package(), ev.Registry()
+	fmt.Fprintf(w, "policy %s %s, registry %s (%d actors)\n", pkg.Name(), pkg.Digest(), snap.Digest, len(snap.Actors))
+	for _, r := range results {
+		if r.Passed() {
+			fmt.Fprintf(w, "PASS %s\n", r.Name)
+			continue
+		}
+		failed++
+		fmt.Fprintf(w, "FAIL %s (%s:%d)\n     got:  %v\n     want: %v\n", r.Name, pkg.File(), r.Line, r.Got, r.Want)
+		if r.Err != nil {
+			fmt.Fprintf(w, "     error: %v\n", r.Err)
+		}
+	}
+	fmt.Fprintf(w, "%d passed, %d failed\n", len(results)-failed, failed)
+	if len(results) == 0 {
+		fmt.Fprintf(w, "%s has no tests blocks\n", pkg.File())
+	}
+	return failed
+}

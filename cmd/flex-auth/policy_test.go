@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/coulomb/flex-auth/policy"
+)
+
+const (
+	examplePolicyFile   = "../../examples/ops-warden/policy_package.md"
+	exampleRegistryFile = "../../examples/ops-warden/production_registry_snapshot.json"
+)
+
+// failingPackage has one passing and two failing tests, one of them failing
+// on an evaluation error.
+const failingPackage = `---
+package: ops-warden/ssh-signing
+version: 1
+default: {effect: deny, reason: no_rule_matched}
+---
+` + "```rules" + `
+- reason: needs_ticket
+  effect: deny
+  when: context.ticket == ""
+- reason: ok
+  effect: allow
+  when: "true"
+` + "```" + `
+
+` + "```tests" + `
+- name: a ticket allows
+  request: {subject: adm-example, resource: adm-example, context: {ticket: T-1}}
+  expect: {effect: allow, reason: ok}
+- name: an empty ticket is wrongly expected to allow
+  request: {subject: adm-example, resource: adm-example, context: {ticket: ""}}
+  expect: {effect: allow, reason: ok}
+- name: no ticket at all
+  request: {subject: adm-example, resource: adm-example}
+  expect: {effect: deny, reason: needs_ticket}
+` + "```\n"
+
+func TestPolicyTestCommand(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	failing := write("failing.md", failingPackage)
+	broken := write("broken.md", strings.Replace(failingPackage, "effect: deny\n  when", "effect: refuse\n  when", 1))
+	other := write("other.md", strings.Replace(failingPackage, "package: ops-warden/ssh-signing", "package: other/pkg", 1))
+	failingPkg, err := policy.Load(failing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const regDigest = "sha256:57522a4d7480d7d72febe4e0fb97a792086beb7cdec90afa09f5fbe0905e4e13"
+
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout []string // lines, in order, that stdout must hold
+		wantExact  string   // the whole of stdout, when set
+		wantStderr string   // substring of stderr; "" means stderr must be empty
+	}{
+		{
+			name:     "the example passes",
+			args:     []string{"policy", "test", "--policy", examplePolicyFile, "--registry", exampleRegistryFile},
+			wantCode: 0,
+			wantStdout: []string{
+				"PASS adm-example signs with its name",
+				"PASS bridge ttl 999 is refused (the runbook's deny smoke)",
+				"PASS other context members are ignored",
+				"40 passed, 0 failed",
+			},
+		},
+		{
+			name:     "failures are reported with got and want",
+			args:     []string{"policy", "test", "--registry", exampleRegistryFile, "--policy", failing},
+			wantCode: 1,
+			wantExact: "policy ops-warden/ssh-signing " + failingPkg.Digest() + ", registry " + regDigest + " (4 actors)\n" +
+				"PASS a ticket allows\n" +
+				"FAIL an empty ticket is wrongly expected to allow (" + failing + ":19)\n" +
+				"     got:  deny needs_ticket\n" +
+				"     want: allow ok\n" +
+				"FAIL no ticket at all (" + failing + ":22)\n" +
+				"     got:  deny policy_error\n" +
+				"     want: deny needs_ticket\n" +
+				"     error: rule \"needs_ticket\" (line 7): no such key: ticket\n" +
+				"1 passed, 2 failed\n",
+		},
+		{
+			name:       "a broken package does not load",
+			args:       []string{"policy", "test", "--policy", broken, "--registry", exampleRegistryFile},
+			wantCode:   1,
+			wantStderr: broken + `:8: rule "needs_ticket": effect must be allow or deny, got "refuse"`,
+		},
+		{
+			name:       "a registry for another package is refused",
+			args:       []string{"policy", "test", "--policy", other, "--registry", exampleRegistryFile},
+			wantCode:   1,
+			wantStderr: `registry policy_package does not match the policy package: the registry is for "ops-warden/ssh-signing"`,
+		},
+		{
+			name:       "a missing registry file",
+			args:       []string{"policy", "test", "--policy", examplePolicyFile, "--registry", filepath.Join(dir, "nope.json")},
+			wantCode:   1,
+			wantStderr: "nope.json: no such file or directory",
+		},
+		{
+			name:       "a missing policy file",
+			args:       []string{"policy", "test", "--policy", filepath.Join(dir, "nope.md"), "--registry", exampleRegistryFile},
+			wantCode:   1,
+			wantStderr: "load policy package: open " + filepath.Join(dir, "nope.md") + ": no such file or directory",
+		},
+		{
+			name:       "--policy is required",
+			args:       []string{"policy", "test", "--registry", exampleRegistryFile},
+			wantCode:   1,
+			wantStderr: `required flag(s) "policy" not set`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tt.args, strings.NewReader(""), &stdout, &stderr)
+			if code != tt.wantCode {
+				t.Errorf("exit code: got %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.wantCode, &stdout, &stderr)
+			}
+			out := stdout.String()
+			if tt.wantExact != "" && out != tt.wantExact {
+				t.Errorf("stdout:\ngot:\n%s\nwant:\n%s", out, tt.wantExact)
+			}
+			rest := out
+			for _, line := range tt.wantStdout {
+				i := strings.Index(rest, line+"\n")
+				if i < 0 {
+					t.Errorf("stdout: got\n%s\nwant the line %q (after the previous ones)", out, line)
+					break
+				}
+				rest = rest[i+len(line):]
+			}
+			switch errOut := stderr.String(); {
+			case tt.wantStderr == "" && errOut != "":
+				t.Errorf("stderr: got %q, want nothing", errOut)
+			case !strings.Contains(errOut, tt.wantStderr):
+				t.Errorf("stderr: got %q, want it to contain %q", errOut, tt.wantStderr)
+			}
+		})
+	}
+}
