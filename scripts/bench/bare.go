@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// bareCommand is the hidden first argument that makes the bench binary
+// serve the bare handler instead of benchmarking. The bare handler runs in
+// its own process, like flex-auth does, so that both servers get the same
+// split of the two cores with the load generator: in the generator's
+// process it would share one Go scheduler and one heap with the load, and
+// measure something flex-auth can never be.
+const bareCommand = "bare-server"
+
+// bareDecision is the fixed answer of the bare handler: an allow the size
+// and shape of a real one.
+var bareDecision = []byte(`{"decision_id":"decision:0123456789abcdef","effect":"allow","reason":"signing_policy_matched",` +
+	`"policy":"ops-warden/ssh-signing","policy_digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000",` +
+	`"registry_digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000",` +
+	`"grant":{"principal":"agt-task-bridge","ttl_hours":24}}` + "\n")
+
+// bareRequest is the check request as a plain handler would decode it.
+type bareRequest struct {
+	Subject  string         `json:"subject"`
+	Action   string         `json:"action"`
+	Resource string         `json:"resource"`
+	Context  map[string]any `json:"context"`
+}
+
+// bareHandler is the ceiling: the least a Go HTTP service can do for a
+// check request. It reads the body, decodes the JSON with encoding/json,
+// checks the required members and writes a fixed decision. No policy, no
+// log, no metrics.
+func bareHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/check", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+		if err != nil {
+			http.Error(w, `{"error":{"code":"request_too_large","message":"body over 64 KiB"}}`, http.StatusRequestEntityTooLarge)
+			return
+		}
+		var req bareRequest
+		if err := json.Unmarshal(body, &req); err != nil || req.Subject == "" || req.Resource == "" {
+			http.Error(w, `{"error":{"code":"invalid_request","message":"bad request"}}`, http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(bareDecision)
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ready"}`+"\n")
+	})
+	return mux
+}
+
+// serveBare serves the bare handler on addr until SIGTERM or SIGINT.
+func serveBare(addr string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("bare server: %w", err)
+	}
+	srv := &http.Server{Handler: bareHandler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("bare server: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("bare server: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,406 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coulomb/flex-auth/registry"
+)
+
+func TestHistogramPercentilesMatchSortedSamples(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 9))
+	tests := []struct {
+		name string
+		gen  func() int64
+	}{
+		{"small exact values", func() int64 { return r.Int64N(256) }},
+		{"microseconds", func() int64 { return 20_000 + r.Int64N(200_000) }},
+		{"log-normal with a long tail", func() int64 { return int64(math.Exp(r.NormFloat64()*1.5 + 11)) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h histogram
+			samples := make([]int64, 50_000)
+			for i := range samples {
+				samples[i] = tt.gen()
+				h.record(time.Duration(samples[i]))
+			}
+			slices.Sort(samples)
+			for _, q := range []float64{0.5, 0.9, 0.99, 0.999, 1} {
+				want := samples[int(math.Ceil(q*float64(len(samples))))-1]
+				got := int64(h.percentile(q))
+				// The bucket's upper bound is reported: never below the
+				// true value, at most 1/128 above it.
+				if got < want || float64(got-want) > float64(want)/128+1 {
+					t.Errorf("p%v: got %d, want %d (within 0.8%% above)", q*100, got, want)
+				}
+			}
+			if got, want := h.count(), int64(len(samples)); got != want {
+				t.Errorf("count: got %d, want %d", got, want)
+			}
+			if got, want := int64(h.percentile(1)), samples[len(samples)-1]; got != want {
+				t.Errorf("max: got %d, want %d", got, want)
+			}
+		})
+	}
+}
+
+func TestHistogramBucketsAreContiguous(t *testing.T) {
+	// Every value falls in a bucket whose upper bound is >= the value, and
+	// the bucket after it starts just past that bound.
+	for _, v := range []int64{0, 1, 255, 256, 257, 511, 512, 1000, 1 << 20, 1<<40 + 12345, 1<<62 - 1} {
+		b := bucketOf(v)
+		if b < 0 || b >= histBuckets {
+			t.Fatalf("bucketOf(%d) = %d, out of range [0, %d)", v, b, histBuckets)
+		}
+		hi := bucketHigh(b)
+		if hi < v {
+			t.Errorf("bucketHigh(bucketOf(%d)) = %d, want >= %d", v, hi, v)
+		}
+		if hi < 1<<62-1 {
+			if got := bucketOf(hi + 1); got != b+1 {
+				t.Errorf("bucketOf(%d) = %d, want %d (the next bucket)", hi+1, got, b+1)
+			}
+		}
+	}
+}
+
+func TestHistogramMerge(t *testing.T) {
+	var a, b, all histogram
+	for i := range 1000 {
+		d := time.Duration(i) * time.Microsecond
+		all.record(d)
+		if i%3 == 0 {
+			a.record(d)
+		} else {
+			b.record(d)
+		}
+	}
+	a.merge(&b)
+	for _, q := range []float64{0.1, 0.5, 0.99} {
+		if got, want := a.percentile(q), all.percentile(q); got != want {
+			t.Errorf("p%v after merge: got %v, want %v", q*100, got, want)
+		}
+	}
+	if a.min != all.min || a.max != all.max || a.n != all.n {
+		t.Errorf("merge: got min %d max %d n %d, want %d %d %d", a.min, a.max, a.n, all.min, all.max, all.n)
+	}
+}
+
+func TestReadResponse(t *testing.T) {
+	tests := []struct {
+		name      string
+		wire      string
+		status    int
+		body      string
+		close     bool
+		wantError bool
+	}{
+		{"content length", "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\nhello", 200, "hello", false, false},
+		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2;ext=1\r\nlo\r\n0\r\nX-Trailer: 1\r\n\r\n", 200, "hello", false, false},
+		{"connection close", "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}", 503, "{}", true, false},
+		{"HTTP/1.0 closes", "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", 200, "", true, false},
+		{"no length reads to the end", "HTTP/1.1 200 OK\r\n\r\nrest", 200, "rest", true, false},
+		{"304 has no body", "HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n", 304, "", false, false},
+		{"truncated body", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", 0, "", false, true},
+		{"garbage status", "SSH-2.0-OpenSSH\r\n\r\n", 0, "", false, true},
+		{"bad length", "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", 0, "", false, true},
+		{"empty", "", 0, "", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			br := bufio.NewReader(strings.NewReader(tt.wire))
+			r, _, err := readResponse(br, make([]byte, 2))
+			if tt.wantError {
+				if err == nil {
+					t.Fatalf("got no error, want one (status %d, body %q)", r.status, r.body)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("got error %v, want none", err)
+			}
+			if r.status != tt.status || string(r.body) != tt.body || r.close != tt.close {
+				t.Errorf("got status %d body %q close %v, want %d %q %v", r.status, r.body, r.close, tt.status, tt.body, tt.close)
+			}
+		})
+	}
+}
+
+func TestJSONString(t *testing.T) {
+	tests := []struct {
+		body, key, want string
+		ok              bool
+	}{
+		{`{"effect":"allow","reason":"x"}`, "effect", "allow", true},
+		{`{"effect" : "deny" , "reason": "ttl_out_of_bounds"}`, "reason", "ttl_out_of_bounds", true},
+		{`{"error":{"code":"invalid_request"}}`, "effect", "", false},
+		{`{"effect":1}`, "effect", "", false},
+		{`{"effect":"unterminated`, "effect", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.body, func(t *testing.T) {
+			got, ok := jsonString([]byte(tt.body), tt.key)
+			if string(got) != tt.want || ok != tt.ok {
+				t.Errorf("got %q %v, want %q %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+func TestMixCoversEveryRuleAndIsValidHTTP(t *testing.T) {
+	snap := largeSnapshot(30, registry.DefaultPolicyPackage, "")
+	reqs, err := buildMix(snap, "127.0.0.1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(reqs), 50; got != want {
+		t.Fatalf("got %d requests, want %d", got, want)
+	}
+	reasons := map[string]int{}
+	for _, r := range reqs {
+		reasons[r.effect+" "+r.reason]++
+		hr, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(r.wire)))
+		if err != nil {
+			t.Fatalf("request does not parse as HTTP: %v\n%s", err, r.wire)
+		}
+		body, _ := io.ReadAll(hr.Body)
+		if hr.Method != "POST" || hr.URL.Path != "/v1/check" || hr.Header.Get("Content-Type") != "application/json" || !bytes.HasPrefix(body, []byte(`{"subject":`)) {
+			t.Errorf("got %s %s %q %s, want a JSON POST to /v1/check", hr.Method, hr.URL.Path, hr.Header.Get("Content-Type"), body)
+		}
+	}
+	want := map[string]int{
+		"allow signing_policy_matched": 20, "deny ttl_out_of_bounds": 10,
+		"deny subject_not_bound": 10, "deny unknown_actor_resource": 10,
+	}
+	for k, n := range want {
+		if reasons[k] != n {
+			t.Errorf("%s: got %d requests, want %d", k, reasons[k], n)
+		}
+	}
+}
+
+func TestLargeSnapshotIsValid(t *testing.T) {
+	snap := largeSnapshot(1000, registry.DefaultPolicyPackage, "agt-bench-reload-1")
+	back, err := registry.Parse(snap.Canonical())
+	if err != nil {
+		t.Fatalf("generated registry does not load: %v", err)
+	}
+	if got, want := len(back.Actors), 1001; got != want {
+		t.Errorf("got %d actors, want %d", got, want)
+	}
+	if other := largeSnapshot(1000, registry.DefaultPolicyPackage, ""); other.Digest == snap.Digest {
+		t.Errorf("the reload actor does not change the digest")
+	}
+}
+
+// decisionServer decides check requests over snap the way the ops-warden
+// policy does, except that every failEvery-th answer is a 503.
+func decisionServer(snap *registry.Snapshot, failEvery int) *httptest.Server {
+	var n atomic.Int64
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req checkBody
+		body, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(body, &req); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		if k := n.Add(1); failEvery > 0 && k%int64(failEvery) == 0 {
+			http.Error(w, `{"error":{"code":"decision_log_unavailable"}}`, 503)
+			return
+		}
+		effect, reason := "allow", "signing_policy_matched"
+		a := snap.Lookup(req.Resource)
+		ttl, _ := req.Context["ttl_hours"].(float64)
+		switch {
+		case a == nil:
+			effect, reason = "deny", "unknown_actor_resource"
+		case !slices.Contains(a.Subjects, req.Subject):
+			effect, reason = "deny", "subject_not_bound"
+		case ttl < 1 || ttl > float64(a.MaxTTLHours):
+			effect, reason = "deny", "ttl_out_of_bounds"
+		}
+		fmt.Fprintf(w, `{"decision_id": "decision:0", "effect": %q, "reason": %q}`, effect, reason)
+	}))
+}
+
+func TestLoadClosedLoopCountsAnswersAndErrors(t *testing.T) {
+	tests := []struct {
+		name      string
+		failEvery int
+		check     bool
+	}{
+		{"all answered as expected", 0, true},
+		{"every 10th answer fails", 10, true},
+	}
+	snap := largeSnapshot(30, registry.DefaultPolicyPackage, "")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := decisionServer(snap, tt.failEvery)
+			defer srv.Close()
+			addr := strings.TrimPrefix(srv.URL, "http://")
+			reqs, err := buildMix(snap, addr, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := &load{addr: addr, requests: reqs, conns: 4, warmup: 50 * time.Millisecond, duration: 300 * time.Millisecond, check: tt.check}
+			res, err := l.run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.ok == 0 || res.latency.count() != res.ok {
+				t.Fatalf("got %d answers and %d latencies, want equal and > 0", res.ok, res.latency.count())
+			}
+			if tt.failEvery == 0 && res.errsTotal != 0 {
+				t.Errorf("got %d errors (%v), want none", res.errsTotal, res.events[0])
+			}
+			if tt.failEvery > 0 {
+				got := float64(res.errs) / float64(res.errs+res.ok)
+				if got < 0.07 || got > 0.13 || res.errKinds["status"] != res.errsTotal {
+					t.Errorf("got error share %.3f (%v), want about 0.10, all of kind status", got, res.errKinds)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadOpenLoopHoldsTheRate(t *testing.T) {
+	srv := httptest.NewServer(bareHandler())
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	reqs, err := buildMix(largeSnapshot(10, registry.DefaultPolicyPackage, ""), addr, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &load{addr: addr, requests: reqs, conns: 4, warmup: 100 * time.Millisecond, duration: 500 * time.Millisecond, rate: 2000}
+	res, err := l.run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2000 req/s for 0.5 s is 1000 requests; allow for the window edges.
+	if got := res.rps(); got < 1800 || got > 2200 {
+		t.Errorf("got %.0f req/s, want about 2000", got)
+	}
+	if res.errsTotal != 0 {
+		t.Errorf("got %d errors, want none: %v", res.errsTotal, res.events)
+	}
+}
+
+func TestBareHandler(t *testing.T) {
+	tests := []struct {
+		body   string
+		status int
+	}{
+		{`{"subject":"a","action":"ssh.sign","resource":"agt-x","context":{"ttl_hours":1}}`, 200},
+		{`{"subject":"a"}`, 400},
+		{`not json`, 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.body, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			bareHandler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/check", strings.NewReader(tt.body)))
+			if rec.Code != tt.status {
+				t.Errorf("got status %d, want %d", rec.Code, tt.status)
+			}
+			if tt.status == 200 && !decisionIs(rec.Body.Bytes(), "allow", "signing_policy_matched") {
+				t.Errorf("got %s, want an allow", rec.Body)
+			}
+		})
+	}
+}
+
+func TestSummaryAndReport(t *testing.T) {
+	runs := func(s string, rps ...float64) []runResult {
+		var out []runResult
+		for i, r := range rps {
+			out = append(out, runResult{Scenario: s, Round: i + 1, RPS: r, P99: r / 10, ErrorsTotal: 1})
+		}
+		return out
+	}
+	a, c := runs("a", 800, 900, 700), runs("c", 1000, 1000, 1400)
+	sa := summarize("a", "x", a)
+	if sa.RPS != 800 || sa.RPSMin != 700 || sa.RPSMax != 900 || sa.P99 != 80 || sa.Errors != 3 {
+		t.Errorf("summary: got %+v, want median 800, min 700, max 900, p99 80, 3 errors", sa)
+	}
+	if got := median([]float64{4, 1, 3, 2}); got != 2.5 {
+		t.Errorf("median of an even count: got %v, want 2.5", got)
+	}
+	// Per round: 0.8, 0.9, 0.5.
+	if got := pairedRatio(a, c); got != 0.8 {
+		t.Errorf("paired ratio: got %v, want 0.8", got)
+	}
+	rep := &report{Summaries: []summary{sa, summarize("c", "bare", c)}, RatioA: 0.8, Large: []largeResult{{Actors: 100000, PeakRSS: 100 << 20, ReloadMS: 12.5}}}
+	var text, md bytes.Buffer
+	rep.writeText(&text)
+	rep.writeMarkdown(&md)
+	for _, want := range []string{"ratio a/c = 0.800", "peak 100.0 MB", "reload visible in 12.5 ms"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+	for _, want := range []string{"| a x | 3 | 800 |", "Ratio a/c = **0.800**", "| round 1 | 100000 |"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown report lacks %q:\n%s", want, md.String())
+		}
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		args    []string
+		wantErr string
+	}{
+		{nil, ""},
+		{[]string{"-conns", "8", "-rounds", "3", "-out", "x.md"}, ""},
+		{[]string{"-scenarios", "abd"}, `unknown scenario 'd'`},
+		{[]string{"-out", "x.txt"}, "want a .json or .md file"},
+		{[]string{"-conns", "0"}, "at least 1"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, err := parseFlags(tt.args, io.Discard)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("got error %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestPolicyPackageName(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, text, want, wantErr string
+	}{
+		{"plain", "---\npackage: ops-warden/ssh-signing\nversion: 1\n---\n", "ops-warden/ssh-signing", ""},
+		{"quoted", "---\npackage: \"team/x\"\n---\n", "team/x", ""},
+		{"missing", "---\nversion: 1\n---\n", "", "no \"package:\" line"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, tt.name+".md")
+			if err := os.WriteFile(path, []byte(tt.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			got, err := policyPackageName(path)
+			if got != tt.want || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("got %q, %v; want %q, %q", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// A runResult is one run of one scenario. Times are in microseconds.
+type runResult struct {
+	Scenario string  `json:"scenario"`
+	Round    int     `json:"round"`
+	Conns    int     `json:"conns"`
+	Rate     float64 `json:"rate,omitempty"` // open-loop target rate; 0 for closed loop
+	Seconds  float64 `json:"seconds"`
+	Requests int64   `json:"requests"`
+	RPS      float64 `json:"rps"`
+	P50      float64 `json:"p50_us"`
+	P90      float64 `json:"p90_us"`
+	P99      float64 `json:"p99_us"`
+	Max      float64 `json:"max_us"`
+	Errors   int64   `json:"errors"`
+	// ErrorsTotal counts errors over the whole run, warm-up included.
+	ErrorsTotal int64            `json:"errors_total"`
+	ErrorKinds  map[string]int64 `json:"error_kinds,omitempty"`
+	FirstError  string           `json:"first_error,omitempty"`
+	// CPU per answered request, server process and load generator.
+	ServerCPU float64 `json:"server_cpu_us_per_req"`
+	ClientCPU float64 `json:"client_cpu_us_per_req"`
+	// GenLateP99 is the generator's own p99 lateness in open-loop runs.
+	GenLateP99 float64 `json:"generator_late_p99_us,omitempty"`
+	Load1      float64 `json:"load1"`
+	// Answered and LogLines check the decision-log guarantee: every
+	// decision answered with 200 over the whole run has a line.
+	Answered int64 `json:"answered"`
+	LogLines int64 `json:"log_lines,omitempty"`
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// newRunResult fills a runResult from a load result.
+func newRunResult(scenario string, round int, l *load, r *loadResult) runResult {
+	rr := runResult{
+		Scenario: scenario, Round: round, Conns: l.conns, Rate: l.rate,
+		Seconds:  r.window.Seconds(),
+		Requests: r.ok, RPS: r.rps(),
+		P50: us(r.latency.percentile(0.50)), P90: us(r.latency.percentile(0.90)),
+		P99: us(r.latency.percentile(0.99)), Max: us(time.Duration(r.latency.max)),
+		Errors: r.errs, ErrorsTotal: r.errsTotal, ErrorKinds: r.errKinds,
+		Answered: r.okTotal,
+	}
+	if len(rr.ErrorKinds) == 0 {
+		rr.ErrorKinds = nil
+	}
+	if len(r.events) > 0 {
+		rr.FirstError = r.events[0].kind + ": " + r.events[0].msg
+	}
+	if l.rate > 0 {
+		rr.GenLateP99 = us(r.lateness.percentile(0.99))
+	}
+	return rr
+}
+
+// A summary is the medians of a scenario's runs.
+type summary struct {
+	Scenario  string  `json:"scenario"`
+	Label     string  `json:"label"`
+	Runs      int     `json:"runs"`
+	RPS       float64 `json:"rps"`
+	RPSMin    float64 `json:"rps_min"`
+	RPSMax    float64 `json:"rps_max"`
+	P50       float64 `json:"p50_us"`
+	P90       float64 `json:"p90_us"`
+	P99       float64 `json:"p99_us"`
+	Max       float64 `json:"max_us"`
+	Errors    int64   `json:"errors"` // sum over the runs, whole runs
+	ServerCPU float64 `json:"server_cpu_us_per_req"`
+	ClientCPU float64 `json:"client_cpu_us_per_req"`
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// summarize returns the medians of runs, which must all be of one
+// scenario.
+func summarize(scenario, label string, runs []runResult) summary {
+	s := summary{Scenario: scenario, Label: label, Runs: len(runs)}
+	if len(runs) == 0 {
+		return s
+	}
+	col := func(f func(r runResult) float64) []float64 {
+		out := make([]float64, len(runs))
+		for i, r := range runs {
+			out[i] = f(r)
+		}
+		return out
+	}
+	rps := col(func(r runResult) float64 { return r.RPS })
+	s.RPS = median(rps)
+	s.RPSMin, s.RPSMax = slices.Min(rps), slices.Max(rps)
+	s.P50 = median(col(func(r runResult) float64 { return r.P50 }))
+	s.P90 = median(col(func(r runResult) float64 { return r.P90 }))
+	s.P99 = median(col(func(r runResult) float64 { return r.P99 }))
+	s.Max = median(col(func(r runResult) float64 { return r.Max }))
+	s.ServerCPU = median(col(func(r runResult) float64 { return r.ServerCPU }))
+	s.ClientCPU = median(col(func(r runResult) float64 { return r.ClientCPU }))
+	for _, r := range runs {
+		s.Errors += r.ErrorsTotal
+	}
+	return s
+}
+
+// pairedRatio returns the median over rounds of num's rate divided by
+// den's rate in the same round. Runs of one round ran back to back, so the
+// paired ratio cancels most of the machine's drift between rounds.
+func pairedRatio(num, den []runResult) float64 {
+	byRound := map[int]float64{}
+	for _, r := range den {
+		byRound[r.Round] = r.RPS
+	}
+	var ratios []float64
+	for _, r := range num {
+		if d, ok := byRound[r.Round]; ok && d > 0 {
+			ratios = append(ratios, r.RPS/d)
+		}
+	}
+	return median(ratios)
+}
+
+// largeResult is what the large-registry mode measured.
+type largeResult struct {
+	Actors        int     `json:"actors"`
+	SnapshotBytes int64   `json:"snapshot_bytes"`
+	StartupMS     float64 `json:"startup_ms"`
+	Conns         int     `json:"conns"`
+	Seconds       float64 `json:"seconds"`
+	RPS           float64 `json:"rps"`
+	P50           float64 `json:"p50_us"`
+	P99           float64 `json:"p99_us"`
+	Max           float64 `json:"max_us"`
+	// RSSBeforeReload is the server's resident size under load before the
+	// reload; PeakRSS its high-water mark over the whole run (VmHWM).
+	RSSBeforeReload int64   `json:"rss_before_reload_bytes"`
+	PeakRSS         int64   `json:"peak_rss_bytes"`
+	ReloadMS        float64 `json:"reload_visible_ms"`
+	// ReloadErrors counts failed requests from SIGHUP until the new
+	// digest was seen plus one second; Errors counts the whole run.
+	ReloadErrors int64            `json:"reload_errors"`
+	Errors       int64            `json:"errors"`
+	ErrorKinds   map[string]int64 `json:"error_kinds,omitempty"`
+	FirstError   string           `json:"first_error,omitempty"`
+	Answered     int64            `json:"answered"`
+	LogLines     int64            `json:"log_lines"`
+}
+
+// A report is everything one invocation measured.
+type report struct {
+	Machine   machine     `json:"machine"`
+	Command   string      `json:"command"`
+	Runs      []runResult `json:"runs"`
+	Summaries []summary   `json:"summaries"`
+	// RatioA and RatioB are median(a)/median(c) and median(b)/median(c);
+	// the paired ratios are medians of the per-round ratios.
+	RatioA       float64       `json:"ratio_a_c"`
+	RatioB       float64       `json:"ratio_b_c"`
+	PairedRatioA float64       `json:"paired_ratio_a_c"`
+	PairedRatioB float64       `json:"paired_ratio_b_c"`
+	HalfLoad     *summary      `json:"half_load,omitempty"`
+	HalfLoadRate float64       `json:"half_load_rate,omitempty"`
+	Large        []largeResult `json:"large,omitempty"`
+}
+
+// machine describes where the numbers were taken.
+type machine struct {
+	CPUs      int    `json:"cpus"`
+	CPUModel  string `json:"cpu_model"`
+	GoVersion string `json:"go_version"`
+	Kernel    string `json:"kernel"`
+	LogFS     string `json:"log_filesystem"`
+}
+
+func (r *report) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// writeText writes the summary table and ratios for a terminal.
+func (r *report) writeText(w io.Writer) {
+	fmt.Fprintf(w, "\nmachine: %d CPUs, %s, %s, kernel %s, logs on %s\n",
+		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.Machine.Kernel, r.Machine.LogFS)
+	fmt.Fprintf(w, "%-34s %4s %9s %17s %8s %8s %8s %9s %6s %8s %8s\n",
+		"scenario (medians)", "runs", "req/s", "min..max", "p50 µs", "p90 µs", "p99 µs", "max µs", "errors", "srv µs/r", "gen µs/r")
+	rows := slices.Clone(r.Summaries)
+	if r.HalfLoad != nil {
+		rows = append(rows, *r.HalfLoad)
+	}
+	for _, s := range rows {
+		fmt.Fprintf(w, "%-34s %4d %9.0f %8.0f..%-8.0f %8.0f %8.0f %8.0f %9.0f %6d %8.1f %8.1f\n",
+			s.Scenario+" "+s.Label, s.Runs, s.RPS, s.RPSMin, s.RPSMax, s.P50, s.P90, s.P99, s.Max, s.Errors, s.ServerCPU, s.ClientCPU)
+	}
+	if r.RatioA > 0 || r.RatioB > 0 {
+		fmt.Fprintf(w, "ratio a/c = %.3f (paired %.3f)   ratio b/c = %.3f (paired %.3f)\n",
+			r.RatioA, r.PairedRatioA, r.RatioB, r.PairedRatioB)
+	}
+	if r.HalfLoad != nil {
+		fmt.Fprintf(w, "p99 at %.0f req/s (50%% of a's median maximum): %.0f µs (median of %d runs)\n",
+			r.HalfLoadRate, r.HalfLoad.P99, r.HalfLoad.Runs)
+	}
+	for _, l := range r.Large {
+		fmt.Fprintf(w, "large: %d actors (%.1f MB snapshot), ready in %.0f ms; %.0f req/s over %.0fs with %d conns, p50 %.0f µs, p99 %.0f µs; "+
+			"RSS %.1f MB under load, peak %.1f MB; reload visible in %.1f ms; %d errors during reload, %d in the run; %d answered, %d log lines\n",
+			l.Actors, mb(l.SnapshotBytes), l.StartupMS, l.RPS, l.Seconds, l.Conns, l.P50, l.P99,
+			mb(l.RSSBeforeReload), mb(l.PeakRSS), l.ReloadMS, l.ReloadErrors, l.Errors, l.Answered, l.LogLines)
+		if l.FirstError != "" {
+			fmt.Fprintf(w, "  first error: %s\n", l.FirstError)
+		}
+	}
+}
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+// writeMarkdown writes the same as writeText as Markdown tables.
+func (r *report) writeMarkdown(w io.Writer) {
+	m := r.Machine
+	fmt.Fprintf(w, "Machine: %d CPUs (%s), %s, Linux %s, decision logs on %s.\n\n", m.CPUs, m.CPUModel, m.GoVersion, m.Kernel, m.LogFS)
+	fmt.Fprintf(w, "Command: `%s`\n\n", r.Command)
+	if len(r.Summaries) > 0 || r.HalfLoad != nil {
+		fmt.Fprintln(w, "| scenario | runs | req/s (median) | min..max | p50 µs | p90 µs | p99 µs | max µs | errors | server CPU µs/req | generator CPU µs/req |")
+		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		rows := slices.Clone(r.Summaries)
+		if r.HalfLoad != nil {
+			rows = append(rows, *r.HalfLoad)
+		}
+		for _, s := range rows {
+			fmt.Fprintf(w, "| %s %s | %d | %.0f | %.0f..%.0f | %.0f | %.0f | %.0f | %.0f | %d | %.1f | %.1f |\n",
+				s.Scenario, s.Label, s.Runs, s.RPS, s.RPSMin, s.RPSMax, s.P50, s.P90, s.P99, s.Max, s.Errors, s.ServerCPU, s.ClientCPU)
+		}
+		fmt.Fprintln(w)
+	}
+	if r.RatioA > 0 || r.RatioB > 0 {
+		fmt.Fprintf(w, "Ratio a/c = **%.3f** (paired per round: %.3f); ratio b/c = **%.3f** (paired: %.3f).\n\n",
+			r.RatioA, r.PairedRatioA, r.RatioB, r.PairedRatioB)
+	}
+	if r.HalfLoad != nil {
+		fmt.Fprintf(w, "p99 at %.0f req/s (50%% of a's median maximum), open loop: **%.0f µs** (median of %d runs).\n\n",
+			r.HalfLoadRate, r.HalfLoad.P99, r.HalfLoad.Runs)
+	}
+	if len(r.Large) > 0 {
+		fmt.Fprintln(w, "| large registry | actors | ready ms | req/s | p50 µs | p99 µs | RSS under load MB | peak RSS MB | reload visible ms | errors in reload | errors in run |")
+		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		for i, l := range r.Large {
+			fmt.Fprintf(w, "| round %d | %d | %.0f | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f | %d | %d |\n",
+				i+1, l.Actors, l.StartupMS, l.RPS, l.P50, l.P99, mb(l.RSSBeforeReload), mb(l.PeakRSS), l.ReloadMS, l.ReloadErrors, l.Errors)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// runLine is the one-line progress report of a finished run.
+func runLine(r runResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "round %d %-2s %8.0f req/s  p50 %6.0f µs  p90 %6.0f µs  p99 %6.0f µs  max %7.0f µs  errors %d  srv %.1f µs/req  gen %.1f µs/req  load %.2f",
+		r.Round, r.Scenario, r.RPS, r.P50, r.P90, r.P99, r.Max, r.ErrorsTotal, r.ServerCPU, r.ClientCPU, r.Load1)
+	if r.Rate > 0 {
+		fmt.Fprintf(&b, "  (open loop at %.0f req/s, generator late p99 %.0f µs)", r.Rate, r.GenLateP99)
+	}
+	if r.LogLines > 0 || r.Scenario == "a" || r.Scenario == "b" {
+		fmt.Fprintf(&b, "  answered %d, logged %d", r.Answered, r.LogLines)
+	}
+	if r.FirstError != "" {
+		fmt.Fprintf(&b, "\n    first error: %s", r.FirstError)
+	}
+	return b.String()
+}
