@@ -18,15 +18,12 @@ var ErrLogClosed = errors.New("decision log closed")
 const maxBatch = 1 << 20
 
 // A logEntry is one decision line on its way to the log. Entries are pooled
-// with their buffers and reply channels: the hot path allocates neither.
+// with their request's buffers, reply channel included: the hot path
+// allocates neither.
 type logEntry struct {
 	line []byte     // ends in '\n'
 	errc chan error // cap 1; the writer answers every entry it takes
 }
-
-var entryPool = sync.Pool{New: func() any {
-	return &logEntry{line: make([]byte, 0, 512), errc: make(chan error, 1)}
-}}
 
 // decisionLog writes decision lines with group commit: requests hand their
 // line to one writer goroutine, which writes everything waiting with a
@@ -45,6 +42,10 @@ type decisionLog struct {
 	stop    chan struct{}
 	stopped chan struct{}
 	once    sync.Once
+
+	// queued counts entries handed to write but not yet taken by the
+	// writer; tests wait on it.
+	queued atomic.Int64
 
 	// lastErr holds the error of the latest write when it failed, nil
 	// when it succeeded; /healthz shows it.
@@ -92,12 +93,20 @@ func newDecisionLog(w io.Writer, doSync bool, logger *slog.Logger, onError func(
 // write hands e to the writer and waits until its line is in the file (or
 // the write failed). The caller keeps ownership of e.
 func (l *decisionLog) write(e *logEntry) error {
+	l.queued.Add(1)
 	select {
 	case l.queue <- e:
 	case <-l.stopped:
+		l.queued.Add(-1)
 		return ErrLogClosed
 	}
 	return <-e.errc
+}
+
+// take records that the writer took an entry off the queue.
+func (l *decisionLog) take(e *logEntry) *logEntry {
+	l.queued.Add(-1)
+	return e
 }
 
 // Reopen asks the writer to reopen the file, between two batches.
@@ -135,7 +144,7 @@ func (l *decisionLog) run() {
 	for {
 		select {
 		case e := <-l.queue:
-			l.commit(e)
+			l.commit(l.take(e))
 		case errc := <-l.reopen:
 			err := l.w.(Reopener).Reopen()
 			if err == nil {
@@ -149,7 +158,7 @@ func (l *decisionLog) run() {
 			for {
 				select {
 				case e := <-l.queue:
-					l.commit(e)
+					l.commit(l.take(e))
 					continue
 				default:
 				}
@@ -172,7 +181,7 @@ gather:
 	for len(l.batch) < maxBatch {
 		select {
 		case e := <-l.queue:
-			l.held = append(l.held, e)
+			l.held = append(l.held, l.take(e))
 			l.batch = append(l.batch, e.line...)
 		default:
 			break gather

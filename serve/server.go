@@ -416,13 +416,14 @@ var scratchPool = sync.Pool{New: func() any {
 	return &checkScratch{
 		body:  make([]byte, 0, 1024),
 		resp:  make([]byte, 0, 512),
-		entry: entryPool.Get().(*logEntry),
+		entry: &logEntry{line: make([]byte, 0, 512), errc: make(chan error, 1)},
 	}
 }}
 
 // check answers POST /v1/check.
 func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	defer func() { s.metrics.checkDuration.Observe(time.Since(start).Seconds()) }()
 	// One state from start to end: a reload does not change the pair a
 	// request is decided and reported with.
 	st := s.cur.Load()
@@ -488,7 +489,6 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	h["X-Content-Type-Options"] = headerNoSniff
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
-	s.metrics.checkDuration.Observe(time.Since(start).Seconds())
 }
 
 func (s *Server) putScratch(sc *checkScratch) {

@@ -1,0 +1,195 @@
+package serve
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/coulomb/flex-auth/examples"
+	"github.com/coulomb/flex-auth/policy"
+)
+
+func health(t testing.TB, s http.Handler) Health {
+	t.Helper()
+	var h Health
+	if err := json.Unmarshal(do(s, http.MethodGet, "/healthz", "", "", nil).Body.Bytes(), &h); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestReload(t *testing.T) {
+	src, _ := fileSource(t)
+	s := newTestServer(t, src, &syncBuffer{})
+	_, fixtureDigest := builtinPair(t)
+	alt := altRegistry(t, "ops-warden/ssh-signing")
+	bridge24 := `{"subject":"agt-state-hub-bridge","resource":"agt-state-hub-bridge","context":{"ttl_hours":24}}`
+
+	steps := []struct {
+		name     string
+		file     string // which file to replace
+		content  []byte
+		errIs    error  // wanted error, nil for success
+		errText  string // wanted in the error and in healthz last_error
+		digest   string // registry digest served afterwards
+		decision string // of bridge24 afterwards
+	}{
+		{"new registry", src.Registry, alt.Canonical(), nil, "", alt.Digest, "deny ttl_out_of_bounds"},
+		{"registry edited by hand", src.Registry, []byte(strings.Replace(string(alt.Canonical()), `"max_ttl_hours": 12`, `"max_ttl_hours": 24`, 1)),
+			nil, "digest does not match", alt.Digest, "deny ttl_out_of_bounds"},
+		{"registry for another package", src.Registry, altRegistry(t, "other/package").Canonical(),
+			policy.ErrPackageMismatch, `has policy_package "other/package" but policy`, alt.Digest, "deny ttl_out_of_bounds"},
+		{"registry not JSON", src.Registry, []byte("{"), nil, "registry.json", alt.Digest, "deny ttl_out_of_bounds"},
+		{"back to the fixture", src.Registry, fixture(t, examples.OpsWardenRegistry), nil, "", fixtureDigest, "allow signing_policy_matched"},
+		{"policy that does not compile", src.Policy, []byte(strings.Replace(string(fixture(t, examples.OpsWardenPolicy)), "when: actor == null", "when: actor ==", 1)),
+			nil, "policy.md", fixtureDigest, "allow signing_policy_matched"},
+		{"policy removed", src.Policy, nil, os.ErrNotExist, "policy.md", fixtureDigest, "allow signing_policy_matched"},
+		{"policy restored", src.Policy, fixture(t, examples.OpsWardenPolicy), nil, "", fixtureDigest, "allow signing_policy_matched"},
+	}
+	var ok, failed int
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if st.content == nil {
+				os.Remove(st.file)
+			} else {
+				writeFile(t, st.file, st.content)
+			}
+			err := s.Reload()
+			h := health(t, s)
+			if st.errText == "" {
+				ok++
+				if err != nil {
+					t.Fatalf("Reload: %v", err)
+				}
+				if h.Status != "ok" || h.Reload.LastError != nil {
+					t.Errorf("healthz: got %s %v, want ok and no error", h.Status, h.Reload.LastError)
+				}
+			} else {
+				failed++
+				if err == nil {
+					t.Fatalf("Reload: got no error, want one containing %q", st.errText)
+				}
+				if st.errIs != nil && !errors.Is(err, st.errIs) {
+					t.Errorf("Reload: got %v, want errors.Is %v", err, st.errIs)
+				}
+				if !strings.Contains(err.Error(), st.errText) {
+					t.Errorf("Reload: got %q, want it to contain %q", err, st.errText)
+				}
+				if h.Status != "degraded" || h.Reload.LastError == nil || !strings.Contains(*h.Reload.LastError, st.errText) {
+					t.Errorf("healthz: got %s %v, want degraded with %q", h.Status, h.Reload.LastError, st.errText)
+				}
+				if h.Reload.LastError != nil && strings.Contains(*h.Reload.LastError, "\n") {
+					t.Errorf("healthz last_error spans lines: %q", *h.Reload.LastError)
+				}
+			}
+			if h.Registry.Digest != st.digest {
+				t.Errorf("healthz registry digest: got %s, want %s", h.Registry.Digest, st.digest)
+			}
+			resp := decodeCheck(t, post(s, bridge24))
+			if got := resp.Effect + " " + resp.Reason; got != st.decision || resp.RegistryDigest != st.digest {
+				t.Errorf("decision: got %s with %s, want %s with %s", got, resp.RegistryDigest, st.decision, st.digest)
+			}
+		})
+	}
+	metrics := do(s, http.MethodGet, "/metrics", "", "", nil).Body.String()
+	for _, want := range []string{
+		`flexauth_reloads_total{result="success"} ` + itoa(ok),
+		`flexauth_reloads_total{result="failure"} ` + itoa(failed),
+		`flexauth_registry_actors 4`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics: missing %q", want)
+		}
+	}
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestReloadBuiltin(t *testing.T) {
+	s := newTestServer(t, Source{}, &syncBuffer{})
+	before := health(t, s)
+	if err := s.Reload(); err != nil {
+		t.Fatalf("Reload of the built-in example: %v", err)
+	}
+	after := health(t, s)
+	if after.Status != "ok" || after.Registry.Digest != before.Registry.Digest || after.Policy.Digest != before.Policy.Digest {
+		t.Errorf("healthz after reload: got %+v, want ok and the same pair as %+v", after, before)
+	}
+}
+
+// TestReloadConcurrent hammers /v1/check while the registry flips between
+// two versions: no request may fail, and every answer must be the decision
+// of the pair whose digests it reports.
+func TestReloadConcurrent(t *testing.T) {
+	src, _ := fileSource(t)
+	log := &syncBuffer{}
+	s := newTestServer(t, src, log)
+	_, fixtureDigest := builtinPair(t)
+	alt := altRegistry(t, "ops-warden/ssh-signing")
+	want := map[string]string{ // registry digest -> decision for ttl 24
+		fixtureDigest: "allow signing_policy_matched",
+		alt.Digest:    "deny ttl_out_of_bounds",
+	}
+	body := `{"subject":"iam:agt-state-hub-bridge","resource":"agt-state-hub-bridge","context":{"ttl_hours":24}}`
+
+	stop := make(chan struct{})
+	var served [2]atomic.Int64
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				w := post(s, body)
+				var resp checkResponse
+				if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &resp) != nil {
+					bad.Add(1)
+					t.Errorf("request failed during reload: %d %s", w.Code, w.Body)
+					return
+				}
+				got := resp.Effect + " " + resp.Reason
+				if want[resp.RegistryDigest] != got {
+					bad.Add(1)
+					t.Errorf("registry %s decided %s, want %q", resp.RegistryDigest, got, want[resp.RegistryDigest])
+					return
+				}
+				if resp.RegistryDigest == alt.Digest {
+					served[1].Add(1)
+				} else {
+					served[0].Add(1)
+				}
+			}
+		})
+	}
+	files := [][]byte{alt.Canonical(), fixture(t, examples.OpsWardenRegistry)}
+	for i := 0; i < 16 && bad.Load() == 0; i++ {
+		writeFile(t, src.Registry, files[i%2])
+		if err := s.Reload(); err != nil {
+			t.Fatalf("Reload %d: %v", i, err)
+		}
+		// Let some requests see each pair before the next flip.
+		n := served[0].Load() + served[1].Load()
+		waitFor(t, "requests between reloads", func() bool { return served[0].Load()+served[1].Load() >= n+4 })
+	}
+	close(stop)
+	wg.Wait()
+	if served[0].Load() == 0 || served[1].Load() == 0 {
+		t.Errorf("answers per registry: got %d and %d, want both served", served[0].Load(), served[1].Load())
+	}
+	// The decision log agrees with the answers.
+	for _, line := range log.lines(t) {
+		got := line["effect"].(string) + " " + line["reason"].(string)
+		if d := line["registry_digest"].(string); want[d] != got {
+			t.Errorf("log line for registry %s decided %s, want %s", d, got, want[d])
+		}
+	}
+}
