@@ -32,6 +32,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -72,6 +73,9 @@ type options struct {
 	logDir      string
 	out         string
 	keep        bool
+	target      string
+	profile     string
+	cpuprofile  string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -92,6 +96,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logDir, "logdir", "", "directory for decision logs and generated files (default: a new temporary directory)")
 	fs.StringVar(&o.out, "out", "", "also write the results to this file: .json for everything, .md for the Markdown tables")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory")
+	fs.StringVar(&o.profile, "profile", "", "instead of measuring, profile flex-auth (CPU and allocations) under the load of each of the scenarios a and b, into this `directory`")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write the load generator's own CPU profile to this `file` (to check that it is not the bottleneck)")
+	fs.StringVar(&o.target, "target", "", "only load the flex-auth server already running at this `host:port` for -duration (for profiling it)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -130,6 +137,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	b := &bench{options: o, w: stdout}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if b.self, err = os.Executable(); err != nil {
 		return err
 	}
@@ -146,6 +164,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
+	if o.target != "" {
+		return b.loadTarget(ctx)
+	}
 	needsFlexAuth := o.large || strings.ContainsAny(o.scenarios, "ab")
 	if o.bin == "" && needsFlexAuth {
 		if o.bin, err = buildFlexAuth(ctx, b.dir); err != nil {
@@ -155,6 +176,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	rep := &report{Machine: describeMachine(b.dir), Command: "go run ./scripts/bench " + strings.Join(args, " ")}
 	fmt.Fprintf(b.w, "flex-auth: %s\nlogs and files: %s\n", o.bin, b.dir)
 
+	if o.profile != "" {
+		return b.profileRuns(ctx)
+	}
 	if o.scenarios != "" {
 		if err := b.interleaved(ctx, rep); err != nil {
 			return err
@@ -274,6 +298,35 @@ func (b *bench) interleaved(ctx context.Context, rep *report) error {
 		s := summarize("a½", labels["a½"], runs)
 		rep.HalfLoad, rep.HalfLoadRate = &s, rate
 	}
+	return nil
+}
+
+// loadTarget runs one closed-loop load against a server that is already
+// running, with the mix built from its registry.
+func (b *bench) loadTarget(ctx context.Context) error {
+	status, body, err := get(b.target, "/v1/registry")
+	if err != nil || status != 200 {
+		return fmt.Errorf("GET %s/v1/registry: status %d, %v: %.200s", b.target, status, err, body)
+	}
+	snap, err := registry.Parse(body)
+	if err != nil {
+		return fmt.Errorf("GET %s/v1/registry: %w", b.target, err)
+	}
+	mix, err := buildMix(snap, "127.0.0.1", largeMixActors)
+	if err != nil {
+		return err
+	}
+	self0 := selfCPU()
+	l := &load{addr: b.target, requests: mix, conns: b.conns, warmup: b.warmup, duration: b.duration, check: true}
+	res, err := l.run(ctx)
+	if err != nil {
+		return err
+	}
+	r := newRunResult("target", 1, l, res)
+	if res.ok > 0 {
+		r.ClientCPU = us(selfCPU()-self0) / float64(res.okTotal)
+	}
+	fmt.Fprintln(b.w, runLine(r))
 	return nil
 }
 
