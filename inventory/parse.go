@@ -2,7 +2,6 @@ package inventory
 
 import (
 	"bytes"
-	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -57,8 +56,27 @@ const (
 // errors. The error, when not nil, is Errors: every problem in the file,
 // sorted by position.
 func Parse(file string, data []byte) (*Inventory, error) {
-	p := &parser{file: file, budget: 1<<20 + 2*len(data)}
-	inv := p.parse(data)
+	return parse(file, data, chunkSize)
+}
+
+// parse parses data in parts of about chunk bytes when it can (chunk.go),
+// else as one document, which gives the same result, only slower.
+func parse(file string, data []byte, chunk int) (*Inventory, error) {
+	if plan := planChunks(data, chunk); plan != nil {
+		p := newParser(file, data)
+		if inv, ok := p.parseChunks(plan); ok {
+			return p.result(inv)
+		}
+	}
+	p := newParser(file, data)
+	return p.result(p.parse(data))
+}
+
+func newParser(file string, data []byte) *parser {
+	return &parser{file: file, budget: 1<<20 + 2*len(data)}
+}
+
+func (p *parser) result(inv *Inventory) (*Inventory, error) {
 	if len(p.errs) > 0 {
 		return nil, sortErrors(p.errs)
 	}
@@ -68,11 +86,20 @@ func Parse(file string, data []byte) (*Inventory, error) {
 type parser struct {
 	file string
 	errs Errors
+	// off is added to the line numbers of the nodes being looked at: the
+	// line before the chunk they were parsed from (see chunk.go).
+	off int
 	// visits counts the nodes looked at; budget bounds it, so that aliases
 	// cannot make a small file expand into an enormous one. exhausted is
 	// set once the budget is spent, and ends the walk.
 	visits, budget int
 	exhausted      bool
+	// plan, when set, says that the actors come in chunks, parsed apart
+	// from the rest; fallback is set when they turn out not to be
+	// equivalent to the one-document parse.
+	plan       *plan
+	fallback   bool
+	chunksDone bool
 }
 
 // scope says where a problem is, for the front of its message: the top
@@ -104,6 +131,9 @@ func (s scope) String() string {
 	return ""
 }
 
+// line returns the line of n in the file.
+func (p *parser) line(n *yaml.Node) int { return n.Line + p.off }
+
 func (p *parser) errorAt(line, col int, s scope, msg string) {
 	if w := s.String(); w != "" {
 		msg = w + ": " + msg
@@ -112,7 +142,7 @@ func (p *parser) errorAt(line, col int, s scope, msg string) {
 }
 
 func (p *parser) errorf(n *yaml.Node, s scope, format string, args ...any) {
-	p.errorAt(n.Line, n.Column, s, fmt.Sprintf(format, args...))
+	p.errorAt(p.line(n), n.Column, s, fmt.Sprintf(format, args...))
 }
 
 // resolve follows aliases to the node they stand for, and counts the node
@@ -166,13 +196,63 @@ func (p *parser) syntaxError(data []byte, err error) {
 		if num, after, ok := strings.Cut(rest, ": "); ok {
 			if n, err := strconv.Atoi(num); err == nil {
 				line, msg = n, after
+				// yaml.v3 counts the lines of parser errors (as opposed to
+				// scanner errors) from 0.
+				if parserProblem(msg) {
+					line++
+				}
 			}
 		}
 	} else if l, c, bad, ok := badChar(data); ok {
 		p.errorAt(l, c, scope{}, bad)
 		return
+	} else if name, ok := strings.CutPrefix(msg, "unknown anchor '"); ok {
+		// yaml.v3 gives no line for this one; find the alias.
+		name, _, _ = strings.Cut(name, "'")
+		line, col := findAlias(data, name)
+		p.errorAt(line, col, scope{}, "invalid YAML: "+msg)
+		return
 	}
 	p.errorAt(line, 1, scope{}, "invalid YAML: "+msg)
+}
+
+// parserProblem reports whether msg is one of the problems yaml.v3's
+// parser (rather than its scanner) reports.
+func parserProblem(msg string) bool {
+	switch msg {
+	case "did not find expected <stream-start>",
+		"did not find expected <document start>",
+		"found undefined tag handle",
+		"did not find expected node content",
+		"did not find expected '-' indicator",
+		"did not find expected key",
+		"did not find expected ',' or ']'",
+		"did not find expected ',' or '}'",
+		"found duplicate %YAML directive",
+		"found incompatible YAML document",
+		"found duplicate %TAG directive":
+		return true
+	}
+	return false
+}
+
+// findAlias returns the position of the first "*name" in data that can be
+// an alias, or 1:1.
+func findAlias(data []byte, name string) (line, col int) {
+	alias := []byte("*" + name)
+	for off := 0; ; {
+		i := bytes.Index(data[off:], alias)
+		if i < 0 {
+			return 1, 1
+		}
+		i += off
+		end := i + len(alias)
+		if end == len(data) || bytes.IndexByte([]byte(" \t\n\r,]}"), data[end]) >= 0 {
+			start := bytes.LastIndexByte(data[:i], '\n') + 1
+			return 1 + bytes.Count(data[:i], []byte{'\n'}), 1 + utf8.RuneCount(data[start:i])
+		}
+		off = end
+	}
 }
 
 // badChar finds the first byte sequence YAML does not allow in a UTF-8
@@ -264,14 +344,14 @@ func (p *parser) fields(n *yaml.Node, s scope, known []string, keys, vals []*yam
 		j := slices.Index(known, key)
 		if j >= 0 {
 			if keys[j] != nil {
-				p.errorf(k, s, "duplicate key %q (first at line %d)", key, keys[j].Line)
+				p.errorf(k, s, "duplicate key %q (first at line %d)", key, p.line(keys[j]))
 				continue
 			}
 			keys[j], vals[j] = k, n.Content[i+1]
 			continue
 		}
 		if first := findKey(others, key); first != nil {
-			p.errorf(k, s, "duplicate key %q (first at line %d)", key, first.Line)
+			p.errorf(k, s, "duplicate key %q (first at line %d)", key, p.line(first))
 			continue
 		}
 		others = append(others, k)
@@ -335,7 +415,7 @@ func (p *parser) ignored(n *yaml.Node) {
 				seen = make(map[string]*yaml.Node)
 			}
 			if first := seen[k.Value]; first != nil {
-				p.errorf(n.Content[i], scope{}, "duplicate key %q (first at line %d)", k.Value, first.Line)
+				p.errorf(n.Content[i], scope{}, "duplicate key %q (first at line %d)", k.Value, p.line(first))
 				continue
 			}
 			seen[k.Value] = k
@@ -459,6 +539,9 @@ func (p *parser) inventory(root *yaml.Node) *Inventory {
 		p.errorf(n, scope{}, "missing actors (want a mapping of actor names to their settings)")
 		return nil
 	}
+	if p.plan != nil {
+		return p.chunkedActors(keys[topActors], vals[topActors], &d)
+	}
 	return p.actors(keys[topActors], vals[topActors], &d)
 }
 
@@ -519,16 +602,17 @@ func (p *parser) defaults(n *yaml.Node, d *defaults) {
 	}
 }
 
-// An entry is an actor being parsed.
-type entry struct {
-	Actor
+// A state is what the parser keeps about an actor beside its Actor.
+type state struct {
 	// valid reports whether the name is valid; only then can it be
-	// claimed, and only then does the actor reach the inventory.
+	// claimed as a subject.
 	valid    bool
 	disabled bool
 	// extra is the sequence of extra subjects, checked against the other
-	// actors' identities once all names are known.
+	// actors' identities once all names are known; off is the line offset
+	// of the chunk it came from.
 	extra *yaml.Node
+	off   int32
 }
 
 func (p *parser) actors(key, n *yaml.Node, d *defaults) *Inventory {
@@ -536,8 +620,29 @@ func (p *parser) actors(key, n *yaml.Node, d *defaults) *Inventory {
 	if !ok {
 		return nil
 	}
-	entries := make([]entry, 0, len(m.Content)/2)
-	index := make(map[string]int, len(m.Content)/2)
+	b := newBuilder(len(m.Content) / 2)
+	p.entries(b, m, d)
+	return p.finish(key, b)
+}
+
+// A builder collects the actors of the actors mapping, which may come in
+// several parts (chunk.go).
+type builder struct {
+	actors []Actor
+	states []state
+	index  map[string]int32
+}
+
+func newBuilder(n int) *builder {
+	return &builder{
+		actors: make([]Actor, 0, n),
+		states: make([]state, 0, n),
+		index:  make(map[string]int32, n),
+	}
+}
+
+// entries adds the actors of mapping m to b.
+func (p *parser) entries(b *builder, m *yaml.Node, d *defaults) {
 	for i := 0; i+1 < len(m.Content) && !p.exhausted; i += 2 {
 		k := p.resolve(m.Content[i])
 		name, ok := p.key(k, scope{kind: inActors})
@@ -551,35 +656,42 @@ func (p *parser) actors(key, n *yaml.Node, d *defaults) *Inventory {
 			p.ignored(m.Content[i+1])
 			continue
 		}
-		if j, dup := index[name]; dup {
-			p.errorf(k, scope{kind: inActors}, "duplicate actor %q (first at line %d)", name, entries[j].Line)
+		if j, dup := b.index[name]; dup {
+			p.errorf(k, scope{kind: inActors}, "duplicate actor %q (first at line %d)", name, b.actors[j].Line)
 			continue
 		}
-		e := entry{Actor: Actor{Name: name, Line: k.Line, Col: k.Column}, valid: true}
+		b.index[name] = int32(len(b.actors))
+		b.actors = append(b.actors, Actor{Name: name, Line: p.line(k), Col: k.Column})
+		b.states = append(b.states, state{valid: true, off: int32(p.off)})
+		a, st := &b.actors[len(b.actors)-1], &b.states[len(b.states)-1]
 		if err := registry.CheckName(name); err != nil {
-			e.valid = false
+			st.valid = false
 			if registry.LooksSecret(name) {
 				p.errorf(k, scope{}, secretMsg, name)
 			} else {
 				p.errorf(k, scope{}, "%v", err)
 			}
 		}
-		p.actor(&e, k, m.Content[i+1], d)
-		index[name] = len(entries)
-		entries = append(entries, e)
+		p.actor(a, st, k, m.Content[i+1], d)
 	}
+}
+
+// finish checks what needs every actor known, and returns the inventory.
+// key is the "actors" key.
+func (p *parser) finish(key *yaml.Node, b *builder) *Inventory {
 	if p.exhausted {
 		return nil
 	}
-
+	actors, states := b.actors, b.states
 	enabled := 0
-	for i := range entries {
-		e := &entries[i]
-		if !e.disabled {
+	for i := range states {
+		if !states[i].disabled {
 			enabled++
 		}
-		if e.extra != nil {
-			p.claims(e, i, entries, index)
+		if states[i].extra != nil {
+			p.off = int(states[i].off)
+			p.claims(int32(i), actors, states, b.index)
+			p.off = 0
 		}
 	}
 	if enabled == 0 {
@@ -589,26 +701,62 @@ func (p *parser) actors(key, n *yaml.Node, d *defaults) *Inventory {
 		return nil
 	}
 
-	inv := &Inventory{File: p.file, Actors: make([]Actor, 0, enabled)}
-	for i := range entries {
-		if entries[i].disabled {
-			inv.Disabled = append(inv.Disabled, entries[i].Name)
+	inv := &Inventory{File: p.file}
+	// Leave out the disabled actors in place: at 100,000 actors a copy
+	// costs more than it is worth.
+	kept := actors[:0]
+	for i := range actors {
+		if states[i].disabled {
+			inv.Disabled = append(inv.Disabled, actors[i].Name)
 		} else {
-			inv.Actors = append(inv.Actors, entries[i].Actor)
+			kept = append(kept, actors[i])
 		}
 	}
-	byName := func(a, b Actor) int { return cmp.Compare(a.Name, b.Name) }
-	if !slices.IsSortedFunc(inv.Actors, byName) {
-		slices.SortFunc(inv.Actors, byName)
-	}
+	clear(actors[len(kept):])
+	sortByName(kept)
 	slices.Sort(inv.Disabled)
+	inv.Actors = kept
 	return inv
 }
 
-// claims reports extra subjects of entries[i] that are another actor's
-// name or iam: form: such a binding would let one actor sign as another.
-func (p *parser) claims(e *entry, i int, entries []entry, index map[string]int) {
-	for _, sn := range e.extra.Content {
+// sortByName sorts actors by name. It sorts indexes and then moves each
+// actor once, since swapping whole Actors as a sort goes costs more than
+// the comparisons.
+func sortByName(actors []Actor) {
+	if slices.IsSortedFunc(actors, func(a, b Actor) int { return strings.Compare(a.Name, b.Name) }) {
+		return
+	}
+	perm := make([]int32, len(actors))
+	for i := range perm {
+		perm[i] = int32(i)
+	}
+	slices.SortFunc(perm, func(a, b int32) int { return strings.Compare(actors[a].Name, actors[b].Name) })
+	// actors[i] must become the old actors[perm[i]]: follow each cycle of
+	// the permutation, marking finished places with perm[j] = j.
+	for i := range perm {
+		if perm[i] == int32(i) {
+			continue
+		}
+		tmp := actors[i]
+		j := int32(i)
+		for {
+			k := perm[j]
+			perm[j] = j
+			if k == int32(i) {
+				actors[j] = tmp
+				break
+			}
+			actors[j] = actors[k]
+			j = k
+		}
+	}
+}
+
+// claims reports extra subjects of actor i that are another actor's name
+// or iam: form: such a binding would let one actor sign as another.
+func (p *parser) claims(i int32, actors []Actor, states []state, index map[string]int32) {
+	name := actors[i].Name
+	for _, sn := range states[i].extra.Content {
 		v := sn
 		for v.Kind == yaml.AliasNode && v.Alias != nil {
 			v = v.Alias
@@ -618,30 +766,29 @@ func (p *parser) claims(e *entry, i int, entries []entry, index map[string]int) 
 		}
 		other, ok := index[v.Value]
 		if !ok {
-			if name, iam := strings.CutPrefix(v.Value, "iam:"); iam {
-				other, ok = index[name]
+			if n, iam := strings.CutPrefix(v.Value, "iam:"); iam {
+				other, ok = index[n]
 			}
 		}
-		if !ok || other == i || !entries[other].valid {
+		if !ok || other == i || !states[other].valid {
 			continue
 		}
-		o := &entries[other]
 		note := ""
-		if o.disabled {
+		if states[other].disabled {
 			note = " (a disabled actor keeps its identities reserved)"
 		}
-		p.errorf(sn, scope{kind: inActor, name: e.Name}, "subject %q is actor %q's identity; binding it here would let %q sign as %q%s",
-			v.Value, o.Name, e.Name, o.Name, note)
+		o := actors[other].Name
+		p.errorf(sn, scope{kind: inActor, name: name}, "subject %q is actor %q's identity; binding it here would let %q sign as %q%s",
+			v.Value, o, name, o, note)
 	}
 }
 
 // actor parses one actor's settings into e, resolving what the actor
 // leaves out from its type's defaults.
-func (p *parser) actor(e *entry, k, n *yaml.Node, d *defaults) {
+func (p *parser) actor(e *Actor, st *state, k, n *yaml.Node, d *defaults) {
 	s := scope{kind: inActor, name: e.Name}
 	m, ok := p.mapping(n, s, "", "a mapping of settings")
 	if !ok {
-		e.valid = false
 		return
 	}
 	var keys, vals [7]*yaml.Node
@@ -660,7 +807,7 @@ func (p *parser) actor(e *entry, k, n *yaml.Node, d *defaults) {
 		}
 	}
 	if v := vals[actorDisabled]; v != nil {
-		e.disabled, _ = p.boolean(v, s, "disabled")
+		st.disabled, _ = p.boolean(v, s, "disabled")
 	}
 	if v := vals[actorDescription]; v != nil {
 		// Free text, never copied; any scalar will do.
@@ -681,7 +828,7 @@ func (p *parser) actor(e *entry, k, n *yaml.Node, d *defaults) {
 		}
 	case td.principal != "" || td.badPrincipal:
 		e.Principal = td.principal
-	case e.valid:
+	case st.valid:
 		if err := registry.CheckPrincipal(e.Name); err != nil {
 			p.errorf(k, s, "no principal is set, and the actor name is too long to be one (%d bytes, at most 32); set principal here or in defaults.%s", len(e.Name), e.Type)
 		}
@@ -733,12 +880,12 @@ func (p *parser) actor(e *entry, k, n *yaml.Node, d *defaults) {
 		sv := p.resolve(v)
 		switch {
 		case sv.Kind == yaml.SequenceNode:
-			e.extra, extra = sv, sv.Content
+			st.extra, extra = sv, sv.Content
 		case !isNull(sv):
 			p.errorf(v, s, "subjects: want a sequence of subjects, got %s", describe(sv))
 		}
 	}
-	if e.valid {
+	if st.valid {
 		e.Subjects = make([]string, 2, 2+len(extra))
 		e.Subjects[0], e.Subjects[1] = e.Name, registry.IAMSubject(e.Name)
 	}

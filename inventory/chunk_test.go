@@ -1,0 +1,139 @@
+package inventory
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/coulomb/flex-auth/inventory/inventorytest"
+	"github.com/google/go-cmp/cmp"
+)
+
+// layouts are inventories that stress where the chunked parse may cut:
+// things that span lines, anchors, comments, and what follows the actors.
+var layouts = []string{
+	// Ordinary.
+	"version: 1\ndefaults: {agt: {ttl_hours: 1}}\nactors:\n  agt-a: {}\n  agt-b:\n    subjects: [iam:role/x]\n  agt-c: {disabled: true}\n",
+	// actors first, comments at column 1 and blank lines inside.
+	"actors:   # the actors\n# agents\n  agt-a: {ttl_hours: 1}\n\n# more\n  agt-b: {ttl_hours: 2}\nversion: 1\n",
+	// A quoted scalar whose second line looks like an actor.
+	"version: 1\ndefaults: {agt: {ttl_hours: 1}}\nactors:\n  agt-a: {description: \"foo\n  agt-b: bar\"}\n  agt-c: {}\n",
+	"version: 1\ndefaults: {agt: {ttl_hours: 1}}\nactors:\n  agt-a:\n    description: 'foo\n  agt-b: bar'\n  agt-c: {}\n",
+	// A flow collection over several lines.
+	"version: 1\ndefaults: {agt: {ttl_hours: 1}}\nactors:\n  agt-a: {subjects: [a,\n  agt-b, c]}\n  agt-c: {}\n",
+	// A block scalar, and a plain scalar over several lines.
+	"version: 1\ndefaults: {agt: {ttl_hours: 1}}\nactors:\n  agt-a:\n    description: |\n      line\n      agt-b: x\n  agt-c:\n    description: one\n      two\n",
+	// Anchors used across actors, and in the tail.
+	"version: 1\ndefaults: {agt: {ttl_hours: 1}}\nactors:\n  agt-a: &a {subjects: [iam:role/x]}\n  agt-b: *a\nx-again: *a\n",
+	"version: 1\nx-d: &d {ttl_hours: 3}\nactors:\n  agt-a: *d\n  agt-b: *d\n",
+	// Anchors redefined.
+	"version: 1\nactors:\n  agt-a: &d {ttl_hours: 3}\n  agt-b: &d {ttl_hours: 4}\n  agt-c: *d\n",
+	// What follows the actors: more keys, a sequence, a second document.
+	"version: 1\nactors:\n  agt-a: {ttl_hours: 1}\n  agt-b: {ttl_hours: 1}\nx-tail: [1]\ndefaults: {}\n",
+	"version: 1\nactors:\n  agt-a: {ttl_hours: 1}\n  agt-b: {ttl_hours: 1}\n- item\n",
+	"version: 1\nactors:\n  agt-a: {ttl_hours: 1}\n  agt-b: {ttl_hours: 1}\n---\nversion: 1\n",
+	"version: 1\nactors:\n  agt-a: {ttl_hours: 1}\n  agt-b: {ttl_hours: 1}\n...\n",
+	// Indentation mistakes.
+	"version: 1\nactors:\n  agt-a: {ttl_hours: 1}\n agt-b: {ttl_hours: 1}\n  agt-c: {ttl_hours: 1}\n",
+	"version: 1\nactors:\n    agt-a: {ttl_hours: 1}\n  agt-b: {ttl_hours: 1}\n",
+	"version: 1\nactors:\n  agt-a: {ttl_hours: 1}\n\tagt-b: {ttl_hours: 1}\n",
+	"version: 1\nactors:\n  agt-a:\n  ttl_hours: 1\n  agt-b: {ttl_hours: 1}\n",
+	// Errors in different parts, duplicates across parts, claims across parts.
+	"version: 1\ndefaults: {agt: {ttl_hours: 1}}\nactors:\n  agt-a: {subjects: [iam:agt-c]}\n  agt-b: {ttl_hours: 0}\n  agt-a: {}\n  agt-c: {bogus: 1}\n",
+	// Directives, a flow mapping at the top, a quoted actors key.
+	"%YAML 1.2\n---\nversion: 1\nactors:\n  agt-a: {ttl_hours: 1}\n  agt-b: {ttl_hours: 1}\n",
+	"{version: 1,\nactors:\n  agt-a: {ttl_hours: 1},\n  agt-b: {ttl_hours: 1}\n}\n",
+	"version: 1\n\"actors\":\n  agt-a: {ttl_hours: 1}\n  agt-b: {ttl_hours: 1}\n",
+	"version: 1\nactors: &all\n  agt-a: {ttl_hours: 1}\n  agt-b: {ttl_hours: 1}\n",
+	"version: 1\nactors: !!map\n  agt-a: {ttl_hours: 1}\n  agt-b: {ttl_hours: 1}\n",
+	// Line breaks yaml.v3 counts and planChunks does not.
+	"version: 1\r\nactors:\r\n  agt-a: {ttl_hours: 1}\r\n  agt-b: {ttl_hours: 1}\r\n",
+	"version: 1\nactors:\n  agt-a: {ttl_hours: 1, description: \"a\u2028b\"}\n  agt-b: {ttl_hours: x}\n",
+	// Two actors: lines, a key missing its settings.
+	"version: 1\nactors:\n  agt-a:\n  agt-b:\n",
+}
+
+// TestChunkedSameResult checks that cutting the actors into parts gives
+// exactly what parsing the file as one document gives, inventory or errors.
+func TestChunkedSameResult(t *testing.T) {
+	inputs := append([]string(nil), layouts...)
+	for _, name := range []string{"../examples/ops-warden/inventory.yaml"} {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs = append(inputs, string(data))
+	}
+	inputs = append(inputs, string(inventorytest.Large(300)))
+	for i, in := range inputs {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			checkChunked(t, []byte(in))
+		})
+	}
+}
+
+func checkChunked(t *testing.T, data []byte) {
+	t.Helper()
+	whole, wholeErr := parse("inventory.yaml", data, 0)
+	for _, size := range []int{1, 7, 64} {
+		parts, partsErr := parse("inventory.yaml", data, size)
+		if fmt.Sprint(wholeErr) != fmt.Sprint(partsErr) {
+			t.Fatalf("chunk size %d: got errors\n%v\nwant\n%v", size, partsErr, wholeErr)
+		}
+		if diff := cmp.Diff(whole, parts); diff != "" {
+			t.Fatalf("chunk size %d: inventory (-whole +parts):\n%s", size, diff)
+		}
+	}
+}
+
+// TestChunkedIsUsed checks that an ordinary large inventory is in fact
+// parsed in parts, and where the parts are cut.
+func TestChunkedIsUsed(t *testing.T) {
+	data := inventorytest.Large(5000)
+	pl := planChunks(data, 16<<10)
+	if pl == nil {
+		t.Fatal("got no plan for an ordinary inventory")
+	}
+	if pl.count != 5000 || pl.indent != 2 || len(pl.chunks) < 5 {
+		t.Errorf("got %d actor lines, indent %d, %d parts; want 5000, 2, at least 5", pl.count, pl.indent, len(pl.chunks))
+	}
+	for _, c := range pl.chunks[1:] {
+		if !strings.HasPrefix(string(data[c.start:]), "  a") {
+			t.Errorf("part at line %d starts with %q, want an actor name", c.line, data[c.start:c.start+10])
+		}
+		if got := 1 + strings.Count(string(data[:c.start]), "\n"); got != c.line {
+			t.Errorf("part at byte %d: got line %d, want %d", c.start, c.line, got)
+		}
+	}
+	p := newParser("inventory.yaml", data)
+	inv, ok := p.parseChunks(pl)
+	if !ok || len(p.errs) > 0 {
+		t.Fatalf("got ok %v, errors %v; want the chunked parse to succeed", ok, p.errs)
+	}
+	if got := len(inv.Actors) + len(inv.Disabled); got != 5000 {
+		t.Errorf("got %d actors, want 5000", got)
+	}
+	if planChunks(data[:1000], 16<<10) != nil {
+		t.Error("got a plan for a small inventory, want none")
+	}
+}
+
+// FuzzChunked checks, on any input, that the chunked parse gives what the
+// one-document parse gives.
+func FuzzChunked(f *testing.F) {
+	for _, l := range layouts {
+		f.Add([]byte(l))
+	}
+	if data, err := os.ReadFile(filepath.Join("..", "examples", "ops-warden", "inventory.yaml")); err == nil {
+		f.Add(data)
+	}
+	f.Add(inventorytest.Large(20))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 64<<10 {
+			return
+		}
+		checkChunked(t, data)
+	})
+}
