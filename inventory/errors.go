@@ -51,15 +51,10 @@ func sortErrors(es Errors) Errors {
 		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
 	})
 	out := es[:0]
-	for i, e := range es {
-		dup := false
-		for j := i - 1; j >= 0 && es[j].Line == e.Line && es[j].Col == e.Col; j-- {
-			if es[j].Msg == e.Msg {
-				dup = true
-				break
-			}
-		}
-		if !dup {
+	seen := make(map[Error]bool, len(es))
+	for _, e := range es {
+		if !seen[*e] {
+			seen[*e] = true
 			out = append(out, e)
 		}
 	}

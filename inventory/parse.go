@@ -334,7 +334,9 @@ func (p *parser) key(k *yaml.Node, s scope) (string, bool) {
 // duplicate, secret-looking and unknown keys, and skips x- keys after
 // checking their values.
 func (p *parser) fields(n *yaml.Node, s scope, known []string, keys, vals []*yaml.Node) {
-	var others []*yaml.Node // keys that are not known, to find their duplicates
+	// others holds the keys that are not known, to find their duplicates;
+	// a mapping has few, unless it is garbage.
+	var others map[string]*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := p.resolve(n.Content[i])
 		key, ok := p.key(k, s)
@@ -350,11 +352,14 @@ func (p *parser) fields(n *yaml.Node, s scope, known []string, keys, vals []*yam
 			keys[j], vals[j] = k, n.Content[i+1]
 			continue
 		}
-		if first := findKey(others, key); first != nil {
+		if first := others[key]; first != nil {
 			p.errorf(k, s, "duplicate key %q (first at line %d)", key, p.line(first))
 			continue
 		}
-		others = append(others, k)
+		if others == nil {
+			others = make(map[string]*yaml.Node)
+		}
+		others[key] = k
 		switch {
 		case registry.LooksSecret(key):
 			p.errorf(k, s, secretMsg, key)
@@ -364,15 +369,6 @@ func (p *parser) fields(n *yaml.Node, s scope, known []string, keys, vals []*yam
 			p.unknownKey(k, s, key, known)
 		}
 	}
-}
-
-func findKey(keys []*yaml.Node, key string) *yaml.Node {
-	for _, k := range keys {
-		if k.Value == key {
-			return k
-		}
-	}
-	return nil
 }
 
 func (p *parser) unknownKey(k *yaml.Node, s scope, key string, known []string) {
