@@ -65,6 +65,7 @@ func (p *parser) lineAt(off int) int {
 }
 
 func (p *parser) errorf(line int, item, format string, args ...any) {
+	line = min(max(line, 1), len(p.lineStarts)) // YAML errors at the end of a block at the end of the file
 	if len(p.errs) >= maxErrors {
 		if !p.tooMany {
 			p.tooMany = true
@@ -473,7 +474,7 @@ func (p *parser) value(r region, n *yaml.Node, item, what string) (any, bool) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.Kind != yaml.ScalarNode || k.Tag != "!!str" {
-				p.errorf(r.line(k.Line), item, "%s: keys must be strings, got %s", what, describe(k))
+				p.errorf(r.line(k.Line), item, "%s: keys must be strings, got %s (quote the key)", what, describe(k))
 				ok = false
 				continue
 			}
@@ -715,11 +716,24 @@ func (p *parser) yamlError(r region, err error, item, what string) {
 	line := r.line(1)
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		n, _ := strconv.Atoi(m[1])
+		if yamlParserError(m[2]) {
+			n++ // yaml.v3 counts lines from 0 in its parser's errors, from 1 in its scanner's
+		}
 		line, msg = r.line(n), m[2]
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
 	p.errorf(line, item, "%s: invalid YAML: %s", what, msg)
+}
+
+// yamlParserError reports whether msg is one of the errors of yaml.v3's
+// parser (as opposed to its scanner).
+func yamlParserError(msg string) bool {
+	return strings.HasPrefix(msg, "did not find expected ") && (strings.HasSuffix(msg, ">") ||
+		strings.HasSuffix(msg, "key") || strings.HasSuffix(msg, "indicator") || strings.HasSuffix(msg, "node content") ||
+		strings.HasPrefix(msg, "did not find expected ','")) ||
+		strings.HasPrefix(msg, "found duplicate %") || msg == "found incompatible YAML document" ||
+		msg == "found undefined tag handle"
 }
 
 // findAlias returns the first node that is or defines an alias.
@@ -736,12 +750,19 @@ func findAlias(n *yaml.Node) *yaml.Node {
 }
 
 // suggest returns the known word closest to s, if it is close enough to be
-// a typo of it.
+// a typo of it or s is the start of it.
 func suggest(s string, known []string) string {
 	best, bestDist := "", 3
 	for _, k := range known {
 		if d := editDistance(s, k); d < bestDist {
 			best, bestDist = k, d
+		}
+	}
+	if best == "" && len(s) >= 3 {
+		for _, k := range known {
+			if strings.HasPrefix(k, s) {
+				return k
+			}
 		}
 	}
 	return best

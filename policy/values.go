@@ -114,7 +114,9 @@ func (c *contextValue) IsZeroValue() bool { return len(c.m) == 0 }
 func (c *contextValue) Iterator() traits.Iterator { return c.std().Iterator() }
 
 // ConvertToNative implements ref.Val.
-func (c *contextValue) ConvertToNative(t reflect.Type) (any, error) { return c.std().ConvertToNative(t) }
+func (c *contextValue) ConvertToNative(t reflect.Type) (any, error) {
+	return c.std().ConvertToNative(t)
+}
 
 // ConvertToType implements ref.Val.
 func (c *contextValue) ConvertToType(t ref.Type) ref.Val {

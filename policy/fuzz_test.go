@@ -1,0 +1,102 @@
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/coulomb/flex-auth/registry"
+)
+
+// fuzzRequests are decided by every package the fuzzer gets accepted.
+var fuzzRequests = []*Request{
+	{Subject: "iam:agt-state-hub-bridge", Action: "ssh.sign", Resource: "agt-state-hub-bridge", Context: map[string]any{"principal": "agt-task-bridge", "ttl_hours": int64(24)}},
+	{Subject: "agt-state-hub-bridge", Resource: "agt-state-hub-bridge", Context: map[string]any{"ttl_hours": int64(999)}},
+	{Subject: "adm-example", Action: "x", Resource: "adm-example", Context: map[string]any{"ttl_hours": 1.5, "l": []any{int64(1), "a", nil}, "m": map[string]any{"k": true}}},
+	{Subject: "", Resource: "agt-unknown"},
+	{Subject: "iam:adm-example", Resource: "atm-backup-daily", Context: map[string]any{"principal": nil, "ttl_hours": "8"}},
+}
+
+func FuzzParse(f *testing.F) {
+	example, err := os.ReadFile(examplePolicy)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(example)
+	f.Add([]byte(ticketPackage))
+	f.Add([]byte(pkgSrc(goodFront, goodRules, goodTest)))
+	f.Add([]byte(pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: context.l.exists(x, x == 1)\n", "")))
+	f.Add([]byte(pkgSrc(goodFront, "- reason: a\n  effect: maybe\n  when: actor ==\n", "- name: t\n  request: {subject: a}\n")))
+	f.Add([]byte(strings.ReplaceAll(string(example), "\n", "\r\n")))
+	snap, err := registry.Load(exampleRegistry)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		p, err := Parse("fuzz.md", src)
+		if err != nil {
+			checkParseErrors(t, src, err)
+			return
+		}
+		if p.Name() == "" || p.Default().Reason == "" || !strings.HasPrefix(p.Digest(), "sha256:") {
+			t.Fatalf("accepted package without name, default or digest: %q %v %q", p.Name(), p.Default(), p.Digest())
+		}
+		s := registry.New(snap.Source, p.Name(), slices.Clone(snap.Actors))
+		e, err := NewEvaluator(p, s)
+		if err != nil {
+			t.Fatalf("NewEvaluator: %v", err)
+		}
+		slow := *e
+		slowPkg := *p
+		slowPkg.chain = nil
+		slow.pkg = &slowPkg
+		reasons := p.Reasons()
+		for _, req := range fuzzRequests {
+			d, err := e.Evaluate(req)
+			checkDecision(t, p, reasons, d, err)
+			if want, wantErr := slow.Evaluate(req); d != want || fmt.Sprint(err) != fmt.Sprint(wantErr) {
+				t.Fatalf("%+v: chain gave %v (%v), rules one by one %v (%v)", req, d, err, want, wantErr)
+			}
+		}
+		for _, r := range e.RunTests() {
+			checkDecision(t, p, reasons, r.Got, r.Err)
+		}
+	})
+}
+
+// checkParseErrors checks that every parse error names the file, a line of
+// it, and says something on one line.
+func checkParseErrors(t *testing.T, src []byte, err error) {
+	t.Helper()
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) == 0 {
+		t.Fatalf("Parse: got %T %v, want Errors", err, err)
+	}
+	lines := bytes.Count(src, []byte("\n")) + 1
+	for _, e := range errs {
+		if e.File != "fuzz.md" || e.Line < 1 || e.Line > lines || e.Msg == "" || strings.Contains(e.Error(), "\n") {
+			t.Fatalf("bad error (file has %d lines): %q", lines, e.Error())
+		}
+	}
+}
+
+// checkDecision checks that d is a decision the package can make.
+func checkDecision(t *testing.T, p *Package, reasons []string, d Decision, err error) {
+	t.Helper()
+	if _, ok := slices.BinarySearch(reasons, d.Reason); !ok {
+		t.Fatalf("reason %q is none of %v", d.Reason, reasons)
+	}
+	if d.Effect != Allow && d.Effect != Deny {
+		t.Fatalf("effect %q", d.Effect)
+	}
+	if (d.Reason == ReasonPolicyError) != (err != nil) || d.Reason == ReasonPolicyError && d.Effect != Deny {
+		t.Fatalf("decision %v with error %v", d, err)
+	}
+	if d.Reason == p.Default().Reason && d != p.Default() {
+		t.Fatalf("decision %v with the default's reason, want %v", d, p.Default())
+	}
+}

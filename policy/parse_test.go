@@ -1,0 +1,498 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// pkgSrc builds a package from its front matter, rules block and tests
+// block bodies; an empty tests body leaves the block out. Lines: the front
+// matter starts on line 2, the rules block's first line is line 9 when the
+// front matter has three lines.
+func pkgSrc(front, rules, tests string) string {
+	s := "---\n" + front + "---\n# Title\n\nProse.\n```rules\n" + rules + "```\n"
+	if tests != "" {
+		s += "\n```tests\n" + tests + "```\n"
+	}
+	return s
+}
+
+const (
+	goodFront = "package: test/pkg\nversion: 1\ndefault: {effect: deny, reason: no_rule_matched}\n"
+	goodRules = "- reason: known\n  effect: allow\n  when: actor != null\n"
+	goodTest  = "- name: t\n  request: {subject: adm-example, resource: adm-example}\n  expect: {effect: allow, reason: known}\n"
+)
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []string // every error line, without the "f.md:" prefix
+	}{
+		{
+			name: "no front matter",
+			src:  "# Policy\n```rules\n[]\n```\n",
+			want: []string{`1: missing front matter: the file must start with a line "---"`},
+		},
+		{
+			name: "front matter not closed",
+			src:  "---\npackage: a/b\n",
+			want: []string{`1: front matter is not closed: no line "---" after the first`},
+		},
+		{
+			name: "empty front matter",
+			src:  "---\n---\n```rules\n[]\n```\n",
+			want: []string{`2: front matter is empty: want package, version, default`},
+		},
+		{
+			name: "front matter is not a mapping",
+			src:  "---\n- package\n---\n```rules\n[]\n```\n",
+			want: []string{`2: front matter: must be a mapping, got a list`},
+		},
+		{
+			name: "unknown front matter key",
+			src:  pkgSrc("pakage: test/pkg\nversion: 1\ndefault: {effect: deny, reason: no_rule_matched}\n", goodRules, ""),
+			want: []string{
+				`2: front matter: unknown key "pakage" (did you mean "package"?)`,
+				`2: front matter: missing key "package"`,
+			},
+		},
+		{
+			name: "duplicate front matter key",
+			src:  pkgSrc(goodFront+"version: 1\n", goodRules, ""),
+			want: []string{`5: front matter: duplicate key "version" (the first is at line 3)`},
+		},
+		{
+			name: "bad package name",
+			src:  pkgSrc("package: Ops/Signing\nversion: 1\ndefault: {effect: deny, reason: no_rule_matched}\n", goodRules, ""),
+			want: []string{`2: front matter: package: invalid name "Ops/Signing": want slash-separated segments of [a-z0-9._-], each starting with a letter or digit, at most 128 bytes`},
+		},
+		{
+			name: "package not a string",
+			src:  pkgSrc("package: [a]\nversion: 1\ndefault: {effect: deny, reason: no_rule_matched}\n", goodRules, ""),
+			want: []string{`2: front matter: package must be a string, got a list`},
+		},
+		{
+			name: "unsupported version",
+			src:  pkgSrc("package: test/pkg\nversion: 2\ndefault: {effect: deny, reason: no_rule_matched}\n", goodRules, ""),
+			want: []string{`3: front matter: unsupported version 2: 1 is the only version understood`},
+		},
+		{
+			name: "version as a string",
+			src:  pkgSrc("package: test/pkg\nversion: \"1\"\ndefault: {effect: deny, reason: no_rule_matched}\n", goodRules, ""),
+			want: []string{`3: front matter: version must be an integer, got "1"`},
+		},
+		{
+			name: "bad default",
+			src:  pkgSrc("package: test/pkg\nversion: 1\ndefault: {effect: block, reason: No}\n", goodRules, ""),
+			want: []string{
+				`4: front matter: default: effect must be allow or deny, got "block"`,
+				`4: front matter: default: invalid reason "No": want ^[a-z][a-z0-9_]*$`,
+			},
+		},
+		{
+			name: "default without a reason",
+			src:  pkgSrc("package: test/pkg\nversion: 1\ndefault: {effect: deny}\n", goodRules, ""),
+			want: []string{`4: front matter: default: missing key "reason"`},
+		},
+		{
+			name: "default reason policy_error",
+			src:  pkgSrc("package: test/pkg\nversion: 1\ndefault: {effect: deny, reason: policy_error}\n", goodRules, ""),
+			want: []string{`4: front matter: default: reason "policy_error" is reserved for evaluation errors`},
+		},
+		{
+			name: "front matter YAML syntax error",
+			src:  pkgSrc("package: test/pkg\nversion: 1\ndefault: {effect: deny\n", goodRules, ""),
+			want: []string{`4: front matter: invalid YAML: did not find expected ',' or '}'`},
+		},
+		{
+			name: "no rules block",
+			src:  "---\n" + goodFront + "---\n# Policy\n```yaml\n[]\n```\n",
+			want: []string{`6: no fenced code block with the info string "rules": a package has exactly one`},
+		},
+		{
+			name: "two rules blocks",
+			src:  pkgSrc(goodFront, goodRules, "") + "\n```rules\n[]\n```\n",
+			want: []string{`15: second "rules" block (the first is at line 9): a package has exactly one`},
+		},
+		{
+			name: "empty rules block",
+			src:  pkgSrc(goodFront, "", ""),
+			want: []string{`9: rules block is empty: write [] for a package that always decides its default`},
+		},
+		{
+			name: "rules block is a mapping",
+			src:  pkgSrc(goodFront, "reason: x\n", ""),
+			want: []string{`10: rules block must be a YAML list of rules, got a mapping`},
+		},
+		{
+			name: "rule is not a mapping",
+			src:  pkgSrc(goodFront, "- actor == null\n", ""),
+			want: []string{`10: rule 1: must be a mapping with reason, effect, when, got "actor == null"`},
+		},
+		{
+			name: "unknown, duplicate and missing rule keys",
+			src:  pkgSrc(goodFront, "- reason: a\n  effect: deny\n  wen: actor == null\n- reason: b\n  reason: c\n  effect: deny\n  when: \"true\"\n", ""),
+			want: []string{
+				`10: rule "a": missing key "when"`,
+				`12: rule "a": unknown key "wen" (did you mean "when"?)`,
+				`14: rule "b": duplicate key "reason" (the first is at line 13)`,
+			},
+		},
+		{
+			name: "invalid reason and effect",
+			src:  pkgSrc(goodFront, "- reason: Not-Valid\n  effect: permit\n  when: \"true\"\n", ""),
+			want: []string{
+				`10: rule "Not-Valid": invalid reason "Not-Valid": want ^[a-z][a-z0-9_]*$`,
+				`11: rule "Not-Valid": effect must be allow or deny, got "permit"`,
+			},
+		},
+		{
+			name: "reason not a string",
+			src:  pkgSrc(goodFront, "- reason: 12\n  effect: deny\n  when: \"true\"\n", ""),
+			want: []string{`10: rule 1: reason must be a string, got the integer 12`},
+		},
+		{
+			name: "reason policy_error",
+			src:  pkgSrc(goodFront, "- reason: policy_error\n  effect: deny\n  when: \"true\"\n", ""),
+			want: []string{`10: rule "policy_error": reason "policy_error" is reserved for evaluation errors`},
+		},
+		{
+			name: "reason used with two effects",
+			src:  pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: actor == null\n- reason: a\n  effect: allow\n  when: \"true\"\n- reason: no_rule_matched\n  effect: allow\n  when: \"true\"\n", ""),
+			want: []string{
+				`14: rule "a": reason "a" is used with effect deny by the rule at line 10: a reason keeps one effect`,
+				`16: rule "no_rule_matched": unreachable: rule "a" at line 13 always matches`,
+				`17: rule "no_rule_matched": reason "no_rule_matched" is used with effect deny by the default: a reason keeps one effect`,
+			},
+		},
+		{
+			name: "when is not a string",
+			src:  pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: [actor]\n", ""),
+			want: []string{`12: rule "a": when must be a CEL expression string, got a list`},
+		},
+		{
+			name: "CEL syntax error",
+			src:  pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: actor ==\n", ""),
+			want: []string{`12: rule "a": when: Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER} (column 9)`},
+		},
+		{
+			name: "CEL undeclared variable",
+			src:  pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: principal == 'root'\n", ""),
+			want: []string{`12: rule "a": when: undeclared reference to 'principal' (column 1)`},
+		},
+		{
+			name: "CEL not a bool",
+			src:  pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: size(subject)\n", ""),
+			want: []string{`12: rule "a": when: must be a bool expression, got int`},
+		},
+		{
+			name: "CEL dyn is not a bool",
+			src:  pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: context.flag\n", ""),
+			want: []string{"12: rule \"a\": when: must be a bool expression, got dyn (compare it, for example `... == true`)"},
+		},
+		{
+			name: "misspelt actor member",
+			src:  pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: context.ttl_hours > actor.max_ttl\n", ""),
+			want: []string{`12: rule "a": when: actor has no member "max_ttl" (did you mean "max_ttl_hours"?); members: name, type, principal, default_ttl_hours, max_ttl_hours, subjects`},
+		},
+		{
+			name: "misspelt actor member in an index",
+			src:  pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: actor['subject'] == []\n", ""),
+			want: []string{`12: rule "a": when: actor has no member "subject" (did you mean "subjects"?); members: name, type, principal, default_ttl_hours, max_ttl_hours, subjects`},
+		},
+		{
+			name: "multi-line CEL error",
+			src:  pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: |\n    actor != null\n    && nope\n", ""),
+			want: []string{`12: rule "a": when: undeclared reference to 'nope' (expression line 2, column 4)`},
+		},
+		{
+			name: "unreachable rule",
+			src:  pkgSrc(goodFront, "- reason: a\n  effect: allow\n  when: \"true\"\n- reason: b\n  effect: deny\n  when: actor == null\n", ""),
+			want: []string{`13: rule "b": unreachable: rule "a" at line 10 always matches`},
+		},
+		{
+			name: "rules YAML syntax error",
+			src:  pkgSrc(goodFront, "- reason: a\n  effect: deny\n   when: \"true\"\n", ""),
+			want: []string{`12: rules block: invalid YAML: mapping values are not allowed in this context`},
+		},
+		{
+			name: "rules with an alias",
+			src:  pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: &w actor == null\n- reason: b\n  effect: deny\n  when: *w\n", ""),
+			want: []string{`12: rules block: YAML anchors and aliases are not supported`},
+		},
+		{
+			name: "two YAML documents in the rules block",
+			src:  pkgSrc(goodFront, goodRules+"---\n- reason: b\n", ""),
+			want: []string{`13: rules block: more than one YAML document`},
+		},
+		{
+			name: "all errors of all rules are reported",
+			src:  pkgSrc(goodFront, "- reason: a\n  effect: maybe\n  when: \"true\"\n- reason: b\n  effect: deny\n  when: nope\n", ""),
+			want: []string{
+				`11: rule "a": effect must be allow or deny, got "maybe"`,
+				`13: rule "b": unreachable: rule "a" at line 10 always matches`,
+				`15: rule "b": when: undeclared reference to 'nope' (column 1)`,
+			},
+		},
+		{
+			name: "tests block is not a list",
+			src:  pkgSrc(goodFront, goodRules, "name: x\n"),
+			want: []string{`16: tests block must be a YAML list of tests, got a mapping`},
+		},
+		{
+			name: "test with unknown keys and missing fields",
+			src:  pkgSrc(goodFront, goodRules, "- name: t\n  request: {subjet: a, resource: adm-example}\n  expected: {effect: allow, reason: known}\n"),
+			want: []string{
+				`16: test "t": missing key "expect"`,
+				`17: test "t": request: unknown key "subjet" (did you mean "subject"?)`,
+				`17: test "t": request: missing key "subject"`,
+				`18: test "t": unknown key "expected" (did you mean "expect"?)`,
+			},
+		},
+		{
+			name: "test expects an unknown reason",
+			src:  pkgSrc(goodFront, goodRules, "- name: t\n  request: {subject: a, resource: b}\n  expect: {effect: deny, reason: nown}\n"),
+			want: []string{`18: test "t": expect: no rule or default of this package has the reason "nown"`},
+		},
+		{
+			name: "test expects the wrong effect for a reason",
+			src:  pkgSrc(goodFront, goodRules, "- name: t\n  request: {subject: a, resource: b}\n  expect: {effect: deny, reason: known}\n"),
+			want: []string{`18: test "t": expect: reason "known" comes with effect allow, not deny`},
+		},
+		{
+			name: "duplicate test names across blocks",
+			src:  pkgSrc(goodFront, goodRules, goodTest) + "\n```tests\n" + goodTest + "```\n",
+			want: []string{`22: test "t": duplicate test name (the first is at line 16)`},
+		},
+		{
+			name: "test request values",
+			src: pkgSrc(goodFront, goodRules, "- name: t\n  request:\n    subject: \"\"\n    resource: 7\n    action: ssh.sign\n"+
+				"    context: {1: a, big: !!int 99999999999999999999, float: 99999999999999999999, nan: .nan, bin: !!binary aGk=, l: [x, {y: 1, y: 2}]}\n"+
+				"  expect: {effect: allow, reason: known}\n"),
+			want: []string{
+				`18: test "t": request: subject must not be empty`,
+				`19: test "t": request: resource must be a string, got the integer 7`,
+				`21: test "t": request: context: keys must be strings, got the integer 1 (quote the key)`,
+				`21: test "t": request: context.big: integer 99999999999999999999 does not fit in 64 bits`,
+				`21: test "t": request: context.nan: .nan is not a JSON number`,
+				`21: test "t": request: context.bin: unsupported value a !!binary value`,
+				`21: test "t": request: context.l[1]: duplicate key "y"`,
+			},
+		},
+		{
+			name: "test context is not a mapping",
+			src:  pkgSrc(goodFront, goodRules, "- name: t\n  request: {subject: a, resource: b, context: [1]}\n  expect: {effect: allow, reason: known}\n"),
+			want: []string{`17: test "t": request: context must be a mapping, got a list`},
+		},
+		{
+			name: "test without a name",
+			src:  pkgSrc(goodFront, goodRules, "- name: \"\"\n  request: {subject: a, resource: b}\n  expect: {effect: allow, reason: known}\n"),
+			want: []string{`16: test 1: name must not be empty`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := Parse("f.md", []byte(tt.src))
+			if err == nil {
+				t.Fatalf("Parse: got package %q, want errors:\n%s", p.Name(), strings.Join(tt.want, "\n"))
+			}
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("Parse: got %T %v, want Errors", err, err)
+			}
+			var got []string
+			for _, e := range errs {
+				if e.File != "f.md" {
+					t.Errorf("File: got %q, want f.md", e.File)
+				}
+				got = append(got, strings.TrimPrefix(e.Error(), "f.md:"))
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("errors:\ngot:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestParseExample(t *testing.T) {
+	src, err := os.ReadFile(examplePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Parse(examplePolicy, src)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	sum := sha256.Sum256(src)
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"Name", p.Name(), "ops-warden/ssh-signing"},
+		{"File", p.File(), examplePolicy},
+		{"Digest", p.Digest(), "sha256:" + hex.EncodeToString(sum[:])},
+		{"Default", p.Default(), Decision{Deny, "no_rule_matched"}},
+		{"NumRules", p.NumRules(), 6},
+		{"NumTests", p.NumTests(), 40},
+		{"Reasons", strings.Join(p.Reasons(), " "), "action_not_supported no_rule_matched policy_error principal_not_allowed signing_policy_matched subject_not_bound ttl_out_of_bounds unknown_actor_resource"},
+		{"chain compiled", p.chain != nil, true},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.what, c.got, c.want)
+		}
+	}
+	var reasons []string
+	for _, r := range p.rules {
+		reasons = append(reasons, r.decision.Reason)
+	}
+	want := "unknown_actor_resource action_not_supported subject_not_bound principal_not_allowed ttl_out_of_bounds signing_policy_matched"
+	if got := strings.Join(reasons, " "); got != want {
+		t.Errorf("rule order: got %s, want %s", got, want)
+	}
+}
+
+// TestParseLines checks the Markdown line of rules and tests wherever the
+// blocks sit: after CRLF lines, inside a list item, in a block quote, in a
+// tilde fence.
+func TestParseLines(t *testing.T) {
+	tests := []struct {
+		name      string
+		src       string
+		ruleLines []int
+		testLines []int
+	}{
+		{
+			name:      "plain",
+			src:       pkgSrc(goodFront, goodRules+"- reason: other\n  effect: deny\n  when: \"true\"\n", goodTest),
+			ruleLines: []int{10, 13},
+			testLines: []int{19},
+		},
+		{
+			name:      "CRLF",
+			src:       strings.ReplaceAll(pkgSrc(goodFront, goodRules, goodTest), "\n", "\r\n"),
+			ruleLines: []int{10},
+			testLines: []int{16},
+		},
+		{
+			name: "list item and block quote",
+			src: "---\n" + goodFront + "---\n" +
+				"1. The rules:\n\n   ```rules\n   - reason: known\n     effect: allow\n     when: actor != null\n   ```\n" +
+				"\n> ```tests\n> " + strings.ReplaceAll(strings.TrimSuffix(goodTest, "\n"), "\n", "\n> ") + "\n> ```\n",
+			ruleLines: []int{9},
+			testLines: []int{15},
+		},
+		{
+			name:      "tilde fence and extra info words",
+			src:       "---\n" + goodFront + "---\n~~~rules  yaml\n" + goodRules + "~~~\n````tests\n" + goodTest + "````\n",
+			ruleLines: []int{7},
+			testLines: []int{12},
+		},
+		{
+			name:      "other fences are prose",
+			src:       "---\n" + goodFront + "---\n```yaml\n- reason: x\n```\n```rules\n" + goodRules + "```\n    ```tests\n    indented code, not a fence\n",
+			ruleLines: []int{10},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := Parse("f.md", []byte(tt.src))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			var ruleLines, testLines []int
+			for _, r := range p.rules {
+				ruleLines = append(ruleLines, r.line)
+			}
+			for _, tc := range p.tests {
+				testLines = append(testLines, tc.line)
+			}
+			if !slices.Equal(ruleLines, tt.ruleLines) {
+				t.Errorf("rule lines: got %v, want %v", ruleLines, tt.ruleLines)
+			}
+			if !slices.Equal(testLines, tt.testLines) {
+				t.Errorf("test lines: got %v, want %v", testLines, tt.testLines)
+			}
+		})
+	}
+}
+
+// TestParseTestValues checks that a tests block's YAML values become the Go
+// values the same JSON would decode to on the HTTP path.
+func TestParseTestValues(t *testing.T) {
+	tests := `- name: values
+  request:
+    subject: iam:adm-example
+    resource: adm-example
+    context:
+      int: 24
+      negative: -3
+      hex: 0x10
+      float: 1.5
+      whole_float: 24.0
+      exp: 1e3
+      string: "24"
+      plain: hello world
+      date: 2026-06-23
+      bool: true
+      "null": null
+      tilde: ~
+      list: [1, a, {k: v}]
+      map: {nested: {deep: 1}}
+  expect: {effect: allow, reason: known}
+- name: no context
+  request: {subject: a, action: ssh.exec, resource: b}
+  expect: {effect: allow, reason: known}
+`
+	p, err := Parse("f.md", []byte(pkgSrc(goodFront, goodRules, tests)))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	want := map[string]any{
+		"int": int64(24), "negative": int64(-3), "hex": int64(16),
+		"float": 1.5, "whole_float": 24.0, "exp": 1000.0,
+		"string": "24", "plain": "hello world", "date": "2026-06-23",
+		"bool": true, "null": nil, "tilde": nil,
+		"list": []any{int64(1), "a", map[string]any{"k": "v"}},
+		"map":  map[string]any{"nested": map[string]any{"deep": int64(1)}},
+	}
+	got := p.tests[0].req
+	if got.Subject != "iam:adm-example" || got.Resource != "adm-example" || got.Action != "" {
+		t.Errorf("request: got %+v, want subject iam:adm-example, resource adm-example, no action", got)
+	}
+	if diff := cmp.Diff(want, got.Context); diff != "" {
+		t.Errorf("context (-want +got):\n%s", diff)
+	}
+	if got := p.tests[1].req; got.Context != nil || got.Action != "ssh.exec" {
+		t.Errorf("second request: got %+v, want action ssh.exec and a nil context", got)
+	}
+}
+
+func TestParseAccepts(t *testing.T) {
+	tests := []struct {
+		name, src string
+	}{
+		{"empty rule list", pkgSrc(goodFront, "[]\n", "")},
+		{"unquoted true", pkgSrc(goodFront, "- reason: a\n  effect: allow\n  when: true\n", "")},
+		{"empty tests block", pkgSrc(goodFront, goodRules, "\n")},
+		{"comprehension over actor subjects", pkgSrc(goodFront, "- reason: a\n  effect: allow\n  when: actor.subjects.exists(s, s.startsWith('iam:'))\n", "")},
+		{"a local variable named actor", pkgSrc(goodFront, "- reason: a\n  effect: allow\n  when: \"[{'x': 1}].exists(actor, actor.x == 1)\"\n", "")},
+		{"a reason used twice with one effect", pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: actor == null\n- reason: a\n  effect: deny\n  when: action == ''\n", "")},
+		{"a comment at the end of when", pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: \"actor == null // unknown\"\n- reason: b\n  effect: allow\n  when: \"true\"\n", "")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Parse("f.md", []byte(tt.src)); err != nil {
+				t.Errorf("Parse: got %v, want no error", err)
+			}
+		})
+	}
+}
