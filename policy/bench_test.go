@@ -68,3 +68,25 @@ func BenchmarkDecideParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDecideRuleByRule is BenchmarkDecide without the chain: one
+// program evaluation per rule, the path a policy error takes.
+func BenchmarkDecideRuleByRule(b *testing.B) {
+	e := exampleEvaluator(b)
+	pkg := *e.pkg
+	pkg.chain = nil
+	e.pkg = &pkg
+	req := &Request{
+		Subject:  "iam:agt-state-hub-bridge",
+		Action:   "ssh.sign",
+		Resource: "agt-state-hub-bridge",
+		Context:  map[string]any{"principal": "agt-task-bridge", "ttl_hours": int64(24)},
+	}
+	if d := e.Decide(req); d != (Decision{Allow, "signing_policy_matched"}) {
+		b.Fatalf("got %v, want allow signing_policy_matched", d)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Decide(req)
+	}
+}

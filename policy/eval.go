@@ -83,8 +83,9 @@ func (e *Evaluator) Decide(req *Request) Decision {
 	return d
 }
 
-// Evaluate is Decide that also returns the *EvalError behind a
-// ReasonPolicyError decision, for logs.
+// Evaluate is Decide that also says why a decision is a ReasonPolicyError
+// deny, for logs: err is non-nil exactly then, an *EvalError naming the
+// failing rule unless the request was nil.
 func (e *Evaluator) Evaluate(req *Request) (d Decision, err error) {
 	if req == nil {
 		return Decision{Deny, ReasonPolicyError}, errors.New("nil request")

@@ -158,6 +158,7 @@ func reasonList(pkg *Package) []string {
 // the rest of the file cannot be told apart from the front matter.
 func (p *parser) frontMatter(pkg *Package) (int, bool) {
 	first, off := nextLine(p.src, 0)
+	first = bytes.TrimPrefix(first, []byte("\uFEFF")) // a byte order mark some editors write
 	if !isDashes(first) {
 		p.errorf(1, "", "missing front matter: the file must start with a line %q", "---")
 		return 0, false

@@ -322,6 +322,18 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+func TestParseTooManyErrors(t *testing.T) {
+	rules := strings.Repeat("- reason: Bad\n  effect: deny\n  when: \"true\"\n", 150)
+	_, err := Parse("f.md", []byte(pkgSrc(goodFront, rules, "")))
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("got %v, want Errors", err)
+	}
+	if len(errs) != maxErrors+1 || errs[maxErrors].Msg != "too many errors" {
+		t.Errorf("got %d errors ending %q, want %d and \"too many errors\"", len(errs), errs[len(errs)-1].Msg, maxErrors+1)
+	}
+}
+
 func TestParseExample(t *testing.T) {
 	src, err := os.ReadFile(examplePolicy)
 	if err != nil {
@@ -481,6 +493,7 @@ func TestParseAccepts(t *testing.T) {
 		name, src string
 	}{
 		{"empty rule list", pkgSrc(goodFront, "[]\n", "")},
+		{"byte order mark", "\uFEFF" + pkgSrc(goodFront, goodRules, goodTest)},
 		{"unquoted true", pkgSrc(goodFront, "- reason: a\n  effect: allow\n  when: true\n", "")},
 		{"empty tests block", pkgSrc(goodFront, goodRules, "\n")},
 		{"comprehension over actor subjects", pkgSrc(goodFront, "- reason: a\n  effect: allow\n  when: actor.subjects.exists(s, s.startsWith('iam:'))\n", "")},
