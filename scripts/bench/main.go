@@ -76,6 +76,7 @@ type options struct {
 	target      string
 	profile     string
 	cpuprofile  string
+	xbin        string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -87,7 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured time of each run")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load before each run's measurement")
 	fs.IntVar(&o.rounds, "rounds", 5, "interleaved rounds of the scenarios; medians are reported")
-	fs.StringVar(&o.scenarios, "scenarios", "abc", "scenarios to run, any of a, b, c")
+	fs.StringVar(&o.scenarios, "scenarios", "abc", "scenarios to run, any of a, b, c (and x, with -xbin)")
 	fs.BoolVar(&o.halfLoad, "half-load", true, "measure a's latency in an open loop at 50% of a's median maximum rate (needs a)")
 	fs.BoolVar(&o.large, "large", false, "also run the large-registry mode")
 	fs.IntVar(&o.largeActors, "large-actors", 100000, "actors in the generated registry of the large mode")
@@ -98,6 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory")
 	fs.StringVar(&o.profile, "profile", "", "instead of measuring, profile flex-auth (CPU and allocations) under the load of each of the scenarios a and b, into this `directory`")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write the load generator's own CPU profile to this `file` (to check that it is not the bottleneck)")
+	fs.StringVar(&o.xbin, "xbin", "", "a second flex-auth `binary` (say, before a change) measured like a as scenario x, interleaved with the others; add x to -scenarios")
 	fs.StringVar(&o.target, "target", "", "only load the flex-auth server already running at this `host:port` for -duration (for profiling it)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -109,8 +111,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("-conns and -rounds must be at least 1, -duration positive, -warmup not negative")
 	}
 	for _, c := range o.scenarios {
-		if !strings.ContainsRune("abc", c) {
-			return nil, fmt.Errorf("-scenarios %q: unknown scenario %q; want a, b or c", o.scenarios, c)
+		if !strings.ContainsRune("abcx", c) {
+			return nil, fmt.Errorf("-scenarios %q: unknown scenario %q; want a, b, c or x", o.scenarios, c)
+		}
+		if c == 'x' && o.xbin == "" {
+			return nil, errors.New("scenario x needs -xbin")
 		}
 	}
 	if o.out != "" && !strings.HasSuffix(o.out, ".json") && !strings.HasSuffix(o.out, ".md") {
@@ -228,6 +233,7 @@ var labels = map[string]string{
 	"b":  "flex-auth, --log-sync",
 	"c":  "bare net/http handler",
 	"a½": "flex-auth, log, 50% load",
+	"x":  "-xbin flex-auth, log to file",
 }
 
 // argv returns the command line of a scenario's server.
@@ -238,6 +244,8 @@ func (b *bench) argv(scenario string) []string {
 		return []string{b.bin, "serve", "--addr", "{addr}", "--log", logFile}
 	case "b":
 		return []string{b.bin, "serve", "--addr", "{addr}", "--log", logFile, "--log-sync"}
+	case "x":
+		return []string{b.xbin, "serve", "--addr", "{addr}", "--log", logFile}
 	}
 	return []string{b.self, bareCommand, "{addr}"}
 }
@@ -270,7 +278,7 @@ func (b *bench) interleaved(ctx context.Context, rep *report) error {
 			byScenario[s] = append(byScenario[s], *r)
 		}
 	}
-	for _, s := range "abc" {
+	for _, s := range "abcx" {
 		if runs := byScenario[string(s)]; len(runs) > 0 {
 			rep.Summaries = append(rep.Summaries, summarize(string(s), labels[string(s)], runs))
 		}
@@ -281,6 +289,10 @@ func (b *bench) interleaved(ctx context.Context, rep *report) error {
 		rep.RatioB = med("b") / c
 		rep.PairedRatioA = pairedRatio(byScenario["a"], byScenario["c"])
 		rep.PairedRatioB = pairedRatio(byScenario["b"], byScenario["c"])
+		if len(byScenario["x"]) > 0 {
+			rep.RatioX = med("x") / c
+			rep.PairedRatioX = pairedRatio(byScenario["x"], byScenario["c"])
+		}
 	}
 	if b.halfLoad && len(byScenario["a"]) > 0 {
 		rate := med("a") / 2

@@ -178,6 +178,8 @@ type report struct {
 	RatioB       float64       `json:"ratio_b_c"`
 	PairedRatioA float64       `json:"paired_ratio_a_c"`
 	PairedRatioB float64       `json:"paired_ratio_b_c"`
+	RatioX       float64       `json:"ratio_x_c,omitempty"`
+	PairedRatioX float64       `json:"paired_ratio_x_c,omitempty"`
 	HalfLoad     *summary      `json:"half_load,omitempty"`
 	HalfLoadRate float64       `json:"half_load_rate,omitempty"`
 	Large        []largeResult `json:"large,omitempty"`
@@ -215,6 +217,9 @@ func (r *report) writeText(w io.Writer) {
 	if r.RatioA > 0 || r.RatioB > 0 {
 		fmt.Fprintf(w, "ratio a/c = %.3f (paired %.3f)   ratio b/c = %.3f (paired %.3f)\n",
 			r.RatioA, r.PairedRatioA, r.RatioB, r.PairedRatioB)
+	}
+	if r.RatioX > 0 {
+		fmt.Fprintf(w, "ratio x/c = %.3f (paired %.3f)\n", r.RatioX, r.PairedRatioX)
 	}
 	if r.HalfLoad != nil {
 		fmt.Fprintf(w, "p99 at %.0f req/s (50%% of a's median maximum): %.0f µs (median of %d runs)\n",
@@ -254,6 +259,9 @@ func (r *report) writeMarkdown(w io.Writer) {
 	if r.RatioA > 0 || r.RatioB > 0 {
 		fmt.Fprintf(w, "Ratio a/c = **%.3f** (paired per round: %.3f); ratio b/c = **%.3f** (paired: %.3f).\n\n",
 			r.RatioA, r.PairedRatioA, r.RatioB, r.PairedRatioB)
+	}
+	if r.RatioX > 0 {
+		fmt.Fprintf(w, "ratio x/c = %.3f (paired %.3f)\n", r.RatioX, r.PairedRatioX)
 	}
 	if r.HalfLoad != nil {
 		fmt.Fprintf(w, "p99 at %.0f req/s (50%% of a's median maximum), open loop: **%.0f µs** (median of %d runs).\n\n",
