@@ -100,6 +100,8 @@ type parser struct {
 	plan       *plan
 	fallback   bool
 	chunksDone bool
+
+	slab slab
 }
 
 // scope says where a problem is, for the front of its message: the top
@@ -552,7 +554,17 @@ type typeDefault struct {
 
 type defaults [3]typeDefault // indexed like registry.Types
 
-func typeIndex(t string) int { return slices.Index(registry.Types, t) }
+func typeIndex(t string) int {
+	switch t {
+	case registry.Types[0]:
+		return 0
+	case registry.Types[1]:
+		return 1
+	case registry.Types[2]:
+		return 2
+	}
+	return -1
+}
 
 func (p *parser) defaults(n *yaml.Node, d *defaults) {
 	m, ok := p.mapping(n, scope{}, "defaults", "a mapping of actor types (adm, agt, atm) to settings")
@@ -622,19 +634,14 @@ func (p *parser) actors(key, n *yaml.Node, d *defaults) *Inventory {
 }
 
 // A builder collects the actors of the actors mapping, which may come in
-// several parts (chunk.go).
+// several parts (chunk.go), in file order.
 type builder struct {
 	actors []Actor
 	states []state
-	index  map[string]int32
 }
 
 func newBuilder(n int) *builder {
-	return &builder{
-		actors: make([]Actor, 0, n),
-		states: make([]state, 0, n),
-		index:  make(map[string]int32, n),
-	}
+	return &builder{actors: make([]Actor, 0, n), states: make([]state, 0, n)}
 }
 
 // entries adds the actors of mapping m to b.
@@ -652,11 +659,6 @@ func (p *parser) entries(b *builder, m *yaml.Node, d *defaults) {
 			p.ignored(m.Content[i+1])
 			continue
 		}
-		if j, dup := b.index[name]; dup {
-			p.errorf(k, scope{kind: inActors}, "duplicate actor %q (first at line %d)", name, b.actors[j].Line)
-			continue
-		}
-		b.index[name] = int32(len(b.actors))
 		b.actors = append(b.actors, Actor{Name: name, Line: p.line(k), Col: k.Column})
 		b.states = append(b.states, state{valid: true, off: int32(p.off)})
 		a, st := &b.actors[len(b.actors)-1], &b.states[len(b.states)-1]
@@ -674,11 +676,29 @@ func (p *parser) entries(b *builder, m *yaml.Node, d *defaults) {
 
 // finish checks what needs every actor known, and returns the inventory.
 // key is the "actors" key.
+//
+// Duplicate names are found by sorting rather than with a map as the
+// actors come: the names must be sorted anyway, and at 100,000 actors a
+// map costs more than the sort.
 func (p *parser) finish(key *yaml.Node, b *builder) *Inventory {
 	if p.exhausted {
 		return nil
 	}
 	actors, states := b.actors, b.states
+	names := sortNames(actors)
+	for k := 1; k < len(names); k++ {
+		if names[k].name != names[k-1].name {
+			continue
+		}
+		first := k - 1
+		for first > 0 && names[first-1].name == names[k].name {
+			first--
+		}
+		a := &actors[names[k].i]
+		p.errorAt(a.Line, a.Col, scope{kind: inActors}, fmt.Sprintf("duplicate actor %q (first at line %d)", a.Name, actors[names[first].i].Line))
+		states[names[k].i].valid = false
+	}
+
 	enabled := 0
 	for i := range states {
 		if !states[i].disabled {
@@ -686,7 +706,7 @@ func (p *parser) finish(key *yaml.Node, b *builder) *Inventory {
 		}
 		if states[i].extra != nil {
 			p.off = int(states[i].off)
-			p.claims(int32(i), actors, states, b.index)
+			p.claims(int32(i), actors, states, names)
 			p.off = 0
 		}
 	}
@@ -697,60 +717,20 @@ func (p *parser) finish(key *yaml.Node, b *builder) *Inventory {
 		return nil
 	}
 
-	inv := &Inventory{File: p.file}
-	// Leave out the disabled actors in place: at 100,000 actors a copy
-	// costs more than it is worth.
-	kept := actors[:0]
-	for i := range actors {
-		if states[i].disabled {
-			inv.Disabled = append(inv.Disabled, actors[i].Name)
+	inv := &Inventory{File: p.file, Actors: make([]Actor, 0, enabled)}
+	for _, n := range names {
+		if states[n.i].disabled {
+			inv.Disabled = append(inv.Disabled, n.name)
 		} else {
-			kept = append(kept, actors[i])
+			inv.Actors = append(inv.Actors, actors[n.i])
 		}
 	}
-	clear(actors[len(kept):])
-	sortByName(kept)
-	slices.Sort(inv.Disabled)
-	inv.Actors = kept
 	return inv
-}
-
-// sortByName sorts actors by name. It sorts indexes and then moves each
-// actor once, since swapping whole Actors as a sort goes costs more than
-// the comparisons.
-func sortByName(actors []Actor) {
-	if slices.IsSortedFunc(actors, func(a, b Actor) int { return strings.Compare(a.Name, b.Name) }) {
-		return
-	}
-	perm := make([]int32, len(actors))
-	for i := range perm {
-		perm[i] = int32(i)
-	}
-	slices.SortFunc(perm, func(a, b int32) int { return strings.Compare(actors[a].Name, actors[b].Name) })
-	// actors[i] must become the old actors[perm[i]]: follow each cycle of
-	// the permutation, marking finished places with perm[j] = j.
-	for i := range perm {
-		if perm[i] == int32(i) {
-			continue
-		}
-		tmp := actors[i]
-		j := int32(i)
-		for {
-			k := perm[j]
-			perm[j] = j
-			if k == int32(i) {
-				actors[j] = tmp
-				break
-			}
-			actors[j] = actors[k]
-			j = k
-		}
-	}
 }
 
 // claims reports extra subjects of actor i that are another actor's name
 // or iam: form: such a binding would let one actor sign as another.
-func (p *parser) claims(i int32, actors []Actor, states []state, index map[string]int32) {
+func (p *parser) claims(i int32, actors []Actor, states []state, names []sortedName) {
 	name := actors[i].Name
 	for _, sn := range states[i].extra.Content {
 		v := sn
@@ -760,13 +740,13 @@ func (p *parser) claims(i int32, actors []Actor, states []state, index map[strin
 		if v.Kind != yaml.ScalarNode || v.Tag != tagStr {
 			continue // reported already
 		}
-		other, ok := index[v.Value]
+		other, ok := lookup(names, v.Value)
 		if !ok {
 			if n, iam := strings.CutPrefix(v.Value, "iam:"); iam {
-				other, ok = index[n]
+				other, ok = lookup(names, n)
 			}
 		}
-		if !ok || other == i || !states[other].valid {
+		if !ok || actors[other].Name == name || !states[other].valid {
 			continue
 		}
 		note := ""
@@ -882,8 +862,7 @@ func (p *parser) actor(e *Actor, st *state, k, n *yaml.Node, d *defaults) {
 		}
 	}
 	if st.valid {
-		e.Subjects = make([]string, 2, 2+len(extra))
-		e.Subjects[0], e.Subjects[1] = e.Name, registry.IAMSubject(e.Name)
+		e.Subjects = append(p.slab.subjects(2+len(extra)), e.Name, p.slab.iam(e.Name))
 	}
 	for _, sn := range extra {
 		if p.exhausted {
