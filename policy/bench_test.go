@@ -1,6 +1,9 @@
 package policy
 
-import "testing"
+import (
+	"os"
+	"testing"
+)
 
 // BenchmarkDecide measures the allow path of the ops-warden example: every
 // rule is evaluated, the last one matches.
@@ -88,5 +91,19 @@ func BenchmarkDecideRuleByRule(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		e.Decide(req)
+	}
+}
+
+// BenchmarkParse measures loading the example package: what a reload costs.
+func BenchmarkParse(b *testing.B) {
+	src, err := os.ReadFile(examplePolicy)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(examplePolicy, src); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
