@@ -547,9 +547,9 @@ func (p *parser) inventory(root *yaml.Node) *Inventory {
 // invalid has been reported; its "bad" flag keeps actors that would inherit
 // it from reporting the same problem again.
 type typeDefault struct {
-	principal                   string
-	ttl, maxTTL                 int
-	badPrincipal, badTTL, badMx bool
+	principal                       string
+	ttl, maxTTL                     int
+	badPrincipal, badTTL, badMaxTTL bool
 }
 
 type defaults [3]typeDefault // indexed like registry.Types
@@ -601,11 +601,11 @@ func (p *parser) defaults(n *yaml.Node, d *defaults) {
 		}
 		if tv[typeMaxTTL] != nil {
 			td.maxTTL = p.hours(tv[typeMaxTTL], s, "max_ttl_hours")
-			td.badMx = td.maxTTL == 0
+			td.badMaxTTL = td.maxTTL == 0
 		}
 		if td.ttl > 0 && td.maxTTL > 0 && td.ttl > td.maxTTL {
 			p.errorf(tv[typeTTL], s, "ttl_hours %d is above max_ttl_hours %d", td.ttl, td.maxTTL)
-			td.badTTL, td.badMx = true, true
+			td.badTTL, td.badMaxTTL = true, true
 		}
 	}
 }
@@ -833,8 +833,8 @@ func (p *parser) actor(e *Actor, st *state, k, n *yaml.Node, d *defaults) {
 	case maxOwn:
 		e.MaxTTLHours = p.hours(vals[actorMaxTTL], s, "max_ttl_hours")
 		badMax = e.MaxTTLHours == 0
-	case td.maxTTL > 0 || td.badMx:
-		e.MaxTTLHours, badMax = td.maxTTL, td.badMx
+	case td.maxTTL > 0 || td.badMaxTTL:
+		e.MaxTTLHours, badMax = td.maxTTL, td.badMaxTTL
 	default:
 		e.MaxTTLHours, badMax = e.TTLHours, badTTL
 	}
