@@ -1,0 +1,6 @@
+// Package e2e holds the contract tests of flex-auth (CONTRACT sections 4
+// and 6): they build the real binary once, start `flex-auth serve` on a
+// free port, and talk to it over TCP the way an operator's curl, warden
+// sign and the check and smoke commands do. It has no code outside its
+// tests; `go test -short` skips them.
+package e2e
