@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"regexp"
 	"slices"
@@ -656,4 +657,51 @@ func readFile(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// Bad input is a 400 or 413, never a 500 and never a crash: every prefix
+// of a valid request, random byte changes, and hostile shapes.
+func TestBadInputNeverFailsTheServer(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	s := startServer(t)
+	valid := `{"subject": "iam:agt-state-hub-bridge", "action": "ssh.sign", "resource": "agt-state-hub-bridge", "context": {"principal": "agt-task-bridge", "ttl_hours": 24}}`
+	var bodies []string
+	for i := range len(valid) {
+		bodies = append(bodies, valid[:i])
+	}
+	rnd := rand.New(rand.NewPCG(1, 2)) // fixed: a failure reproduces
+	for range 200 {
+		b := []byte(valid)
+		for range 1 + rnd.IntN(3) {
+			b[rnd.IntN(len(b))] = byte(rnd.IntN(256))
+		}
+		bodies = append(bodies, string(b))
+	}
+	bodies = append(bodies,
+		`{"subject": "a", "resource": "b", "context": `+strings.Repeat("[", 10000)+strings.Repeat("]", 10000)+`}`,
+		`{"subject": "a", "resource": "b", "context": {"ttl_hours": 1e400}}`,
+		`{"subject": "a", "resource": "b", "context": {"ttl_hours": -9223372036854775809}}`,
+		`{"subject": "\ud800", "resource": "agt-state-hub-bridge", "context": {"ttl_hours": 24}}`,
+		"{\"subject\": \"a\x00b\", \"resource\": \"agt-state-hub-bridge\"}",
+		"{\"subject\": \"\xff\xfe\", \"resource\": \"agt-state-hub-bridge\"}",
+		`{"subject": "a", "subject": "b", "resource": "agt-state-hub-bridge"}`,
+		`{"subject": "a", "resource": "agt-state-hub-bridge", "context": {"principal": {"x": [1, 2, {"y": null}]}, "ttl_hours": true}}`,
+		`{"subject": "a", "resource": "agt-state-hub-bridge", "extra": 1}`,
+		"\ufeff"+valid,
+	)
+	for i, body := range bodies {
+		r := s.do("POST", "/v1/check", "application/json", []byte(body))
+		switch r.Status {
+		case 200, 400, 413:
+		default:
+			t.Errorf("body %d %q: got %d %s, want 200, 400 or 413", i, body, r.Status, r.Body)
+		}
+		if !json.Valid(r.Body) {
+			t.Errorf("body %d %q: answer is not JSON: %q", i, body, r.Body)
+		}
+	}
+	if h := s.health(); str(h, "status") != "ok" {
+		t.Errorf("after the bad input: got %v, want a healthy server", h)
+	}
 }

@@ -409,3 +409,75 @@ func TestCrashLosesNoAnsweredDecision(t *testing.T) {
 	}
 	t.Logf("%d decisions received, %d lines logged, partial last line: %d bytes", len(received), len(lines), len(partial))
 }
+
+// --watch reloads when a file is replaced by an atomic rename, and when a
+// Kubernetes ConfigMap volume swaps its ..data symlink.
+func TestWatch(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	fixture := loadFixture(t)
+	policy := readFile(t, fixturePolicy)
+	digest := func(s *server) string { return str(s.health(), "registry.digest") }
+
+	t.Run("atomic rename", func(t *testing.T) {
+		t.Parallel()
+		s := startServer(t, "--watch")
+		for _, hours := range []int{12, 6} {
+			changed := withBridgeTTL(t, fixture, hours)
+			writeFile(t, s.Registry, changed.Canonical())
+			s.waitFor(fmt.Sprintf("the registry with TTL %d is served", hours), func() bool { return digest(s) == changed.Digest })
+		}
+	})
+
+	t.Run("configmap symlink swap", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		// version writes one ConfigMap generation and points ..data at it.
+		version := func(name string, reg []byte) {
+			t.Helper()
+			gen := filepath.Join(dir, name)
+			if err := os.Mkdir(gen, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, filepath.Join(gen, "registry.json"), reg)
+			writeFile(t, filepath.Join(gen, "policy_package.md"), policy)
+			tmp := filepath.Join(dir, "..data_tmp")
+			if err := os.Symlink(name, tmp); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		version("..2026_06_24_1", fixture.Canonical())
+		for _, f := range []string{"registry.json", "policy_package.md"} {
+			if err := os.Symlink(filepath.Join("..data", f), filepath.Join(dir, f)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := &server{Registry: filepath.Join(dir, "registry.json"), Policy: filepath.Join(dir, "policy_package.md"), Log: filepath.Join(t.TempDir(), "decisions.jsonl")}
+		s.start(t, s.serveArgs("--watch")...)
+		if got := digest(s); got != fixture.Digest {
+			t.Fatalf("registry.digest: got %s, want %s", got, fixture.Digest)
+		}
+		changed := withBridgeTTL(t, fixture, 12)
+		version("..2026_06_24_2", changed.Canonical())
+		s.waitFor("the swapped registry is served", func() bool { return digest(s) == changed.Digest })
+		d := s.check(checkRequest{bridge, "ssh.sign", bridge, map[string]any{"ttl_hours": 24}}).JSON(t)
+		if str(d, "reason") != "ttl_out_of_bounds" || str(d, "registry_digest") != changed.Digest {
+			t.Errorf("after the swap: got %v, want deny ttl_out_of_bounds from %s", d, changed.Digest)
+		}
+	})
+}
+
+// --log-sync changes when the line is durable, not what is written.
+func TestLogSync(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	s := startServer(t, "--log-sync")
+	id := str(s.check(checkRequest{bridge, "ssh.sign", bridge, map[string]any{"ttl_hours": 24}}).JSON(t), "decision_id")
+	lines, partial := readLog(t, readFile(t, s.Log))
+	if len(lines) != 1 || lines[0].str("decision_id") != id || len(partial) > 0 {
+		t.Errorf("decision log: got %v + %q, want the one decision %s", lines, partial, id)
+	}
+}

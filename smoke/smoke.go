@@ -53,7 +53,7 @@ type Result struct {
 	Subject   string           `json:"subject"`
 	Action    string           `json:"action"`
 	Context   map[string]any   `json:"context"`
-	TTLSource string           `json:"ttl_source"`
+	TTLSource string           `json:"ttl_source,omitempty"`
 	Decision  *client.Decision `json:"decision,omitempty"`
 }
 
