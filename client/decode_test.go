@@ -1,0 +1,63 @@
+package client
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// FuzzParseDecision checks that whatever a server sends, an accepted
+// decision is one the contract allows, and that it survives a round trip.
+func FuzzParseDecision(f *testing.F) {
+	f.Add([]byte(allowBody))
+	f.Add([]byte(denyBody))
+	f.Add([]byte(`{"effect":"allow"}`))
+	f.Add([]byte(`{"decision_id":"decision:0123456789abcdef","effect":"deny","EFFECT":"allow"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := parseDecision(data)
+		if err != nil {
+			return
+		}
+		if checkDecisionID(d.ID) != nil || checkEffect(d.Effect) != nil || checkReason(d.Reason) != nil ||
+			checkDigest(d.PolicyDigest) != nil || checkDigest(d.RegistryDigest) != nil {
+			t.Fatalf("accepted an invalid decision %+v from %q", d, data)
+		}
+		if d.Allowed() != (d.Grant != nil) {
+			t.Fatalf("accepted %s with grant %v from %q", d.Effect, d.Grant, data)
+		}
+		again, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d2, err := parseDecision(again)
+		if err != nil {
+			t.Fatalf("re-encoded decision %s rejected: %v", again, err)
+		}
+		sameGrant := d.Grant == nil && d2.Grant == nil || d.Grant != nil && d2.Grant != nil && *d.Grant == *d2.Grant
+		if !sameGrant || d2.ID != d.ID || d2.Effect != d.Effect || d2.Reason != d.Reason {
+			t.Fatalf("round trip: got %+v, want %+v", d2, d)
+		}
+	})
+}
+
+func FuzzParseHealth(f *testing.F) {
+	f.Add([]byte(healthBody))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, err := parseHealth(data)
+		if err != nil {
+			return
+		}
+		if h.Status != "ok" && h.Status != "degraded" || checkDigest(h.Registry.Digest) != nil || h.Registry.Actors < 0 {
+			t.Fatalf("accepted an invalid health answer %+v from %q", h, data)
+		}
+	})
+}
+
+func BenchmarkParseDecision(b *testing.B) {
+	data := []byte(allowBody)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parseDecision(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
