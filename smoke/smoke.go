@@ -75,7 +75,7 @@ func Check(ctx context.Context, c *client.Client, q Query) (*Result, error) {
 	default:
 		s, err := c.Registry(ctx)
 		if err != nil {
-			return res, fmt.Errorf("look up the default TTL of %s: %w", q.Actor, err)
+			return res, fmt.Errorf("look up the default TTL of %s (give a TTL to skip the lookup): %w", q.Actor, err)
 		}
 		res.TTLSource = TTLNone
 		if a := s.Lookup(q.Actor); a != nil {
