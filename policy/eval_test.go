@@ -3,11 +3,13 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 	"github.com/coulomb/flex-auth/registry"
 )
 
@@ -167,6 +169,88 @@ func TestChainMatchesRules(t *testing.T) {
 	}
 }
 
+// TestActorSemantics checks that an actor behaves in CEL exactly as
+// cel-go's own map with the snapshot's member names would, although it is
+// read from the registry.Actor on demand.
+func TestActorSemantics(t *testing.T) {
+	env, err := celEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exprs := []string{
+		`actor.name == 'agt-state-hub-bridge'`, `actor.type == 'agt'`, `actor.principal == 'agt-task-bridge'`,
+		`actor.default_ttl_hours == 24`, `actor.max_ttl_hours >= 24`, `actor["principal"] == 'agt-task-bridge'`,
+		`'iam:agt-state-hub-bridge' in actor.subjects`, `'agt-state-hub-bridge' in actor.subjects`,
+		`'iam:adm-example' in actor.subjects`, `'' in actor.subjects`, `dyn(1) in actor.subjects`,
+		`actor.subjects.size() == 2`, `size(actor.subjects) == 2`, `actor.subjects[0] == 'agt-state-hub-bridge'`,
+		`actor.subjects[2] == 'x'`, `actor.subjects.exists(s, s.startsWith('iam:'))`,
+		`actor.subjects + ['x'] == ['agt-state-hub-bridge', 'iam:agt-state-hub-bridge', 'x']`,
+		`actor.subjects == ['agt-state-hub-bridge', 'iam:agt-state-hub-bridge']`, `actor.subjects != []`,
+		`type(actor.subjects) == list`, `'name' in actor`, `'nope' in actor`, `dyn(1) in actor`, `has(actor.name)`,
+		`has(actor.nope)`, `actor.nope == 1`, `actor.size() == 6`, `size(actor) == 6`, `actor.exists(k, k == 'subjects')`,
+		`actor.all(k, k != '')`, `actor.map(k, k).size() == 6`, `actor != {}`, `actor == actor`, `type(actor) == map`,
+		`dyn(actor).max_ttl_hours == 24`, `actor.max_ttl_hours + 1 == 25`, `actor.name + '!' == 'agt-state-hub-bridge!'`,
+		`actor == {'name': 'agt-state-hub-bridge', 'type': 'agt', 'principal': 'agt-task-bridge', 'default_ttl_hours': 24, 'max_ttl_hours': 24, 'subjects': ['agt-state-hub-bridge', 'iam:agt-state-hub-bridge']}`,
+	}
+	e := exampleEvaluator(t)
+	a := e.snap.Lookup("agt-state-hub-bridge")
+	if a == nil {
+		t.Fatal("example registry has no agt-state-hub-bridge")
+	}
+	// cel-go's own map over the same members, as NewEvaluator once built.
+	want := types.NewMap(types.DefaultTypeAdapter, map[string]ref.Val{
+		"name": types.String(a.Name), "type": types.String(a.Type), "principal": types.String(a.Principal),
+		"default_ttl_hours": types.Int(a.DefaultTTLHours), "max_ttl_hours": types.Int(a.MaxTTLHours),
+		"subjects": types.NewStringList(types.DefaultTypeAdapter, a.Subjects),
+	})
+	got, ok := e.actor("agt-state-hub-bridge")
+	if !ok {
+		t.Fatal("Evaluator does not find agt-state-hub-bridge")
+	}
+	for _, src := range exprs {
+		t.Run(src, func(t *testing.T) {
+			ast, iss := env.Compile(src)
+			if iss.Err() != nil {
+				t.Fatalf("compile: %v", iss.Err())
+			}
+			prog, err := env.Program(ast)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantOut, _, wantErr := prog.Eval(map[string]any{"actor": want, "context": map[string]any{}})
+			gotOut, _, gotErr := prog.Eval(map[string]any{"actor": got, "context": map[string]any{}})
+			if (gotErr == nil) != (wantErr == nil) || gotErr == nil && gotOut.Equal(wantOut) != types.True {
+				t.Errorf("got %v (err %v), want %v (err %v) as with cel-go's map", gotOut, gotErr, wantOut, wantErr)
+			}
+		})
+	}
+}
+
+// TestEvaluatorUnsortedSnapshot checks that a snapshot built by hand, not
+// sorted the way Load and New sort, still finds its actors and subjects.
+func TestEvaluatorUnsortedSnapshot(t *testing.T) {
+	e := exampleEvaluator(t)
+	s := *e.snap
+	s.Actors = slices.Clone(s.Actors)
+	slices.Reverse(s.Actors)
+	for i := range s.Actors {
+		s.Actors[i].Subjects = slices.Clone(s.Actors[i].Subjects)
+		slices.Reverse(s.Actors[i].Subjects)
+	}
+	u, err := NewEvaluator(e.pkg, &s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range s.Actors {
+		for _, sub := range []string{a.Name, registry.IAMSubject(a.Name), "iam:nobody"} {
+			req := &Request{Subject: sub, Resource: a.Name, Context: map[string]any{"ttl_hours": int64(a.MaxTTLHours)}}
+			if got, want := u.Decide(req), e.Decide(req); got != want {
+				t.Errorf("%s as %s: got %v, want %v (as with the sorted snapshot)", a.Name, sub, got, want)
+			}
+		}
+	}
+}
+
 // TestContextSemantics checks that the request context behaves in CEL
 // exactly as cel-go's own map over the same Go map would.
 func TestContextSemantics(t *testing.T) {
@@ -190,7 +274,7 @@ func TestContextSemantics(t *testing.T) {
 		`context.map(k, k).size() == 8`, `dyn(context).ttl_hours == 24`, `context.?ttl_hours.orValue(0) == 24`,
 	}
 	e := exampleEvaluator(t)
-	actor := e.actors["agt-state-hub-bridge"]
+	actor, _ := e.actor("agt-state-hub-bridge")
 	for _, src := range exprs {
 		t.Run(src, func(t *testing.T) {
 			ast, iss := env.Compile(src)
@@ -205,7 +289,7 @@ func TestContextSemantics(t *testing.T) {
 				t.Fatal(err)
 			}
 			want, _, wantErr := prog.Eval(map[string]any{
-				"context": types.NewStringInterfaceMap(types.DefaultTypeAdapter, ctx), "actor": actor.val,
+				"context": types.NewStringInterfaceMap(types.DefaultTypeAdapter, ctx), "actor": actor.std(),
 			})
 			a := &activation{}
 			a.reset(e, &Request{Subject: "s", Resource: "agt-state-hub-bridge", Context: ctx})

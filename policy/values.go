@@ -15,14 +15,12 @@ const contextCacheSize = 4
 // A contextValue is a request's context as a CEL map(string, dyn). It lives
 // inside a pooled activation, so binding it allocates nothing, and it keeps
 // the members a request reads converted, so that three rules reading
-// ttl_hours convert it once. A string equal to the actor's principal is the
-// value NewEvaluator built. String-keyed lookups, the ones policies make,
+// ttl_hours convert it once. String-keyed lookups, the ones policies make,
 // are served here; everything else (equality, iteration, conversion,
 // lookups by other key types) is handed to cel-go's own map over the same
 // Go map, so the semantics are cel-go's.
 type contextValue struct {
 	m     map[string]any
-	actor *actorValue
 	n     int
 	cache [contextCacheSize]struct {
 		key string
@@ -32,11 +30,11 @@ type contextValue struct {
 
 var emptyMap = map[string]any{}
 
-func (c *contextValue) reset(m map[string]any, actor *actorValue) {
+func (c *contextValue) reset(m map[string]any) {
 	if m == nil {
 		m = emptyMap
 	}
-	*c = contextValue{m: m, actor: actor}
+	*c = contextValue{m: m}
 }
 
 // std returns cel-go's map over the same members, for the rare operations.
@@ -54,12 +52,7 @@ func (c *contextValue) lookup(key string) (ref.Val, bool) {
 	if !ok {
 		return nil, false
 	}
-	var v ref.Val
-	if s, isStr := raw.(string); isStr && c.actor != nil && s == c.actor.principal {
-		v = c.actor.principalVal
-	} else {
-		v = types.DefaultTypeAdapter.NativeToValue(raw)
-	}
+	v := types.DefaultTypeAdapter.NativeToValue(raw)
 	if c.n < len(c.cache) {
 		c.cache[c.n].key, c.cache[c.n].val = key, v
 		c.n++
