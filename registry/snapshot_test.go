@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -247,5 +248,77 @@ func BenchmarkCanonical100k(b *testing.B) {
 	for b.Loop() {
 		s.Canonical()
 		s.ComputeDigest()
+	}
+}
+
+// chunkWriter records the chunks it is given and fails from the failAt-th
+// call on, when failAt > 0.
+type chunkWriter struct {
+	buf    bytes.Buffer
+	chunks []int
+	failAt int
+}
+
+var errWrite = errors.New("disk full")
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	w.chunks = append(w.chunks, len(p))
+	if w.failAt > 0 && len(w.chunks) >= w.failAt {
+		return 0, errWrite
+	}
+	return w.buf.Write(p)
+}
+
+func TestWriteCanonicalMatchesCanonical(t *testing.T) {
+	fix, err := Load(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		snap       *Snapshot
+		wantChunks int // at least
+	}{
+		{"no actors", New("ops-warden", DefaultPolicyPackage, nil), 1},
+		{"fixture", fix, 1},
+		{"3000 actors in several chunks", largeSnapshot(3000), 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var w chunkWriter
+			n, err := tt.snap.WriteCanonical(&w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tt.snap.Canonical()
+			if !bytes.Equal(w.buf.Bytes(), want) {
+				t.Errorf("WriteCanonical wrote %d bytes that differ from Canonical's %d", w.buf.Len(), len(want))
+			}
+			if n != int64(len(want)) {
+				t.Errorf("returned %d bytes, want %d", n, len(want))
+			}
+			if len(w.chunks) < tt.wantChunks {
+				t.Errorf("got %d chunks, want at least %d", len(w.chunks), tt.wantChunks)
+			}
+			for i, c := range w.chunks {
+				if c > 64<<10 {
+					t.Errorf("chunk %d is %d bytes, want at most 64 KiB", i, c)
+				}
+			}
+		})
+	}
+}
+
+func TestWriteCanonicalStopsAtTheFirstError(t *testing.T) {
+	w := chunkWriter{failAt: 3}
+	n, err := largeSnapshot(3000).WriteCanonical(&w)
+	if !errors.Is(err, errWrite) {
+		t.Fatalf("got error %v, want %v", err, errWrite)
+	}
+	if len(w.chunks) != 3 {
+		t.Errorf("got %d writes, want 3 (none after the failure)", len(w.chunks))
+	}
+	if n != int64(w.buf.Len()) {
+		t.Errorf("returned %d bytes, want %d (the bytes written before the failure)", n, w.buf.Len())
 	}
 }
