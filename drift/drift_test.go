@@ -1,0 +1,754 @@
+package drift
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coulomb/flex-auth/registry"
+)
+
+func fixture(t testing.TB) []byte {
+	t.Helper()
+	data, err := os.ReadFile("../examples/ops-warden/production_registry_snapshot.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func mustSide(t testing.TB, source string, data []byte) *Side {
+	t.Helper()
+	s, err := ParseSnapshot(source, data)
+	if err != nil {
+		t.Fatalf("ParseSnapshot %s: %v", source, err)
+	}
+	return s
+}
+
+func actor(name string, ttl int, extra ...string) registry.Actor {
+	return registry.Actor{Name: name, Type: registry.TypeOf(name), Principal: name, DefaultTTLHours: ttl, MaxTTLHours: ttl,
+		Subjects: append([]string{name, registry.IAMSubject(name)}, extra...)}
+}
+
+func snapshotSide(t testing.TB, source, pkg string, actors ...registry.Actor) *Side {
+	return mustSide(t, source, registry.New("ops-warden", pkg, actors).Canonical())
+}
+
+// TestCompareDirection checks the contract's direction: an add is in
+// EXPECTED only, a remove in ACTUAL only, a change goes from ACTUAL's
+// value to EXPECTED's.
+func TestCompareDirection(t *testing.T) {
+	pkg := registry.DefaultPolicyPackage
+	e := snapshotSide(t, "e.json", pkg, actor("agt-keep", 24), actor("agt-new", 8), actor("agt-ttl", 12, "iam:role/x"))
+	a := snapshotSide(t, "a.json", "ops-warden/old", actor("agt-keep", 24), actor("atm-old", 8), actor("agt-ttl", 24, "iam:role/y"))
+	r := Compare(e, a)
+	want := []struct {
+		op            Op
+		path          string
+		before, after string
+	}{
+		{OpChange, "/policy_package", "ops-warden/old", pkg},
+		{OpAdd, "/actors/agt-new", "", "agt-new (principal agt-new, ttl 8, max 8, subjects [agt-new, iam:agt-new])"},
+		{OpChange, "/actors/agt-ttl/default_ttl_hours", "24", "12"},
+		{OpChange, "/actors/agt-ttl/max_ttl_hours", "24", "12"},
+		{OpChange, "/actors/agt-ttl/subjects", "[agt-ttl, iam:agt-ttl, iam:role/y]", "[agt-ttl, iam:agt-ttl, iam:role/x]"},
+		{OpRemove, "/actors/atm-old", "atm-old (principal atm-old, ttl 8, max 8, subjects [atm-old, iam:atm-old])", ""},
+	}
+	if len(r.Changes) != len(want) {
+		t.Fatalf("got %d changes %v, want %d", len(r.Changes), r.Changes, len(want))
+	}
+	for i, w := range want {
+		c := r.Changes[i]
+		if c.Op != w.op || c.Path() != w.path || FormatValue(c.Before) != w.before || FormatValue(c.After) != w.after {
+			t.Errorf("change %d: got %s %s %q -> %q, want %s %s %q -> %q", i, c.Op, c.Path(), FormatValue(c.Before), FormatValue(c.After), w.op, w.path, w.before, w.after)
+		}
+	}
+	if r.InSync() {
+		t.Error("InSync() = true, want false")
+	}
+	if got := r.Changes[1].String(); got != "+ agt-new" {
+		t.Errorf("add: got %q, want %q", got, "+ agt-new")
+	}
+	if got := r.Changes[5].String(); got != "- atm-old" {
+		t.Errorf("remove: got %q, want %q", got, "- atm-old")
+	}
+}
+
+// TestReorderIsNotAChange: actor and subject order in a file is not a
+// content change, only a formatting finding.
+func TestReorderIsNotAChange(t *testing.T) {
+	s := registry.New("ops-warden", registry.DefaultPolicyPackage, []registry.Actor{actor("agt-a", 1), actor("agt-b", 2), actor("agt-c", 3)})
+	var buf bytes.Buffer
+	buf.WriteString(`{"schema":"flex-auth.registry/v1","digest":"` + s.Digest + `","source":"ops-warden","policy_package":"ops-warden/ssh-signing","actors":[`)
+	for i := len(s.Actors) - 1; i >= 0; i-- {
+		a := s.Actors[i]
+		fmt.Fprintf(&buf, `{"subjects":["iam:%s","%s"],"name":"%s","type":"agt","principal":"%s","default_ttl_hours":%d,"max_ttl_hours":%d}`, a.Name, a.Name, a.Name, a.Principal, a.DefaultTTLHours, a.MaxTTLHours)
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+	}
+	buf.WriteString("]}")
+	r := Compare(mustSide(t, "e.json", s.Canonical()), mustSide(t, "a.json", buf.Bytes()))
+	if len(r.Changes) != 0 {
+		t.Errorf("got changes %v, want none", r.Changes)
+	}
+	if len(r.Findings) != 1 || r.Findings[0].Kind != Formatting || !r.FormattingOnly() {
+		t.Errorf("got findings %+v, want one formatting finding", r.Findings)
+	}
+	if r.InSync() {
+		t.Error("InSync() = true, want false: the bytes are not canonical")
+	}
+}
+
+func TestExpectedEditedByHand(t *testing.T) {
+	data := fixture(t)
+	edited := bytes.Replace(data, []byte(`"max_ttl_hours": 2,`), []byte(`"max_ttl_hours": 3,`), 1)
+	r := Compare(mustSide(t, "e.json", edited), mustSide(t, "a.json", data))
+	if len(r.Findings) != 1 || r.Findings[0].Kind != EditedByHand || r.Findings[0].Side != "expected" {
+		t.Fatalf("got findings %+v, want one edited_by_hand on expected", r.Findings)
+	}
+	// What --write would put in place carries the digest of its content.
+	s, err := registry.Parse(r.Want)
+	if err != nil {
+		t.Fatalf("Want does not parse with a valid digest: %v", err)
+	}
+	if !bytes.Equal(s.Canonical(), r.Want) {
+		t.Error("Want is not canonical")
+	}
+	if _, err := r.Write(); err == nil {
+		t.Error("Write from a hand-edited EXPECTED: got no error, want one")
+	}
+}
+
+// applyUnified applies a unified diff to text, checking every context and
+// deleted line, and the hunk counts.
+func applyUnified(t testing.TB, text, diff string) string {
+	t.Helper()
+	if diff == "" {
+		return text
+	}
+	src := strings.SplitAfter(text, "\n")
+	if src[len(src)-1] == "" {
+		src = src[:len(src)-1]
+	}
+	lines := strings.SplitAfter(diff, "\n")
+	if !strings.HasPrefix(lines[0], "--- ") || !strings.HasPrefix(lines[1], "+++ ") {
+		t.Fatalf("diff header: got %q %q", lines[0], lines[1])
+	}
+	var out []string
+	pos := 0
+	for k := 2; k < len(lines) && lines[k] != ""; {
+		var a0, an, b0, bn int
+		h := lines[k]
+		if _, err := fmt.Sscanf(strings.NewReplacer(",", " ", "-", "", "+", "").Replace(h), "@@ %d %d %d %d @@", &a0, &an, &b0, &bn); err != nil {
+			// single-line ranges omit the count
+			parts := strings.Fields(h)
+			if len(parts) < 4 || parts[0] != "@@" {
+				t.Fatalf("bad hunk header %q", h)
+			}
+			a0, an = parseRange(t, parts[1][1:])
+			b0, bn = parseRange(t, parts[2][1:])
+		}
+		k++
+		start := a0 - 1
+		if an == 0 {
+			start = a0
+		}
+		out = append(out, src[pos:start]...)
+		pos = start
+		var gotA, gotB int
+		for k < len(lines) && lines[k] != "" && !strings.HasPrefix(lines[k], "@@") {
+			l := lines[k]
+			k++
+			body := l[1:]
+			if k < len(lines) && lines[k] == "\\ No newline at end of file\n" {
+				body = strings.TrimSuffix(body, "\n")
+				k++
+			}
+			switch l[0] {
+			case ' ':
+				if src[pos] != body {
+					t.Fatalf("context line %d: got %q, want %q", pos+1, src[pos], body)
+				}
+				out = append(out, body)
+				pos++
+				gotA++
+				gotB++
+			case '-':
+				if src[pos] != body {
+					t.Fatalf("deleted line %d: got %q, want %q", pos+1, src[pos], body)
+				}
+				pos++
+				gotA++
+			case '+':
+				out = append(out, body)
+				gotB++
+			default:
+				t.Fatalf("bad diff line %q", l)
+			}
+		}
+		if gotA != an || gotB != bn {
+			t.Fatalf("hunk %q: got %d old and %d new lines, header says %d and %d", h, gotA, gotB, an, bn)
+		}
+		_ = b0
+	}
+	out = append(out, src[pos:]...)
+	return strings.Join(out, "")
+}
+
+func parseRange(t testing.TB, s string) (start, n int) {
+	t.Helper()
+	a, b, ok := strings.Cut(s, ",")
+	start, err := strconv.Atoi(a)
+	if err != nil {
+		t.Fatalf("bad range %q", s)
+	}
+	n = 1
+	if ok {
+		if n, err = strconv.Atoi(b); err != nil {
+			t.Fatalf("bad range %q", s)
+		}
+	}
+	return start, n
+}
+
+// mutate returns a random variation of the fixture's registry.
+func mutate(rng *rand.Rand, n int) *registry.Snapshot {
+	var actors []registry.Actor
+	for i := 0; i < n; i++ {
+		if rng.IntN(8) == 0 {
+			continue
+		}
+		name := fmt.Sprintf("agt-a%03d", i*3+rng.IntN(2))
+		a := actor(name, 1+rng.IntN(3))
+		if rng.IntN(5) == 0 {
+			a.Subjects = append(a.Subjects, "iam:role/r"+strconv.Itoa(rng.IntN(3)))
+		}
+		if rng.IntN(6) == 0 {
+			a.Principal = "p" + strconv.Itoa(rng.IntN(2))
+		}
+		actors = append(actors, a)
+	}
+	if len(actors) == 0 {
+		actors = append(actors, actor("agt-only", 1))
+	}
+	pkg := registry.DefaultPolicyPackage
+	if rng.IntN(4) == 0 {
+		pkg = "ops-warden/other"
+	}
+	return registry.New("ops-warden", pkg, actors)
+}
+
+// gnuDiff runs GNU diff -u on a and b with the given labels.
+func gnuDiff(t *testing.T, gnu string, a, b []byte, labelA, labelB string) string {
+	t.Helper()
+	dir := t.TempDir()
+	fa, fb := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	if err := os.WriteFile(fa, a, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fb, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(gnu, "-u", "--label", labelA, "--label", labelB, fa, fb).Output()
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
+		t.Fatalf("diff: %v", err)
+	}
+	return string(out)
+}
+
+// tagForGNU prefixes every line of an actor block but its braces with the
+// actor's name and a tab, the way the differ keeps actors apart, so that
+// GNU diff can be asked for the same diff.
+func tagForGNU(t testing.TB, data []byte) []byte {
+	s, err := registry.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txt := splitLines(string(data))
+	blocks, ok := actorBlocks(txt, actorNames(s))
+	if !ok {
+		t.Fatal("not canonical")
+	}
+	return []byte(strings.ReplaceAll(tagged(txt, 0, txt.lines(), blocks), "\x00", "\t"))
+}
+
+// untag removes the tags of tagForGNU from a diff.
+func untag(diff string) string {
+	lines := strings.SplitAfter(diff, "\n")
+	for i, l := range lines {
+		if k := strings.IndexByte(l, '\t'); k > 0 && (l[0] == ' ' || l[0] == '-' || l[0] == '+') && !strings.HasPrefix(l, "--- ") && !strings.HasPrefix(l, "+++ ") {
+			lines[i] = l[:1] + l[k+1:]
+		}
+	}
+	return strings.Join(lines, "")
+}
+
+// TestDiffMatchesGNU compares the unified diffs with GNU diff -u's, hunk
+// for hunk, and checks that every diff applies to ACTUAL and gives
+// EXPECTED. On the golden cases, diff -u of the plain files gives the
+// same diff. drift never pairs one actor's lines with another's, which a
+// line-minimal diff may do when an actor is removed next to an added one;
+// on large and random registries, the oracle is diff -u of the files with
+// each actor's lines tagged by its name, which makes GNU diff keep actors
+// apart too; most of those diffs also equal plain diff -u's.
+func TestDiffMatchesGNU(t *testing.T) {
+	gnu, err := exec.LookPath("diff")
+	if err != nil {
+		t.Skip("no diff on PATH")
+	}
+	applies := func(t *testing.T, r *Report) {
+		t.Helper()
+		if got := applyUnified(t, string(r.Actual.Text), r.Diff); got != string(r.Want) {
+			t.Fatalf("the diff applied to ACTUAL does not give EXPECTED")
+		}
+	}
+	for _, name := range goldenCases {
+		t.Run(name, func(t *testing.T) {
+			r := caseReport(t, name)
+			applies(t, r)
+			if want := gnuDiff(t, gnu, r.Actual.Text, r.Want, r.Actual.Source, r.Expected.Source); r.Diff != want {
+				t.Errorf("got diff:\n%s\nwant (GNU diff -u):\n%s", r.Diff, want)
+			}
+		})
+	}
+	tagged := func(t *testing.T, r *Report) (same bool) {
+		t.Helper()
+		applies(t, r)
+		want := untag(gnuDiff(t, gnu, tagForGNU(t, r.Actual.Text), tagForGNU(t, r.Want), r.Actual.Source, r.Expected.Source))
+		if r.Diff != want {
+			t.Errorf("got diff:\n%s\nwant (GNU diff -u, actors tagged):\n%s", r.Diff, want)
+		}
+		return r.Diff == gnuDiff(t, gnu, r.Actual.Text, r.Want, r.Actual.Source, r.Expected.Source)
+	}
+	t.Run("large", func(t *testing.T) { tagged(t, largeReport(t)) })
+	rng := rand.New(rand.NewPCG(1, 2))
+	plain, n := 0, 300
+	for i := 0; i < n; i++ {
+		base := mutate(rng, 2+rng.IntN(30))
+		e, a := drifted(rng, base), drifted(rng, base)
+		t.Run("random-"+strconv.Itoa(i), func(t *testing.T) {
+			if tagged(t, Compare(mustSide(t, "e.json", e.Canonical()), mustSide(t, "a.json", a.Canonical()))) {
+				plain++
+			}
+		})
+	}
+	// Most random drifts have no removal next to an addition: for those
+	// the plain diff -u is the same.
+	if plain < n*8/10 {
+		t.Errorf("only %d of %d random diffs equal plain diff -u's, want at least 80%%", plain, n)
+	}
+	t.Logf("%d of %d random diffs equal plain diff -u's", plain, n)
+}
+
+// drifted returns base with a few edits of the kinds drift meets: a
+// member changed, a subject added, an actor added or removed, another
+// policy package.
+func drifted(rng *rand.Rand, base *registry.Snapshot) *registry.Snapshot {
+	actors := make([]registry.Actor, len(base.Actors))
+	for i, a := range base.Actors {
+		a.Subjects = slices.Clone(a.Subjects)
+		actors[i] = a
+	}
+	pkg := base.PolicyPackage
+	for n := rng.IntN(4); n > 0; n-- {
+		k := rng.IntN(len(actors))
+		switch rng.IntN(6) {
+		case 0:
+			actors[k].MaxTTLHours += 1 + rng.IntN(3)
+		case 1:
+			actors[k].Principal = "p" + strconv.Itoa(rng.IntN(3))
+		case 2:
+			actors[k].Subjects = append(actors[k].Subjects, "iam:role/r"+strconv.Itoa(rng.IntN(3)))
+		case 3:
+			actors = append(actors, actor(actors[k].Name+"-x"+strconv.Itoa(rng.IntN(3)), 1+rng.IntN(3)))
+		case 4:
+			if len(actors) > 1 {
+				actors = slices.Delete(actors, k, k+1)
+			}
+		case 5:
+			pkg = "ops-warden/p" + strconv.Itoa(rng.IntN(2))
+		}
+	}
+	seen := map[string]bool{}
+	actors = slices.DeleteFunc(actors, func(a registry.Actor) bool {
+		dup := seen[a.Name]
+		seen[a.Name] = true
+		return dup
+	})
+	return registry.New(base.Source, pkg, actors)
+}
+
+// TestDiffApplies: on registries with nothing in common but their
+// layout, where many diffs are equally short and GNU diff may pick
+// another, the diff still applies and its hunk counts are right.
+func TestDiffApplies(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 200; i++ {
+		e, a := mutate(rng, 1+rng.IntN(12)), mutate(rng, 1+rng.IntN(12))
+		r := Compare(mustSide(t, "e.json", e.Canonical()), mustSide(t, "a.json", a.Canonical()))
+		if got := applyUnified(t, string(r.Actual.Text), r.Diff); got != string(r.Want) {
+			t.Fatalf("case %d: the diff applied to ACTUAL does not give EXPECTED", i)
+		}
+	}
+}
+
+func TestHunkRange(t *testing.T) {
+	tests := []struct {
+		start, n int
+		want     string
+	}{
+		{0, 0, "0,0"},
+		{4, 0, "4,0"},
+		{0, 1, "1"},
+		{6, 1, "7"},
+		{0, 7, "1,7"},
+		{29, 12, "30,12"},
+	}
+	for _, tt := range tests {
+		if got := hunkRange(tt.start, tt.n); got != tt.want {
+			t.Errorf("hunkRange(%d, %d) = %q, want %q", tt.start, tt.n, got, tt.want)
+		}
+	}
+}
+
+func TestDiffNoNewlineAtEnd(t *testing.T) {
+	data := fixture(t)
+	trimmed := bytes.TrimSuffix(data, []byte("\n"))
+	r := Compare(mustSide(t, "e.json", data), mustSide(t, "a.json", trimmed))
+	want := "--- a.json\n+++ e.json\n@@ -49,4 +49,4 @@\n       ]\n     }\n   ]\n-}\n\\ No newline at end of file\n+}\n"
+	if r.Diff != want {
+		t.Errorf("got diff:\n%s\nwant:\n%s", r.Diff, want)
+	}
+	if got := applyUnified(t, string(trimmed), r.Diff); got != string(data) {
+		t.Error("the diff does not apply")
+	}
+}
+
+func TestEscapeWorkflowCommand(t *testing.T) {
+	tests := []struct {
+		in, data, prop string
+	}{
+		{"plain", "plain", "plain"},
+		{"50% a:b, c", "50%25 a:b, c", "50%25 a%3Ab%2C c"},
+		{"line\r\nnext", "line%0D%0Anext", "line%0D%0Anext"},
+		{"%0A", "%250A", "%250A"},
+	}
+	for _, tt := range tests {
+		if got := escapeData(tt.in); got != tt.data {
+			t.Errorf("escapeData(%q) = %q, want %q", tt.in, got, tt.data)
+		}
+		if got := escapeProperty(tt.in); got != tt.prop {
+			t.Errorf("escapeProperty(%q) = %q, want %q", tt.in, got, tt.prop)
+		}
+	}
+}
+
+// TestGitHubAnnotations checks the count limit, and that each annotation
+// names the ACTUAL file's line of what it is about.
+func TestGitHubAnnotations(t *testing.T) {
+	r := largeReport(t)
+	var out bytes.Buffer
+	if err := r.Render(&out, GitHub, nil); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(out.String(), "\n")
+	var errs []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "::error ") {
+			errs = append(errs, l)
+		}
+	}
+	if len(errs) != maxAnnotations {
+		t.Errorf("got %d annotations, want %d", len(errs), maxAnnotations)
+	}
+	wantNotice := fmt.Sprintf("::notice title=Registry drift::%d more drift findings", len(r.Changes)-maxAnnotations)
+	if !strings.Contains(out.String(), wantNotice) {
+		t.Errorf("no %q in the output", wantNotice)
+	}
+	actual := strings.Split(string(r.Actual.Text), "\n")
+	for _, e := range errs[:3] {
+		// ::error file=large/actual.json,line=N,title=Registry drift%3A NAME::...
+		var line int
+		rest, _ := strings.CutPrefix(e, "::error file=large/actual.json,line=")
+		num, rest, _ := strings.Cut(rest, ",")
+		line, _ = strconv.Atoi(num)
+		name := strings.TrimPrefix(rest[:strings.Index(rest, "::")], "title=Registry drift%3A ")
+		actorName, member, _ := strings.Cut(name, ".")
+		want := `"` + member + `"`
+		if member == "" {
+			want = "{"
+		}
+		if line < 1 || line > len(actual) || !strings.Contains(actual[line-1], want) {
+			t.Errorf("annotation %q: line %d is %q, want the line of %s of %s", e, line, actual[min(max(line, 1), len(actual))-1], want, actorName)
+		}
+	}
+	if !strings.Contains(out.String(), "::group::") || !strings.HasSuffix(out.String(), "::endgroup::\n") {
+		t.Error("the diff is not in a ::group::")
+	}
+}
+
+func TestInventoryPositions(t *testing.T) {
+	inv := []byte("version: 1\nactors:\n  agt-a:\n    principal: p\n    ttl_hours: 3\n  agt-b: {}\n")
+	p := inventoryPositions(inv)
+	tests := []struct {
+		c    Change
+		want int
+	}{
+		{Change{Actor: "agt-a", Member: "principal"}, 4},
+		{Change{Actor: "agt-a", Member: "default_ttl_hours"}, 5},
+		{Change{Actor: "agt-a", Member: "max_ttl_hours"}, 3},
+		{Change{Actor: "agt-b", Member: "principal"}, 6},
+		{Change{Op: OpAdd, Actor: "agt-new"}, 2},
+		{Change{Member: "policy_package"}, 1},
+	}
+	for _, tt := range tests {
+		if got := p.line(tt.c); got != tt.want {
+			t.Errorf("line of %s: got %d, want %d", tt.c.Name(), got, tt.want)
+		}
+	}
+}
+
+// TestMarkdownLimit: whatever the limit, the Markdown fits, keeps its
+// diff fence closed and says when it was cut.
+func TestMarkdownLimit(t *testing.T) {
+	r := largeReport(t)
+	for _, limit := range []int{3000, 10000, MaxCommentBytes, MaxSummaryBytes} {
+		t.Run(strconv.Itoa(limit), func(t *testing.T) {
+			md := r.Markdown(limit)
+			if len(md) > limit {
+				t.Fatalf("got %d bytes, want at most %d", len(md), limit)
+			}
+			cut := strings.Contains(md, "_The diff was cut to fit")
+			if full := len(r.Diff) > limit; cut != full {
+				t.Errorf("cut note present: %v, want %v", cut, full)
+			}
+			if strings.Count(md, "```diff\n") != 1 || !strings.Contains(md, "\n```\n") {
+				t.Error("the diff block is not opened and closed once")
+			}
+		})
+	}
+	if md := r.Markdown(MaxSummaryBytes); !strings.Contains(md, r.Diff) {
+		t.Error("a 1 MiB summary should hold the whole diff")
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"schema": "flex-auth.registry/v1"}`), 0o644)
+	badInv := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(badInv, []byte("version: 1\nactors:\n  agt-x:\n    ttl_hour: 3\n"), 0o644)
+	tests := []struct {
+		name, source, want string
+	}{
+		{"missing snapshot", filepath.Join(dir, "nope.json"), "no such file"},
+		{"missing inventory", filepath.Join(dir, "nope.yaml"), "no such file"},
+		{"invalid snapshot", bad, bad + ": actors: missing"},
+		{"invalid inventory", badInv, badInv + ":4:"},
+		{"unknown kind", "registry.txt", "cannot tell what this is"},
+		{"bad URL", "http://", "no host"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(context.Background(), tt.source, Options{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func registryServer(t *testing.T, body []byte, status int) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/registry" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestRuntime(t *testing.T) {
+	data := fixture(t)
+	edited := registry.New("ops-warden", registry.DefaultPolicyPackage, []registry.Actor{actor("agt-only", 4)}).Canonical()
+	tests := []struct {
+		name    string
+		body    []byte
+		status  int
+		suffix  string
+		inSync  bool
+		wantErr string
+	}{
+		{name: "in sync", body: data, status: 200, inSync: true},
+		{name: "in sync, trailing slash", body: data, status: 200, suffix: "/", inSync: true},
+		{name: "endpoint named", body: data, status: 200, suffix: "/v1/registry", inSync: true},
+		{name: "drifted", body: edited, status: 200},
+		{name: "not 200", body: []byte(`{"error": {"code": "x", "message": "registry not loaded"}}`), status: 503, wantErr: "503 Service Unavailable: registry not loaded"},
+		{name: "invalid", body: []byte(`{"schema": 1}`), status: 200, wantErr: "invalid snapshot"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := registryServer(t, tt.body, tt.status)
+			r, err := Run(context.Background(), "../examples/ops-warden/inventory.yaml", srv.URL+tt.suffix, Options{})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.InSync() != tt.inSync {
+				t.Errorf("InSync() = %v, want %v", r.InSync(), tt.inSync)
+			}
+			if r.Actual.Kind != Runtime || r.Actual.Source != srv.URL+tt.suffix {
+				t.Errorf("actual: got %s %s, want runtime %s", r.Actual.Kind, r.Actual.Source, srv.URL+tt.suffix)
+			}
+			if _, err := r.Write(); !errors.Is(err, ErrNotWritable) {
+				t.Errorf("Write to a runtime: got %v, want ErrNotWritable", err)
+			}
+		})
+	}
+}
+
+func TestRuntimeUnreachable(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close()
+	_, err := Load(context.Background(), url, Options{})
+	if err == nil || !strings.Contains(err.Error(), "is flex-auth running there?") {
+		t.Errorf("got %v, want an unreachable error", err)
+	}
+}
+
+func TestRuntimeTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	_, err := Load(context.Background(), srv.URL, Options{Timeout: 50 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "no answer within 50ms") {
+		t.Errorf("got %v, want a timeout error", err)
+	}
+}
+
+func TestWrite(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "snapshot.json")
+	stale := registry.New("ops-warden", registry.DefaultPolicyPackage, []registry.Actor{actor("agt-old", 4)}).Canonical()
+	if err := os.WriteFile(path, stale, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(context.Background(), "../examples/ops-warden/inventory.yaml", path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed, err := r.Write()
+	if err != nil || !changed {
+		t.Fatalf("Write: got %v, %v, want true, nil", changed, err)
+	}
+	got, _ := os.ReadFile(path)
+	if !bytes.Equal(got, fixture(t)) {
+		t.Error("the written file is not the canonical snapshot of the inventory")
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode: got %v, want 0640", fi.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("got %d files in the directory, want 1 (no temporary left)", len(entries))
+	}
+	r, err = Run(context.Background(), "../examples/ops-warden/inventory.yaml", path, Options{})
+	if err != nil || !r.InSync() {
+		t.Fatalf("after Write: in sync %v, err %v; want in sync", r != nil && r.InSync(), err)
+	}
+	if changed, err := r.Write(); changed || err != nil {
+		t.Errorf("Write in sync: got %v, %v, want false, nil", changed, err)
+	}
+
+	inv, err := Run(context.Background(), path, "../examples/ops-warden/inventory.yaml", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inv.Write(); !errors.Is(err, ErrNotWritable) {
+		t.Errorf("Write to an inventory: got %v, want ErrNotWritable", err)
+	}
+	var pe *fs.PathError
+	ro := filepath.Join(dir, "missing-dir", "x.json")
+	r.Actual.Source = ro
+	r.Changes = append(r.Changes, Change{Op: OpAdd, Actor: "agt-x"})
+	if _, err := r.Write(); !errors.As(err, &pe) {
+		t.Errorf("Write into a missing directory: got %v, want a path error", err)
+	}
+}
+
+func TestSnapshotPositions(t *testing.T) {
+	data := []byte(`{
+  "actors": [
+    {"max_ttl_hours": 3, "name": "agt-b",
+     "subjects": ["agt-b", "iam:agt-b"], "principal": "p", "type": "agt", "default_ttl_hours": 3},
+    {
+      "name": "agt-a", "type": "agt",
+      "principal": "p",
+      "default_ttl_hours": 1,
+      "max_ttl_hours": 1,
+      "subjects": ["agt-a",
+        "iam:agt-a"]
+    }
+  ],
+  "policy_package": "ops-warden/ssh-signing",
+  "schema": "flex-auth.registry/v1", "source": "ops-warden",
+  "digest": "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+}`)
+	if _, err := registry.Decode(data); err != nil {
+		t.Fatalf("test input does not decode: %v", err)
+	}
+	p := snapshotPositions(data)
+	tests := []struct {
+		c    Change
+		want int
+	}{
+		{Change{Actor: "agt-b", Member: "max_ttl_hours"}, 3},
+		{Change{Actor: "agt-b", Member: "principal"}, 4},
+		{Change{Actor: "agt-b", Member: "default_ttl_hours"}, 4},
+		{Change{Op: OpRemove, Actor: "agt-b"}, 3},
+		{Change{Actor: "agt-a", Member: "max_ttl_hours"}, 9},
+		{Change{Actor: "agt-a", Member: "subjects"}, 10},
+		{Change{Op: OpRemove, Actor: "agt-a"}, 5},
+		{Change{Op: OpAdd, Actor: "agt-new"}, 2},
+		{Change{Member: "policy_package"}, 14},
+		{Change{Member: "source"}, 15},
+	}
+	for _, tt := range tests {
+		if got := p.line(tt.c); got != tt.want {
+			t.Errorf("line of %s %s: got %d, want %d", tt.c.Op, tt.c.Name(), got, tt.want)
+		}
+	}
+}

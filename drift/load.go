@@ -1,0 +1,257 @@
+package drift
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/coulomb/flex-auth/generate"
+	"github.com/coulomb/flex-auth/registry"
+)
+
+// A Kind says what a side of the comparison is.
+type Kind int
+
+// The kinds of registry source.
+const (
+	Inventory Kind = iota + 1 // an ops-warden inventory (.yaml, .yml), generated in memory
+	File                      // a snapshot file (.json)
+	Runtime                   // a running flex-auth, by its base URL
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Inventory:
+		return "inventory"
+	case File:
+		return "snapshot"
+	case Runtime:
+		return "runtime"
+	}
+	return "unknown"
+}
+
+// A Side is one registry of a comparison, loaded.
+type Side struct {
+	// Source is what the user named: a path or a base URL.
+	Source string
+	Kind   Kind
+	// Snapshot is the registry content, normalized, with the digest as
+	// stored in the file or served.
+	Snapshot *registry.Snapshot
+	// Text is what stands for this side in the diff: a snapshot file's
+	// bytes as they are, else the canonical form.
+	Text []byte
+	// Canonical reports whether Text is exactly Snapshot.Canonical().
+	Canonical bool
+	// ContentDigest is the digest computed from the content; it differs
+	// from Snapshot.Digest when the file was edited by hand.
+	ContentDigest string
+
+	// inventory holds an inventory file's bytes, to find its lines.
+	inventory []byte
+}
+
+// DigestMatches reports whether the stored digest matches the content.
+func (s *Side) DigestMatches() bool { return s.Snapshot.Digest == s.ContentDigest }
+
+// IsFile reports whether the side is a file in the work tree (an inventory
+// or a snapshot), as opposed to a running service.
+func (s *Side) IsFile() bool { return s.Kind == Inventory || s.Kind == File }
+
+// DefaultTimeout bounds a request to a running flex-auth.
+const DefaultTimeout = 10 * time.Second
+
+// maxResponse bounds the snapshot a running flex-auth may send: about
+// four times a 100,000-actor registry.
+const maxResponse = 100 << 20
+
+// Options tune Load.
+type Options struct {
+	// PolicyPackage is the policy package inventories are generated for;
+	// "" means registry.DefaultPolicyPackage.
+	PolicyPackage string
+	// Client fetches from running services; nil means a plain client.
+	Client *http.Client
+	// Timeout bounds each fetch; 0 means DefaultTimeout.
+	Timeout time.Duration
+}
+
+// KindOf tells from a source's name what it is: an http:// or https://
+// URL is a running flex-auth, a .yaml or .yml file an inventory, a .json
+// file a snapshot.
+func KindOf(source string) (Kind, error) {
+	lower := strings.ToLower(source)
+	switch {
+	case strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://"):
+		return Runtime, nil
+	}
+	switch strings.ToLower(filepath.Ext(source)) {
+	case ".yaml", ".yml":
+		return Inventory, nil
+	case ".json":
+		return File, nil
+	}
+	return 0, fmt.Errorf("%s: cannot tell what this is: want an inventory (.yaml, .yml), a snapshot (.json) or a running flex-auth (http:// or https:// URL)", source)
+}
+
+// Load loads one side of a comparison, whatever its kind. Unreadable
+// files, invalid inventories and snapshots, and unreachable services are
+// errors; a snapshot file whose digest does not match its content is not:
+// Compare reports it as drift.
+func Load(ctx context.Context, source string, opt Options) (*Side, error) {
+	kind, err := KindOf(source)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case Inventory:
+		pkg := opt.PolicyPackage
+		if pkg == "" {
+			pkg = registry.DefaultPolicyPackage
+		}
+		// Read here rather than with generate.File: the bytes also give
+		// the annotation lines.
+		data, err := os.ReadFile(source)
+		if err != nil {
+			return nil, fmt.Errorf("read inventory: %w", err)
+		}
+		s, err := generate.Read(source, bytes.NewReader(data), pkg)
+		if err != nil {
+			return nil, err
+		}
+		return &Side{Source: source, Kind: Inventory, Snapshot: s, Text: s.Canonical(), Canonical: true, ContentDigest: s.Digest, inventory: data}, nil
+	case File:
+		data, err := os.ReadFile(source)
+		if err != nil {
+			return nil, fmt.Errorf("read snapshot: %w", err)
+		}
+		return ParseSnapshot(source, data)
+	default:
+		return fetch(ctx, source, opt)
+	}
+}
+
+// ParseSnapshot makes a side of the snapshot file named source holding
+// data.
+func ParseSnapshot(source string, data []byte) (*Side, error) {
+	return decode(source, File, data)
+}
+
+func decode(source string, kind Kind, data []byte) (*Side, error) {
+	s, err := registry.Decode(data)
+	if err != nil {
+		var es registry.Errors
+		if errors.As(err, &es) {
+			return nil, &registry.FileError{File: source, Errs: es}
+		}
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	side := &Side{Source: source, Kind: kind, Snapshot: s, ContentDigest: s.ComputeDigest()}
+	canonical := s.Canonical()
+	if kind == File {
+		side.Text = data
+		side.Canonical = bytes.Equal(data, canonical)
+	} else {
+		side.Text, side.Canonical = canonical, true
+	}
+	return side, nil
+}
+
+// registryURL returns the snapshot endpoint of a flex-auth base URL. A URL
+// that already names the endpoint is taken as it is.
+func registryURL(base string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("invalid URL %s: %w", base, err)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("invalid URL %s: no host", base)
+	}
+	u.RawQuery, u.Fragment = "", ""
+	if !strings.HasSuffix(u.Path, "/v1/registry") {
+		u.Path = strings.TrimRight(u.Path, "/") + "/v1/registry"
+		u.RawPath = ""
+	}
+	return u.String(), nil
+}
+
+func fetch(ctx context.Context, base string, opt Options) (*Side, error) {
+	endpoint, err := registryURL(base)
+	if err != nil {
+		return nil, err
+	}
+	timeout := opt.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	client := opt.Client
+	if client == nil {
+		client = &http.Client{}
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fetch registry %s: %w", endpoint, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("no answer within %s", timeout)
+		}
+		return nil, fmt.Errorf("fetch registry %s: %w (is flex-auth running there?)", endpoint, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	if err != nil {
+		return nil, fmt.Errorf("fetch registry %s: read body: %w", endpoint, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetch registry %s: %s%s", endpoint, resp.Status, errorMessage(body))
+	}
+	if len(body) > maxResponse {
+		return nil, fmt.Errorf("fetch registry %s: response larger than %d MiB", endpoint, maxResponse>>20)
+	}
+	side, err := decode(endpoint, Runtime, body)
+	if err != nil {
+		return nil, fmt.Errorf("fetch registry %s: invalid snapshot:\n%w", endpoint, err)
+	}
+	side.Source = base
+	return side, nil
+}
+
+// errorMessage extracts a short reason from an error response: the
+// contract's {"error": {"message": ...}}, else the start of the body.
+func errorMessage(body []byte) string {
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
+		return ": " + e.Error.Message
+	}
+	s := strings.TrimSpace(string(body))
+	if s == "" {
+		return ""
+	}
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return ": " + strings.Join(strings.Fields(s), " ")
+}

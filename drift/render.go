@@ -1,0 +1,513 @@
+package drift
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// A Format is an output format of a report.
+type Format string
+
+// The report formats.
+const (
+	Text     Format = "text"
+	JSON     Format = "json"
+	Markdown Format = "markdown"
+	GitHub   Format = "github"
+)
+
+// Formats lists the formats in the order the help shows them.
+var Formats = []Format{Text, JSON, Markdown, GitHub}
+
+// ParseFormat returns the format named s.
+func ParseFormat(s string) (Format, error) {
+	for _, f := range Formats {
+		if string(f) == s {
+			return f, nil
+		}
+	}
+	return "", fmt.Errorf("unknown format %q: want text, json, markdown or github", s)
+}
+
+// GitHub's size limits for what a report may be posted as.
+const (
+	// MaxCommentBytes: a pull-request comment body holds at most 65,536
+	// characters; a byte count is never below the character count.
+	MaxCommentBytes = 65536
+	// MaxSummaryBytes: a job's step summary holds at most 1 MiB.
+	MaxSummaryBytes = 1 << 20
+	// maxAnnotations: GitHub shows at most 10 error annotations per step.
+	maxAnnotations = 10
+)
+
+// Render writes the report in format f. summary, if not nil, receives the
+// Markdown report for GitHub's step summary (format github only).
+func (r *Report) Render(w io.Writer, f Format, summary io.Writer) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	switch f {
+	case JSON:
+		if err := r.writeJSON(bw); err != nil {
+			return err
+		}
+	case Markdown:
+		bw.WriteString(r.Markdown(MaxCommentBytes))
+	case GitHub:
+		r.writeGitHub(bw)
+		if summary != nil {
+			if _, err := io.WriteString(summary, r.Markdown(MaxSummaryBytes)); err != nil {
+				return fmt.Errorf("write step summary: %w", err)
+			}
+		}
+	default:
+		r.writeText(bw)
+	}
+	return bw.Flush()
+}
+
+// Summary returns the report's one-line verdict.
+func (r *Report) Summary() string {
+	if r.InSync() {
+		return fmt.Sprintf("in sync: ACTUAL %s matches EXPECTED %s (%s, %s)",
+			r.Actual.Source, r.Expected.Source, r.Expected.ContentDigest, plural(len(r.Expected.Snapshot.Actors), "actor"))
+	}
+	return fmt.Sprintf("drift: ACTUAL %s does not match EXPECTED %s: %s", r.Actual.Source, r.Expected.Source, r.counts())
+}
+
+// counts says how much drifted: "1 added, 2 changed, 1 finding".
+func (r *Report) counts() string {
+	var add, remove, change int
+	for _, c := range r.Changes {
+		switch c.Op {
+		case OpAdd:
+			add++
+		case OpRemove:
+			remove++
+		default:
+			change++
+		}
+	}
+	var parts []string
+	for _, p := range []struct {
+		n    int
+		what string
+	}{{add, "added"}, {remove, "removed"}, {change, "changed"}} {
+		if p.n > 0 {
+			parts = append(parts, strconv.Itoa(p.n)+" "+p.what)
+		}
+	}
+	if n := len(r.Findings); n > 0 {
+		parts = append(parts, plural(n, "finding"))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}
+
+func (r *Report) findingLines() []string {
+	lines := make([]string, len(r.Findings))
+	for i, f := range r.Findings {
+		lines[i] = "! " + f.Label(r.FormattingOnly()) + ": " + f.Message
+	}
+	return lines
+}
+
+// writeText writes the verdict, the findings, the change list and the
+// unified diff.
+func (r *Report) writeText(w *bufio.Writer) {
+	w.WriteString(r.Summary() + "\n")
+	if r.InSync() {
+		return
+	}
+	for _, l := range r.findingLines() {
+		w.WriteString(l + "\n")
+	}
+	for _, c := range r.Changes {
+		w.WriteString(c.String() + "\n")
+	}
+	if r.Diff != "" {
+		w.WriteString("\n" + r.Diff)
+	}
+}
+
+// The JSON report, format_version 1. Members beyond the contract's are
+// optional: kind, actors and content_digest (only when it differs from
+// digest) on each side, and findings.
+type jsonReport struct {
+	FormatVersion int           `json:"format_version"`
+	InSync        bool          `json:"in_sync"`
+	Expected      jsonSide      `json:"expected"`
+	Actual        jsonSide      `json:"actual"`
+	Changes       []jsonChange  `json:"changes"`
+	Findings      []jsonFinding `json:"findings"`
+	Diff          string        `json:"diff"`
+}
+
+type jsonSide struct {
+	Source        string `json:"source"`
+	Kind          string `json:"kind"`
+	Digest        string `json:"digest"`
+	ContentDigest string `json:"content_digest,omitempty"`
+	Actors        int    `json:"actors"`
+}
+
+type jsonChange struct {
+	Op     Op     `json:"op"`
+	Path   string `json:"path"`
+	Before any    `json:"before,omitempty"`
+	After  any    `json:"after,omitempty"`
+}
+
+type jsonFinding struct {
+	Kind    FindingKind `json:"kind"`
+	Side    string      `json:"side"`
+	Line    int         `json:"line,omitempty"`
+	Message string      `json:"message"`
+}
+
+func newJSONSide(s *Side) jsonSide {
+	js := jsonSide{Source: s.Source, Kind: s.Kind.String(), Digest: s.Snapshot.Digest, Actors: len(s.Snapshot.Actors)}
+	if !s.DigestMatches() {
+		js.ContentDigest = s.ContentDigest
+	}
+	return js
+}
+
+func (r *Report) writeJSON(w io.Writer) error {
+	out := jsonReport{
+		FormatVersion: 1,
+		InSync:        r.InSync(),
+		Expected:      newJSONSide(r.Expected),
+		Actual:        newJSONSide(r.Actual),
+		Changes:       make([]jsonChange, len(r.Changes)),
+		Findings:      make([]jsonFinding, len(r.Findings)),
+		Diff:          r.Diff,
+	}
+	for i, c := range r.Changes {
+		out.Changes[i] = jsonChange{Op: c.Op, Path: c.Path(), Before: c.Before, After: c.After}
+	}
+	for i, f := range r.Findings {
+		out.Findings[i] = jsonFinding(f)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// fixHint says how to bring ACTUAL in line, for people reading a report.
+func (r *Report) fixHint() string {
+	switch r.Actual.Kind {
+	case File:
+		return "To fix, rewrite ACTUAL from EXPECTED: `" + shellQuote("flex-auth", "drift", r.Expected.Source, r.Actual.Source, "--write") + "`, then commit the result."
+	case Runtime:
+		return "To fix, deploy EXPECTED's snapshot to the service and reload it (SIGHUP or --watch), then run drift again."
+	}
+	return "ACTUAL is an inventory, owned by ops-warden: update it, or EXPECTED, so that they agree."
+}
+
+// shellQuote joins words into a command line a shell reads back the same.
+func shellQuote(words ...string) string {
+	out := make([]string, len(words))
+	for i, w := range words {
+		safe := w != ""
+		for _, c := range w {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_./:@%+=,", c)) {
+				safe = false
+				break
+			}
+		}
+		if safe {
+			out[i] = w
+		} else {
+			out[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// where names ACTUAL for an annotation: "here" for the annotated file.
+func (r *Report) where() string {
+	if r.Actual.IsFile() {
+		return "here"
+	}
+	return "in ACTUAL " + r.Actual.Source
+}
+
+// annotation says what one change means for the ACTUAL file.
+func (r *Report) annotation(c Change) (title, msg string) {
+	title = "Registry drift: " + c.Name()
+	exp := "EXPECTED " + r.Expected.Source
+	switch c.Op {
+	case OpAdd:
+		msg = fmt.Sprintf("%s is in %s but missing %s", c.Name(), exp, r.where())
+	case OpRemove:
+		msg = fmt.Sprintf("%s is %s but not in %s", c.Name(), r.where(), exp)
+	default:
+		msg = fmt.Sprintf("%s is %s %s, %s in %s", c.Name(), FormatValue(c.Before), r.where(), FormatValue(c.After), exp)
+	}
+	return title, msg
+}
+
+// writeGitHub writes workflow commands: error annotations at the ACTUAL
+// file's lines, the verdict and change list, and the diff in a group.
+func (r *Report) writeGitHub(w *bufio.Writer) {
+	if r.InSync() {
+		w.WriteString(r.Summary() + "\n")
+		return
+	}
+	var pos *positions
+	switch r.Actual.Kind {
+	case File:
+		pos = snapshotPositions(r.Actual.Text)
+	case Inventory:
+		pos = inventoryPositions(r.Actual.inventory)
+	}
+	type note struct {
+		line       int
+		title, msg string
+	}
+	var notes []note
+	for _, f := range r.Findings {
+		line := f.Line
+		if f.Side != "actual" {
+			line = 1 // about EXPECTED: shown at the top of ACTUAL
+		}
+		notes = append(notes, note{line, "Registry drift: " + f.Label(r.FormattingOnly()), f.Message})
+	}
+	for _, c := range r.Changes {
+		title, msg := r.annotation(c)
+		notes = append(notes, note{pos.line(c), title, msg})
+	}
+	for i, n := range notes {
+		if i == maxAnnotations {
+			w.WriteString("::notice title=Registry drift::" + escapeData(fmt.Sprintf("%d more drift findings are not annotated; the log below and the job summary list them all", len(notes)-maxAnnotations)) + "\n")
+			break
+		}
+		props := "title=" + escapeProperty(n.title)
+		if r.Actual.IsFile() {
+			props = "file=" + escapeProperty(r.Actual.Source) + ",line=" + strconv.Itoa(max(n.line, 1)) + "," + props
+		}
+		w.WriteString("::error " + props + "::" + escapeData(n.msg) + "\n")
+	}
+	w.WriteString(r.Summary() + "\n")
+	for _, l := range r.findingLines() {
+		w.WriteString(l + "\n")
+	}
+	for _, c := range r.Changes {
+		w.WriteString(c.String() + "\n")
+	}
+	w.WriteString(r.fixHint() + "\n")
+	if r.Diff != "" {
+		w.WriteString("::group::Unified diff: ACTUAL " + escapeData(r.Actual.Source) + " -> EXPECTED " + escapeData(r.Expected.Source) + "\n")
+		w.WriteString(r.Diff)
+		w.WriteString("::endgroup::\n")
+	}
+}
+
+// escapeData escapes a workflow command's message the way the runner's
+// toolkit does: %, CR and LF.
+func escapeData(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
+}
+
+// escapeProperty escapes a workflow command property value: as data, and
+// also : and , which separate properties.
+func escapeProperty(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
+}
+
+// Markdown returns the report as GitHub-flavoured Markdown of at most limit
+// bytes: a verdict, a table of the two sides, the findings, a table of the
+// changes and the diff in a fenced diff block. What does not fit is cut,
+// change rows first down to half the room, then the diff at a line, each
+// with a note saying so.
+func (r *Report) Markdown(limit int) string {
+	var head strings.Builder
+	if r.InSync() {
+		fmt.Fprintf(&head, "### ✅ Registry in sync: %s matches %s\n\n", code(r.Actual.Source), code(r.Expected.Source))
+	} else {
+		fmt.Fprintf(&head, "### ❌ Registry drift: %s does not match %s\n\n", code(r.Actual.Source), code(r.Expected.Source))
+	}
+	head.WriteString("| | EXPECTED (what should be) | ACTUAL (what is) |\n| --- | --- | --- |\n")
+	fmt.Fprintf(&head, "| source | %s (%s) | %s (%s) |\n", cell(code(r.Expected.Source)), r.Expected.Kind, cell(code(r.Actual.Source)), r.Actual.Kind)
+	fmt.Fprintf(&head, "| digest | %s | %s |\n", digestCell(r.Expected), digestCell(r.Actual))
+	fmt.Fprintf(&head, "| actors | %d | %d |\n", len(r.Expected.Snapshot.Actors), len(r.Actual.Snapshot.Actors))
+	fmt.Fprintf(&head, "| policy package | %s | %s |\n", code(r.Expected.Snapshot.PolicyPackage), code(r.Actual.Snapshot.PolicyPackage))
+	if r.InSync() {
+		return cutBytes(head.String(), limit)
+	}
+	head.WriteString("\n**" + r.counts() + "**\n")
+	if len(r.Findings) > 0 {
+		head.WriteString("\n")
+		for _, f := range r.Findings {
+			head.WriteString("- **" + f.Label(r.FormattingOnly()) + "**: " + mdText(f.Message) + "\n")
+		}
+	}
+
+	rows := make([]string, len(r.Changes))
+	rowBytes := 0
+	for i, c := range r.Changes {
+		var sign string
+		switch c.Op {
+		case OpAdd:
+			sign = "+"
+		case OpRemove:
+			sign = "-"
+		default:
+			sign = "~"
+		}
+		rows[i] = "| " + sign + " | " + cell(code(c.Name())) + " | " + cell(valueCell(c.Before)) + " | " + cell(valueCell(c.After)) + " |\n"
+		rowBytes += len(rows[i])
+	}
+	const tableHead = "\n| | changed | ACTUAL (before) | EXPECTED (after) |\n| --- | --- | --- | --- |\n"
+	hint := "\n" + r.fixHint() + "\n"
+
+	fence := fenceFor(r.Diff)
+	diffHead, diffTail := "\n"+fence+"diff\n", fence+"\n"
+	diffLines := strings.SplitAfter(r.Diff, "\n")
+	if n := len(diffLines); n > 0 && diffLines[n-1] == "" {
+		diffLines = diffLines[:n-1]
+	}
+
+	size := head.Len() + len(hint) + rowBytes
+	if len(rows) > 0 {
+		size += len(tableHead)
+	}
+	if r.Diff != "" {
+		size += len(diffHead) + len(r.Diff) + len(diffTail)
+	}
+	if size <= limit {
+		var b strings.Builder
+		b.WriteString(head.String())
+		if len(rows) > 0 {
+			b.WriteString(tableHead)
+			b.WriteString(strings.Join(rows, ""))
+		}
+		b.WriteString(hint)
+		if r.Diff != "" {
+			b.WriteString(diffHead + r.Diff + diffTail)
+		}
+		return b.String()
+	}
+
+	// Too big: share the room left after the fixed parts and the notes.
+	rowsNote := func(left int) string {
+		return fmt.Sprintf("\n_%d more changes were cut to fit GitHub's limit of %d characters; the text or JSON format lists them all._\n", left, limit)
+	}
+	diffNote := func(shown int) string {
+		return fmt.Sprintf("\n_The diff was cut to fit GitHub's limit of %d characters: %d of %d lines shown. Run `%s` for all of it._\n",
+			limit, shown, len(diffLines), shellQuote("flex-auth", "drift", r.Expected.Source, r.Actual.Source))
+	}
+	room := limit - head.Len() - len(hint) - len(tableHead) - len(rowsNote(len(rows))) - len(diffHead) - len(diffTail) - len(diffNote(len(diffLines)))
+	if room < 0 {
+		return cutBytes(head.String()+hint, limit)
+	}
+	rowRoom := room
+	if r.Diff != "" {
+		rowRoom = max(room/2, room-len(r.Diff))
+	}
+	var b strings.Builder
+	b.WriteString(head.String())
+	used := 0
+	if len(rows) > 0 {
+		b.WriteString(tableHead)
+		n := 0
+		for n < len(rows) && used+len(rows[n]) <= rowRoom {
+			used += len(rows[n])
+			n++
+		}
+		b.WriteString(strings.Join(rows[:n], ""))
+		if n < len(rows) {
+			b.WriteString(rowsNote(len(rows) - n))
+		}
+	}
+	b.WriteString(hint)
+	if r.Diff != "" {
+		diffRoom := room - used
+		shown, size := 0, 0
+		for shown < len(diffLines) && size+len(diffLines[shown]) <= diffRoom {
+			size += len(diffLines[shown])
+			shown++
+		}
+		b.WriteString(diffHead + strings.Join(diffLines[:shown], "") + diffTail)
+		if shown < len(diffLines) {
+			b.WriteString(diffNote(shown))
+		}
+	}
+	return cutBytes(b.String(), limit)
+}
+
+// cutBytes cuts s to at most n bytes at a rune boundary; only reached with
+// absurdly long source names.
+func cutBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// code formats s as a Markdown code span, fenced by more backticks than s
+// contains in a row.
+func code(s string) string {
+	fence := strings.Repeat("`", longestRun(s, '`')+1)
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		return fence + " " + s + " " + fence
+	}
+	return fence + s + fence
+}
+
+// fenceFor returns a code fence longer than any backtick run in s.
+func fenceFor(s string) string {
+	return strings.Repeat("`", max(3, longestRun(s, '`')+1))
+}
+
+func longestRun(s string, c byte) int {
+	best, run := 0, 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			run++
+			best = max(best, run)
+		} else {
+			run = 0
+		}
+	}
+	return best
+}
+
+// cell makes text safe inside a table cell: a | would end the cell, a
+// newline the row.
+func cell(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}
+
+// mdText escapes the characters that would turn plain text into markup.
+func mdText(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "*", `\*`, "_", `\_`, "`", "\\`", "<", "&lt;", "[", `\[`).Replace(s)
+}
+
+func digestCell(s *Side) string {
+	if s.DigestMatches() {
+		return code(s.Snapshot.Digest)
+	}
+	return code(s.Snapshot.Digest) + " (content: " + code(s.ContentDigest) + ")"
+}
+
+func valueCell(v any) string {
+	if v == nil {
+		return ""
+	}
+	return code(FormatValue(v))
+}

@@ -1,0 +1,71 @@
+package drift
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// ErrNotWritable reports a --write whose ACTUAL is not a snapshot file.
+var ErrNotWritable = errors.New("only a snapshot file (.json) can be rewritten")
+
+// Write rewrites the ACTUAL snapshot file with EXPECTED's canonical form,
+// atomically: a temporary file in the same directory, synced, renamed over
+// it, keeping the file's permissions. It refuses an ACTUAL that is not a
+// snapshot file, and an EXPECTED file edited by hand, whose content nobody
+// generated. It reports whether the file changed.
+func (r *Report) Write() (bool, error) {
+	a := r.Actual
+	if a.Kind != File {
+		return false, fmt.Errorf("write %s: ACTUAL is %s: %w", a.Source, article(a.Kind), ErrNotWritable)
+	}
+	if !r.Expected.DigestMatches() {
+		return false, fmt.Errorf("write %s: EXPECTED %s was edited by hand (its digest does not match its content); regenerate it first", a.Source, r.Expected.Source)
+	}
+	if r.InSync() {
+		return false, nil
+	}
+	if err := writeFileAtomic(a.Source, r.Want); err != nil {
+		return false, fmt.Errorf("write %s: %w", a.Source, err)
+	}
+	return true, nil
+}
+
+func article(k Kind) string {
+	switch k {
+	case Inventory:
+		return "an inventory"
+	case Runtime:
+		return "a running service"
+	}
+	return "a " + k.String()
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	mode := os.FileMode(0o644)
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename, there is nothing to remove
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
