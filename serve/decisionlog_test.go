@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestDecisionLogLine(t *testing.T) {
@@ -333,5 +334,23 @@ func TestLogFileReopen(t *testing.T) {
 	}
 	if resp := decodeCheck(t, post(s, allowBody)); resp.Effect != "allow" {
 		t.Errorf("after a failed reopen: got %s, want allow", resp.Effect)
+	}
+}
+
+func TestAppendTime(t *testing.T) {
+	times := []time.Time{
+		time.Date(2026, 6, 23, 10, 11, 12, 7, time.UTC),
+		time.Date(2026, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 1, 2, 3, 4, 5, 600000000, time.FixedZone("CEST", 2*3600)),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Unix(1<<31, 123456789).In(time.FixedZone("X", -7*3600)),
+	}
+	for _, tm := range times {
+		want := tm.UTC().Format(logTimeLayout)
+		if got := string(appendTime(nil, tm)); got != want {
+			t.Errorf("appendTime(%v): got %s, want %s", tm, got, want)
+		}
 	}
 }

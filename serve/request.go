@@ -46,9 +46,14 @@ func (e *requestError) Error() string { return e.msg }
 // Numbers in the context become int64 when written as integers (no
 // fraction, no exponent) and fit, float64 otherwise: 24 is an integer,
 // 24.0 and 2.4e1 are not.
-func decodeRequest(data []byte, req *checkRequest) error {
+//
+// Strings found in intern (actor names, subjects, principals: what valid
+// requests are made of) are taken from it instead of allocated; the values
+// are the same strings, boxed once. ctx, when not nil, is an empty map to
+// reuse for the context.
+func decodeRequest(data []byte, req *checkRequest, intern map[string]any, ctx map[string]any) error {
 	*req = checkRequest{}
-	p := parser{data: data}
+	p := parser{data: data, intern: intern, reuse: ctx}
 	p.skipSpace()
 	if p.pos == len(p.data) {
 		return &requestError{msg: "request body is empty; want a JSON object", syntax: true}
@@ -181,13 +186,22 @@ func kind(v any) string {
 
 // parser is a strict, allocation-frugal JSON reader over a complete body.
 type parser struct {
-	data  []byte
-	pos   int
-	depth int
+	data   []byte
+	pos    int
+	depth  int
+	intern map[string]any
+	reuse  map[string]any // for the context object; nil allocates
 }
 
 func (p *parser) errorf(msg string) error {
 	return &requestError{msg: "invalid JSON at byte " + strconv.Itoa(p.pos) + ": " + msg, syntax: true}
+}
+
+// strictf reports text that is JSON but that this decoder refuses:
+// invalid UTF-8 and unpaired surrogates, which other parsers would each
+// repair their own way.
+func (p *parser) strictf(msg string) error {
+	return &requestError{msg: "invalid request at byte " + strconv.Itoa(p.pos) + ": " + msg}
 }
 
 func (p *parser) skipSpace() {
@@ -260,7 +274,7 @@ func (p *parser) value() (any, error) {
 	case c == '[':
 		return p.array()
 	case c == '"':
-		return p.str()
+		return p.strValue()
 	case c == 't':
 		return true, p.literal("true")
 	case c == 'f':
@@ -286,7 +300,12 @@ func (p *parser) object() (any, error) {
 		return nil, err
 	}
 	p.pos++ // '{'
-	m := make(map[string]any)
+	var m map[string]any
+	if p.depth == 1 && p.reuse != nil { // the context object
+		m = p.reuse
+	} else {
+		m = make(map[string]any)
+	}
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
@@ -446,16 +465,31 @@ func parseInt(lit []byte) (int64, bool) {
 	return int64(u), true
 }
 
-// str reads a string. Plain ASCII strings, the usual case, cost one
-// allocation; escapes and other UTF-8 take the slow path.
+// str reads a string. Plain ASCII strings, the usual case, cost at most
+// one allocation, none when interned; escapes and other UTF-8 take the slow
+// path.
 func (p *parser) str() (string, error) {
+	v, err := p.strValue()
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+// strValue reads a string as an interface value, so that an interned
+// string is not boxed again.
+func (p *parser) strValue() (any, error) {
 	p.pos++ // opening quote
 	start := p.pos
 	for i := start; i < len(p.data); i++ {
 		c := p.data[i]
 		if c == '"' {
 			p.pos = i + 1
-			return string(p.data[start:i]), nil
+			raw := p.data[start:i]
+			if v, ok := p.intern[string(raw)]; ok {
+				return v, nil
+			}
+			return string(raw), nil
 		}
 		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
 			break
@@ -464,7 +498,7 @@ func (p *parser) str() (string, error) {
 	return p.strSlow(start)
 }
 
-func (p *parser) strSlow(start int) (string, error) {
+func (p *parser) strSlow(start int) (any, error) {
 	d := p.data
 	buf := make([]byte, 0, 32)
 	i := start
@@ -477,6 +511,9 @@ func (p *parser) strSlow(start int) (string, error) {
 		switch {
 		case c == '"':
 			p.pos = i + 1
+			if v, ok := p.intern[string(buf)]; ok {
+				return v, nil
+			}
 			return string(buf), nil
 		case c < 0x20:
 			p.pos = i
@@ -519,7 +556,7 @@ func (p *parser) strSlow(start int) (string, error) {
 					r = utf16.DecodeRune(r, r2)
 					if r == utf8.RuneError {
 						p.pos = i
-						return "", p.errorf(`unpaired UTF-16 surrogate in a \u escape`)
+						return "", p.strictf(`unpaired UTF-16 surrogate in a \u escape`)
 					}
 					i += 6
 				}
@@ -536,7 +573,7 @@ func (p *parser) strSlow(start int) (string, error) {
 			r, size := utf8.DecodeRune(d[i:])
 			if r == utf8.RuneError && size == 1 {
 				p.pos = i
-				return "", p.errorf("invalid UTF-8 in a string")
+				return "", p.strictf("invalid UTF-8 in a string")
 			}
 			buf = append(buf, d[i:i+size]...)
 			i += size

@@ -113,7 +113,11 @@ func Run(ctx context.Context, c Config) error {
 
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
-		return err // "listen tcp ADDR: bind: address already in use"
+		var op *net.OpError
+		if errors.As(err, &op) {
+			err = op.Err // drop "listen tcp ADDR", said below
+		}
+		return fmt.Errorf("listen on %s: %w", c.Addr, err)
 	}
 	hs := &http.Server{
 		Handler:           srv,

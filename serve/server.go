@@ -408,6 +408,7 @@ type checkScratch struct {
 	resp  []byte
 	req   checkRequest
 	preq  policy.Request
+	ctx   map[string]any // reused for the request's context
 	id    [25]byte
 	entry *logEntry
 }
@@ -416,6 +417,7 @@ var scratchPool = sync.Pool{New: func() any {
 	return &checkScratch{
 		body:  make([]byte, 0, 1024),
 		resp:  make([]byte, 0, 512),
+		ctx:   make(map[string]any, 8),
 		entry: &logEntry{line: make([]byte, 0, 512), errc: make(chan error, 1)},
 	}
 }}
@@ -444,7 +446,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, apiErr)
 		return
 	}
-	if err := decodeRequest(body, &sc.req); err != nil {
+	if err := decodeRequest(body, &sc.req, st.intern, sc.ctx); err != nil {
 		s.writeError(w, invalidRequest(err.Error()))
 		return
 	}
@@ -497,6 +499,11 @@ func (s *Server) putScratch(sc *checkScratch) {
 	}
 	sc.req = checkRequest{}
 	sc.preq = policy.Request{}
+	if len(sc.ctx) > 64 {
+		sc.ctx = make(map[string]any, 8) // let a big map go
+	} else {
+		clear(sc.ctx)
+	}
 	scratchPool.Put(sc)
 }
 
@@ -565,11 +572,47 @@ func (s *Server) grant(st *state, req *checkRequest, d policy.Decision) (string,
 // that lines sort as text and every time has a fraction.
 const logTimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
+// appendTime appends t in logTimeLayout. It is AppendFormat without the
+// layout interpretation, which was a third of the cost of a log line.
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, logTimeLayout)
+	}
+	hour, minute, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, minute, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	b = append(b, '.')
+	b = appendDigits(b, t.Nanosecond(), 9)
+	return append(b, 'Z')
+}
+
+// appendDigits appends n, which is not negative, zero-padded to width
+// digits.
+func appendDigits(b []byte, n, width int) []byte {
+	b = append(b, "000000000"[:width]...)
+	for i := len(b) - 1; n > 0; i-- {
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return b
+}
+
 // appendLogLine appends one decision log line, ending in '\n'. It never
 // contains request headers.
 func appendLogLine(b []byte, now time.Time, id []byte, req *checkRequest, d policy.Decision, st *state) []byte {
 	b = append(b, `{"time":"`...)
-	b = now.UTC().AppendFormat(b, logTimeLayout)
+	b = appendTime(b, now)
 	b = append(b, `","decision_id":"`...)
 	b = append(b, id...)
 	b = append(b, `","subject":`...)

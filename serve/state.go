@@ -83,7 +83,11 @@ func (s Source) load() (*registry.Snapshot, *policy.Package, error) {
 		}
 	}
 	if err != nil {
-		if !strings.Contains(err.Error(), polName) {
+		switch msg := err.Error(); {
+		case strings.HasPrefix(msg, "load policy"):
+		case strings.Contains(msg, polName):
+			err = fmt.Errorf("load policy: %w", err)
+		default:
 			err = fmt.Errorf("load policy %s: %w", polName, err)
 		}
 		return nil, nil, err
@@ -103,6 +107,10 @@ type state struct {
 
 	canonical []byte // GET /v1/registry body
 	etag      string // `"sha256:..."`
+
+	// intern holds, boxed once, the strings valid requests are made of,
+	// so that decoding them allocates nothing.
+	intern map[string]any
 
 	// tail is `,"policy":...,"policy_digest":...,"registry_digest":...`,
 	// shared by every response and decision log line.
@@ -128,6 +136,7 @@ func newState(snap *registry.Snapshot, pkg *policy.Package, loadedAt time.Time, 
 		canonical: snap.Canonical(),
 		etag:      strconv.Quote(snap.Digest),
 	}
+	st.intern = internTable(snap)
 	t := append([]byte(nil), `,"policy":`...)
 	t = jcs.AppendString(t, pkg.Name())
 	t = append(t, `,"policy_digest":`...)
@@ -136,6 +145,25 @@ func newState(snap *registry.Snapshot, pkg *policy.Package, loadedAt time.Time, 
 	t = jcs.AppendString(t, snap.Digest)
 	st.tail = t
 	return st, nil
+}
+
+// internTable returns the strings of snap that requests repeat (actor
+// names, subjects, principals), the default action and the context members
+// the ops-warden package reads, each boxed in an interface value once.
+func internTable(snap *registry.Snapshot) map[string]any {
+	m := map[string]any{
+		"subject": "subject", "action": "action", "resource": "resource", "context": "context",
+		DefaultAction: DefaultAction, "principal": "principal", "ttl_hours": "ttl_hours",
+	}
+	for i := range snap.Actors {
+		a := &snap.Actors[i]
+		m[a.Name] = a.Name
+		m[a.Principal] = a.Principal
+		for _, sub := range a.Subjects {
+			m[sub] = sub
+		}
+	}
+	return m
 }
 
 // oneLine shortens a multi-line error (a list of problems, one per line)
