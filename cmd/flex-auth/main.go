@@ -70,6 +70,7 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(usageError)
 	root.AddCommand(
 		newLoadRegistryCmd(),
+		newDriftCmd(),
 		newGenerateCmd(),
 		newVersionCmd(),
 		newCheckCmd(),

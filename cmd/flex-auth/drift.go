@@ -1,0 +1,158 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/coulomb/flex-auth/drift"
+	"github.com/coulomb/flex-auth/prcomment"
+	"github.com/coulomb/flex-auth/registry"
+	"github.com/spf13/cobra"
+)
+
+func newDriftCmd() *cobra.Command {
+	var (
+		format        string
+		write         bool
+		comment       bool
+		policyPackage string
+		timeout       time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "drift EXPECTED ACTUAL",
+		Short: "Compare two registries: exit 0 in sync, 1 drift, 2 error",
+		Long: `Compare EXPECTED (what should be) with ACTUAL (what is). Each is an
+inventory (.yaml, .yml), a snapshot file (.json) or a running flex-auth
+(http:// or https:// base URL). ACTUAL is in sync when it has the same
+content and, as a file, exactly the canonical bytes.
+
+Exit status: 0 in sync, 1 drift, 2 error (unreadable or invalid input,
+unreachable service, bad flags, failure to write or to comment).`,
+		Annotations: map[string]string{exitCodeAnnotation: "2"},
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 2 {
+				return usageError(cmd, fmt.Errorf("want EXPECTED and ACTUAL, got %d arguments", len(args)))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := drift.ParseFormat(format)
+			if err != nil {
+				return usageError(cmd, err)
+			}
+			if err := checkDriftFlags(args[1], write, comment); err != nil {
+				return usageError(cmd, err)
+			}
+			var gh prcomment.Config
+			if comment {
+				if gh, err = githubFromEnv(); err != nil {
+					return &exitError{code: 2, err: fmt.Errorf("--github-comment: %w", err)}
+				}
+			}
+			rep, err := drift.Run(cmd.Context(), args[0], args[1], drift.Options{PolicyPackage: policyPackage, Timeout: timeout})
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if err := renderDrift(cmd.OutOrStdout(), rep, f); err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if comment {
+				key := commentKey(rep.Actual)
+				res, err := prcomment.Upsert(cmd.Context(), gh, key, rep.Markdown(prcomment.Room(key)), !rep.InSync())
+				if err != nil {
+					return &exitError{code: 2, err: fmt.Errorf("--github-comment: %w", err)}
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "pull request comment %s %s\n", res.Action, res.URL)
+			}
+			if write {
+				changed, err := rep.Write()
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				if changed {
+					fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s from %s\n", rep.Actual.Source, rep.Expected.Source)
+				}
+				return nil
+			}
+			if !rep.InSync() {
+				return &exitError{code: 1} // the report said why
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "text", "output format: text, json, markdown or github")
+	cmd.Flags().BoolVar(&write, "write", false, "rewrite the ACTUAL snapshot file with EXPECTED's canonical form and exit 0")
+	cmd.Flags().BoolVar(&comment, "github-comment", false, "keep one pull-request comment per ACTUAL file up to date (reads GITHUB_TOKEN, GITHUB_REPOSITORY, GITHUB_EVENT_PATH, GITHUB_API_URL)")
+	cmd.Flags().StringVar(&policyPackage, "policy-package", registry.DefaultPolicyPackage, "policy package that inventories are generated for")
+	cmd.Flags().DurationVar(&timeout, "timeout", drift.DefaultTimeout, "time limit for fetching a running flex-auth's registry")
+	return cmd
+}
+
+// checkDriftFlags refuses flag combinations before anything is loaded.
+func checkDriftFlags(actual string, write, comment bool) error {
+	if write && comment {
+		return errors.New("--write and --github-comment do not go together: one fixes ACTUAL, the other reports on it")
+	}
+	if write {
+		if kind, err := drift.KindOf(actual); err == nil && kind != drift.File {
+			return fmt.Errorf("--write: ACTUAL %s is not a snapshot file (.json); only a snapshot file can be rewritten", actual)
+		}
+	}
+	return nil
+}
+
+// renderDrift writes the report, and for the github format also appends
+// the Markdown report to the job's step summary.
+func renderDrift(w io.Writer, rep *drift.Report, f drift.Format) error {
+	var summary io.Writer
+	if path := os.Getenv("GITHUB_STEP_SUMMARY"); f == drift.GitHub && path != "" {
+		sf, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("open step summary: %w", err)
+		}
+		defer sf.Close()
+		summary = sf
+	}
+	return rep.Render(w, f, summary)
+}
+
+// commentKey names ACTUAL for the sticky comment's marker, so that
+// "./x.json" and "x.json" share one comment.
+func commentKey(actual *drift.Side) string {
+	if actual.Kind == drift.Runtime {
+		return actual.Source
+	}
+	return filepath.ToSlash(filepath.Clean(actual.Source))
+}
+
+// githubFromEnv reads where to comment from an Actions run's environment.
+func githubFromEnv() (prcomment.Config, error) {
+	cfg := prcomment.Config{Token: os.Getenv("GITHUB_TOKEN"), APIURL: os.Getenv("GITHUB_API_URL")}
+	if cfg.Token == "" {
+		return cfg, errors.New("GITHUB_TOKEN is not set; give the step env: GITHUB_TOKEN: ${{ github.token }}")
+	}
+	var err error
+	if cfg.Owner, cfg.Repo, err = prcomment.SplitRepository(os.Getenv("GITHUB_REPOSITORY")); err != nil {
+		return cfg, fmt.Errorf("GITHUB_REPOSITORY: %w", err)
+	}
+	path := os.Getenv("GITHUB_EVENT_PATH")
+	if path == "" {
+		return cfg, errors.New("GITHUB_EVENT_PATH is not set: not running in GitHub Actions")
+	}
+	event, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("GITHUB_EVENT_PATH: %w", err)
+	}
+	if cfg.Number, err = prcomment.EventNumber(event); err != nil {
+		return cfg, fmt.Errorf("GITHUB_EVENT_PATH %s: %w", path, err)
+	}
+	if strings.TrimSpace(cfg.APIURL) == "" {
+		cfg.APIURL = "https://api.github.com"
+	}
+	return cfg, nil
+}

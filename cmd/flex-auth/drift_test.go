@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/coulomb/flex-auth/prcomment"
+	"github.com/coulomb/flex-auth/prcomment/prcommenttest"
+)
+
+const (
+	driftInventory = "../../examples/ops-warden/inventory.yaml"
+	driftFixture   = "../../examples/ops-warden/production_registry_snapshot.json"
+	driftCases     = "../../drift/testdata/cases/"
+)
+
+// driftResult is what one run of the binary did.
+type driftResult struct {
+	code           int
+	stdout, stderr string
+}
+
+// runDrift runs the binary with args and env (on top of an environment
+// cleared of GitHub's variables, so that running these tests inside
+// GitHub Actions changes nothing).
+func runDrift(t *testing.T, bin string, env []string, args ...string) driftResult {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GITHUB_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run %v: %v", args, err)
+	}
+	return driftResult{code, out.String(), errb.String()}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDriftBinary builds flex-auth once and checks drift's exit codes,
+// drift against a live server, --write and --github-comment the way CI and
+// operators run them.
+func TestDriftBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "flex-auth")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	t.Run("exit codes", func(t *testing.T) { testDriftExitCodes(t, bin, dir) })
+	t.Run("live server", func(t *testing.T) { testDriftLive(t, bin) })
+	t.Run("write", func(t *testing.T) { testDriftWrite(t, bin, dir) })
+	t.Run("github format", func(t *testing.T) { testDriftGitHubFormat(t, bin, dir) })
+	t.Run("github comment", func(t *testing.T) { testDriftGitHubComment(t, bin, dir) })
+}
+
+func testDriftExitCodes(t *testing.T, bin, dir string) {
+	badInv := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(badInv, []byte("version: 1\nactors:\n  agt-x:\n    ttl_hour: 3\n"), 0o644)
+	badSnap := filepath.Join(dir, "bad.json")
+	os.WriteFile(badSnap, []byte(`{"schema": "flex-auth.registry/v1", "actors": []}`), 0o644)
+	dirJSON := filepath.Join(dir, "dir.json")
+	os.Mkdir(dirJSON, 0o755)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close()
+
+	c := func(name string) string { return driftCases + name + "/" }
+	tests := []struct {
+		name     string
+		args     []string
+		want     int
+		inStderr string
+	}{
+		{"in sync", []string{driftInventory, driftFixture}, 0, ""},
+		{"in sync, json", []string{driftInventory, driftFixture, "--format", "json"}, 0, ""},
+		{"reorder only", []string{c("reorder-only") + "expected.json", c("reorder-only") + "actual.json"}, 1, ""},
+		{"formatting only", []string{c("formatting-only") + "expected.yaml", c("formatting-only") + "actual.json"}, 1, ""},
+		{"hand edited", []string{c("hand-edited") + "expected.json", c("hand-edited") + "actual.json"}, 1, ""},
+		{"actor added", []string{c("actor-added") + "expected.yaml", c("actor-added") + "actual.json"}, 1, ""},
+		{"actor removed", []string{c("actor-removed") + "expected.yaml", c("actor-removed") + "actual.json"}, 1, ""},
+		{"member changed", []string{c("member-changed") + "expected.yaml", c("member-changed") + "actual.json"}, 1, ""},
+		{"policy package", []string{c("policy-package") + "expected.yaml", c("policy-package") + "actual.json"}, 1, ""},
+		{"policy package flag", []string{c("policy-package") + "expected.yaml", c("policy-package") + "actual.json", "--policy-package", "ops-warden/legacy-signing"}, 0, ""},
+		{"drift, markdown", []string{c("actor-added") + "expected.yaml", c("actor-added") + "actual.json", "--format", "markdown"}, 1, ""},
+		{"missing file", []string{driftInventory, filepath.Join(dir, "missing.json")}, 2, "no such file"},
+		{"missing inventory", []string{filepath.Join(dir, "missing.yaml"), driftFixture}, 2, "no such file"},
+		{"unreadable file", []string{driftInventory, dirJSON}, 2, "is a directory"},
+		{"invalid inventory", []string{badInv, driftFixture}, 2, badInv + ":4:"},
+		{"invalid snapshot", []string{driftInventory, badSnap}, 2, badSnap + ": "},
+		{"unreachable URL", []string{driftFixture, closedURL}, 2, "is flex-auth running there?"},
+		{"unknown kind", []string{driftInventory, "registry.txt"}, 2, "cannot tell what this is"},
+		{"bad format", []string{driftInventory, driftFixture, "--format", "yaml"}, 2, `unknown format "yaml"`},
+		{"unknown flag", []string{driftInventory, driftFixture, "--nope"}, 2, "unknown flag"},
+		{"one argument", []string{driftInventory}, 2, "want EXPECTED and ACTUAL, got 1"},
+		{"write to a URL", []string{driftFixture, "http://127.0.0.1:1", "--write"}, 2, "only a snapshot file can be rewritten"},
+		{"write to an inventory", []string{driftFixture, driftInventory, "--write"}, 2, "only a snapshot file can be rewritten"},
+		{"write and comment", []string{driftInventory, driftFixture, "--write", "--github-comment"}, 2, "do not go together"},
+		{"comment outside Actions", []string{driftInventory, driftFixture, "--github-comment"}, 2, "GITHUB_TOKEN is not set"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runDrift(t, bin, nil, append([]string{"drift"}, tt.args...)...)
+			if r.code != tt.want {
+				t.Errorf("exit code: got %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, tt.want, r.stdout, r.stderr)
+			}
+			if !strings.Contains(r.stderr, tt.inStderr) {
+				t.Errorf("stderr: got %q, want it to contain %q", r.stderr, tt.inStderr)
+			}
+			if tt.want == 2 && r.stdout != "" && !strings.Contains(tt.name, "flag") {
+				t.Errorf("an error printed a report on stdout: %q", r.stdout)
+			}
+		})
+	}
+}
+
+func testDriftLive(t *testing.T, bin string) {
+	fixture, err := os.ReadFile(driftFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drifted, err := os.ReadFile(driftCases + "actor-removed/actual.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func(status int, body []byte) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/v1/registry" || r.Method != http.MethodGet {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			w.Write(body)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	tests := []struct {
+		name     string
+		url      string
+		want     int
+		inStdout string
+	}{
+		{"in sync", serve(200, fixture), 0, "in sync"},
+		{"drifted", serve(200, drifted), 1, "+ atm-old-sync"},
+		{"server error", serve(503, []byte(`{"error": {"code": "unavailable", "message": "shutting down"}}`)), 2, ""},
+		{"not a snapshot", serve(200, []byte(`<html>`)), 2, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The service is EXPECTED here: the fixture in the repository
+			// should match what is deployed; and the other way round.
+			r := runDrift(t, bin, nil, "drift", tt.url, driftFixture)
+			if r.code != tt.want {
+				t.Fatalf("exit code: got %d, want %d\n%s%s", r.code, tt.want, r.stdout, r.stderr)
+			}
+			if !strings.Contains(r.stdout, tt.inStdout) {
+				t.Errorf("stdout: got %q, want it to contain %q", r.stdout, tt.inStdout)
+			}
+			r = runDrift(t, bin, nil, "drift", driftFixture, tt.url)
+			if r.code != tt.want {
+				t.Errorf("fixture against the service: got exit %d, want %d\n%s%s", r.code, tt.want, r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
+func testDriftWrite(t *testing.T, bin, dir string) {
+	path := filepath.Join(dir, "write.json")
+	copyFile(t, driftCases+"member-changed/actual.json", path)
+	r := runDrift(t, bin, nil, "drift", driftCases+"member-changed/expected.yaml", path, "--write")
+	if r.code != 0 || !strings.Contains(r.stderr, "wrote "+path) {
+		t.Fatalf("--write: got exit %d, stderr %q; want 0 and a note", r.code, r.stderr)
+	}
+	if r := runDrift(t, bin, nil, "drift", driftCases+"member-changed/expected.yaml", path); r.code != 0 {
+		t.Errorf("after --write: got exit %d, want 0\n%s", r.code, r.stdout)
+	}
+	r = runDrift(t, bin, nil, "drift", driftCases+"member-changed/expected.yaml", path, "--write")
+	if r.code != 0 || strings.Contains(r.stderr, "wrote") {
+		t.Errorf("--write in sync: got exit %d, stderr %q; want 0 and nothing written", r.code, r.stderr)
+	}
+}
+
+func testDriftGitHubFormat(t *testing.T, bin, dir string) {
+	summary := filepath.Join(dir, "step_summary.md")
+	os.WriteFile(summary, []byte("earlier step\n"), 0o644)
+	r := runDrift(t, bin, []string{"GITHUB_STEP_SUMMARY=" + summary}, "drift",
+		driftCases+"actor-added/expected.yaml", driftCases+"actor-added/actual.json", "--format", "github")
+	if r.code != 1 {
+		t.Fatalf("exit code: got %d, want 1\n%s", r.code, r.stderr)
+	}
+	if !strings.HasPrefix(r.stdout, "::error file="+driftCases+"actor-added/actual.json,line=") {
+		t.Errorf("stdout does not start with an annotation:\n%s", r.stdout)
+	}
+	data, _ := os.ReadFile(summary)
+	if !strings.HasPrefix(string(data), "earlier step\n### ❌ Registry drift") || !strings.Contains(string(data), "```diff\n") {
+		t.Errorf("step summary: got\n%s\nwant the earlier content, then the Markdown report", data)
+	}
+}
+
+func testDriftGitHubComment(t *testing.T, bin, dir string) {
+	gh := prcommenttest.NewServer("coulomb", "flex-auth", 42, "ghs_test")
+	defer gh.Close()
+	event := filepath.Join(dir, "event.json")
+	os.WriteFile(event, []byte(`{"action": "synchronize", "number": 42, "pull_request": {"number": 42}}`), 0o644)
+	env := []string{
+		"GITHUB_TOKEN=ghs_test",
+		"GITHUB_REPOSITORY=coulomb/flex-auth",
+		"GITHUB_EVENT_PATH=" + event,
+		"GITHUB_API_URL=" + gh.URL,
+	}
+	actual := filepath.Join(dir, "pr.json")
+	expected := driftCases + "member-changed/expected.yaml"
+	copyFile(t, driftCases+"member-changed/actual.json", actual)
+	marker := prcomment.Marker(filepath.ToSlash(actual))
+
+	r := runDrift(t, bin, env, "drift", expected, actual, "--format", "github", "--github-comment")
+	if r.code != 1 || !strings.Contains(r.stderr, "pull request comment created") {
+		t.Fatalf("first run: got exit %d, stderr %q; want 1 and a created comment", r.code, r.stderr)
+	}
+	cs := gh.Comments()
+	if len(cs) != 1 || !strings.HasPrefix(cs[0].Body, marker+"\n### ❌ Registry drift") {
+		t.Fatalf("after the first run: got comments %+v", cs)
+	}
+	id := cs[0].ID
+
+	r = runDrift(t, bin, env, "drift", expected, actual, "--github-comment")
+	if r.code != 1 || !strings.Contains(r.stderr, "pull request comment unchanged") {
+		t.Errorf("second run: got exit %d, stderr %q; want 1 and the comment unchanged", r.code, r.stderr)
+	}
+	// ACTUAL spelt another way: the same comment, edited.
+	r = runDrift(t, bin, env, "drift", expected, dir+"/./pr.json", "--github-comment")
+	if r.code != 1 || !strings.Contains(r.stderr, "pull request comment updated") {
+		t.Errorf("third run: got exit %d, stderr %q; want 1 and the comment updated", r.code, r.stderr)
+	}
+
+	copyFile(t, driftFixture, actual)
+	r = runDrift(t, bin, env, "drift", driftInventory, actual, "--github-comment")
+	if r.code != 0 || !strings.Contains(r.stderr, "pull request comment updated") {
+		t.Errorf("in-sync run: got exit %d, stderr %q; want 0 and the comment updated", r.code, r.stderr)
+	}
+	cs = gh.Comments()
+	if len(cs) != 1 || cs[0].ID != id || !strings.HasPrefix(cs[0].Body, marker+"\n### ✅ Registry in sync") {
+		t.Fatalf("after the in-sync run: got comments %+v, want comment %d saying in sync", cs, id)
+	}
+	if n := gh.Count(http.MethodPost); n != 1 {
+		t.Errorf("got %d comments created, want 1", n)
+	}
+
+	gh.Fail(http.MethodPatch, http.StatusForbidden, "Resource not accessible by integration")
+	copyFile(t, driftCases+"member-changed/actual.json", actual)
+	r = runDrift(t, bin, env, "drift", expected, actual, "--github-comment")
+	if r.code != 2 || !strings.Contains(r.stderr, "403 Resource not accessible by integration") {
+		t.Errorf("API error: got exit %d, stderr %q; want 2 and GitHub's message", r.code, r.stderr)
+	}
+
+	bad := append(append([]string{}, env[:2]...), "GITHUB_EVENT_PATH="+filepath.Join(dir, "no-event.json"), env[3])
+	r = runDrift(t, bin, bad, "drift", expected, actual, "--github-comment")
+	if r.code != 2 || !strings.Contains(r.stderr, "GITHUB_EVENT_PATH") {
+		t.Errorf("missing event: got exit %d, stderr %q; want 2 naming GITHUB_EVENT_PATH", r.code, r.stderr)
+	}
+}
