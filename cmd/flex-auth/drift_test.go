@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -80,6 +81,7 @@ func TestDriftBinary(t *testing.T) {
 	t.Run("write", func(t *testing.T) { testDriftWrite(t, bin, dir) })
 	t.Run("github format", func(t *testing.T) { testDriftGitHubFormat(t, bin, dir) })
 	t.Run("github comment", func(t *testing.T) { testDriftGitHubComment(t, bin, dir) })
+	t.Run("runbook commands", func(t *testing.T) { testDriftDocCommands(t, bin) })
 }
 
 func testDriftExitCodes(t *testing.T, bin, dir string) {
@@ -287,5 +289,68 @@ func testDriftGitHubComment(t *testing.T, bin, dir string) {
 	r = runDrift(t, bin, bad, "drift", expected, actual, "--github-comment")
 	if r.code != 2 || !strings.Contains(r.stderr, "GITHUB_EVENT_PATH") {
 		t.Errorf("missing event: got exit %d, stderr %q; want 2 naming GITHUB_EVENT_PATH", r.code, r.stderr)
+	}
+}
+
+// testDriftDocCommands runs the drift command lines of the runbook's
+// Drift section from the repository root, with the service URLs pointed
+// at a server serving the fixture: each must find the registry in sync.
+func testDriftDocCommands(t *testing.T, bin string) {
+	doc, err := os.ReadFile("../../docs/ops-warden-registry-sync.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n## Drift\n")
+	if !ok {
+		t.Fatal("the runbook has no Drift section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	fixture, err := os.ReadFile(driftFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(fixture)
+	}))
+	defer srv.Close()
+
+	var commands []string
+	lines := strings.Split(section, "\n")
+	for i := 0; i < len(lines); i++ {
+		line := strings.TrimSpace(lines[i])
+		if !strings.HasPrefix(line, "flex-auth drift ") {
+			continue
+		}
+		for strings.HasSuffix(line, `\`) && i+1 < len(lines) {
+			i++
+			line = strings.TrimSuffix(line, `\`) + " " + strings.TrimSpace(lines[i])
+		}
+		commands = append(commands, line)
+	}
+	if len(commands) < 5 {
+		t.Fatalf("found %d drift commands in the Drift section, want at least 5", len(commands))
+	}
+	for _, command := range commands {
+		t.Run(command, func(t *testing.T) {
+			if strings.Contains(command, "--write") {
+				t.Skip("would rewrite the repository's fixture; --write is tested on a copy")
+			}
+			command = strings.NewReplacer("http://127.0.0.1:8080", srv.URL, `"$FLEX_AUTH_URL"`, srv.URL).Replace(command)
+			args := strings.Fields(command)[1:]
+			if strings.Contains(command, "--github-comment") {
+				args = slices.DeleteFunc(args, func(a string) bool { return a == "--github-comment" })
+			}
+			cmd := exec.Command(bin, args...)
+			cmd.Dir = "../.."
+			for _, kv := range os.Environ() {
+				if !strings.HasPrefix(kv, "GITHUB_") {
+					cmd.Env = append(cmd.Env, kv)
+				}
+			}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("%s: %v\n%s", command, err, out)
+			}
+		})
 	}
 }
