@@ -208,7 +208,7 @@ func Compare(expected, actual *Side) *Report {
 	}
 
 	var blocksA, blocksB []block
-	ta, tb := splitLines(string(actual.Text)), splitLines(string(r.Want))
+	ta, tb := splitLines(actual.Text), splitLines(r.Want)
 	if actual.Canonical {
 		var okA, okB bool
 		blocksA, okA = actorBlocks(ta, actorNames(a))

@@ -31,7 +31,7 @@ const maxLineKinds = 1_000_000
 // A text is a file's content split into lines. Line k is
 // data[off[k]:off[k+1]] and keeps its "\n"; the last line may lack one.
 type text struct {
-	data string
+	data []byte
 	off  []int
 	// owner, when the text is a canonical snapshot, gives for each line
 	// the index in blocks of the actor block it belongs to, or -1.
@@ -55,8 +55,12 @@ func (t *text) setBlocks(blocks []block) {
 
 // isBrace reports whether a line is an actor block's opening or closing
 // brace: lines that carry no meaning, shared by all actors.
-func isBrace(line string) bool {
-	return line == "    {\n" || line == "    },\n" || line == "    }\n"
+func isBrace(line []byte) bool {
+	switch string(line) {
+	case "    {\n", "    },\n", "    }\n":
+		return true
+	}
+	return false
 }
 
 // tag returns the actor that line k belongs to, "" for lines outside
@@ -71,15 +75,15 @@ func (t text) tag(k int) string {
 // same reports whether line x of t and line y of u are the same line for
 // the diff: the same text, of the same actor.
 func same(t text, x int, u text, y int) bool {
-	return t.line(x) == u.line(y) && t.tag(x) == u.tag(y)
+	return bytes.Equal(t.line(x), u.line(y)) && t.tag(x) == u.tag(y)
 }
 
-func splitLines(data string) text {
-	n := strings.Count(data, "\n")
+func splitLines(data []byte) text {
+	n := bytes.Count(data, []byte{'\n'})
 	off := make([]int, 0, n+2)
 	for i := 0; i < len(data); {
 		off = append(off, i)
-		j := strings.IndexByte(data[i:], '\n')
+		j := bytes.IndexByte(data[i:], '\n')
 		if j < 0 {
 			i = len(data)
 		} else {
@@ -90,8 +94,8 @@ func splitLines(data string) text {
 }
 
 func (t text) lines() int           { return len(t.off) - 1 }
-func (t text) line(k int) string    { return t.data[t.off[k]:t.off[k+1]] }
-func (t text) span(i, j int) string { return t.data[t.off[i]:t.off[j]] }
+func (t text) line(k int) []byte    { return t.data[t.off[k]:t.off[k+1]:t.off[k+1]] }
+func (t text) span(i, j int) []byte { return t.data[t.off[i]:t.off[j]:t.off[j]] }
 
 // A block is a run of lines [start, end) standing for one actor, or for
 // nothing (an unanchored stretch).
@@ -108,7 +112,7 @@ func actorBlocks(t text, names []string) ([]block, bool) {
 	const open = "    {\n"
 	blocks := make([]block, 0, len(names))
 	for k := 0; k < t.lines(); k++ {
-		if t.off[k+1]-t.off[k] != len(open) || t.line(k) != open {
+		if t.off[k+1]-t.off[k] != len(open) || string(t.line(k)) != open {
 			continue
 		}
 		if len(blocks) == len(names) {
@@ -125,7 +129,7 @@ func actorBlocks(t text, names []string) ([]block, bool) {
 	if n := len(blocks); n > 0 {
 		// The last block ends at the "  ]" line closing the actors array.
 		end := t.lines() - 2
-		if end <= blocks[n-1].start || t.line(end) != "  ]\n" {
+		if end <= blocks[n-1].start || string(t.line(end)) != "  ]\n" {
 			return nil, false
 		}
 		blocks[n-1].end = end
@@ -162,7 +166,7 @@ func diffLines(a, b text, blocksA, blocksB []block) *script {
 		case ba.name > bb.name:
 			y++
 		default:
-			if a.span(ba.start, ba.end) == b.span(bb.start, bb.end) {
+			if bytes.Equal(a.span(ba.start, ba.end), b.span(bb.start, bb.end)) {
 				d.stretch(i, ba.start, j, bb.start, blocksA[xs:x], blocksB[ys:y])
 				i, j = ba.end, bb.end
 				xs, ys = x+1, y+1
@@ -201,7 +205,7 @@ func (d *differ) stretch(i0, i1, j0, j1 int, blocksA, blocksB []block) {
 		replace()
 		return
 	}
-	if s.a.span(i0, i1) == s.b.span(j0, j1) {
+	if bytes.Equal(s.a.span(i0, i1), s.b.span(j0, j1)) {
 		return
 	}
 	dmp := diffmatchpatch.New()
@@ -221,8 +225,59 @@ func (d *differ) stretch(i0, i1, j0, j1 int, blocksA, blocksB []block) {
 		dmp.DiffTimeout = left
 	}
 	ra, rb, _ := dmp.DiffLinesToChars(tagged(s.a, i0, i1, blocksA), tagged(s.b, j0, j1, blocksB))
-	i, j := i0, j0
-	for _, df := range dmp.DiffMain(ra, rb, false) {
+	if n := (i1 - i0) + (j1 - j0); n <= exactLimit {
+		markDiff(s.ca[i0:i1], s.cb[j0:j1], dmp.DiffMain(ra, rb, false))
+		return
+	}
+	// A large stretch: first set aside the lines that the other side does
+	// not have at all, as GNU diff does (discard_confusing_lines). They
+	// are changed in every diff, and without them a file that differs on
+	// every line, reindented say, costs nothing to diff.
+	xa, xb := []rune(ra), []rune(rb)
+	inA, inB := make(map[rune]bool, len(xa)), make(map[rune]bool, len(xb))
+	for _, r := range xa {
+		inA[r] = true
+	}
+	for _, r := range xb {
+		inB[r] = true
+	}
+	keptA, keptB := keep(xa, inB, s.ca[i0:i1]), keep(xb, inA, s.cb[j0:j1])
+	ka, kb := make([]rune, len(keptA)), make([]rune, len(keptB))
+	for k, i := range keptA {
+		ka[k] = xa[i]
+	}
+	for k, j := range keptB {
+		kb[k] = xb[j]
+	}
+	ca, cb := make([]bool, len(ka)), make([]bool, len(kb))
+	markDiff(ca, cb, dmp.DiffMainRunes(ka, kb, false))
+	for k, i := range keptA {
+		s.ca[i0+i] = ca[k]
+	}
+	for k, j := range keptB {
+		s.cb[j0+j] = cb[k]
+	}
+}
+
+// keep marks as changed the lines (runes) of x that other lacks, and
+// returns the indices of the others.
+func keep(x []rune, other map[rune]bool, changed []bool) []int {
+	var kept []int
+	for i, r := range x {
+		if other[r] {
+			kept = append(kept, i)
+		} else {
+			changed[i] = true
+		}
+	}
+	return kept
+}
+
+// markDiff marks the changed lines of a diff between two rune-per-line
+// texts.
+func markDiff(ca, cb []bool, diffs []diffmatchpatch.Diff) {
+	i, j := 0, 0
+	for _, df := range diffs {
 		n := runeCount(df.Text) // one rune per line
 		switch df.Type {
 		case diffmatchpatch.DiffEqual:
@@ -230,12 +285,12 @@ func (d *differ) stretch(i0, i1, j0, j1 int, blocksA, blocksB []block) {
 			j += n
 		case diffmatchpatch.DiffDelete:
 			for ; n > 0; n-- {
-				s.ca[i] = true
+				ca[i] = true
 				i++
 			}
 		case diffmatchpatch.DiffInsert:
 			for ; n > 0; n-- {
-				s.cb[j] = true
+				cb[j] = true
 				j++
 			}
 		}
@@ -248,23 +303,23 @@ func (d *differ) stretch(i0, i1, j0, j1 int, blocksA, blocksB []block) {
 // meaning, and sharing them keeps the diff as short as diff -u's.
 func tagged(t text, i0, i1 int, blocks []block) string {
 	if len(blocks) == 0 {
-		return t.span(i0, i1)
+		return string(t.span(i0, i1))
 	}
 	var b strings.Builder
 	b.Grow(t.off[i1] - t.off[i0] + (i1-i0)*8)
 	k := i0
 	for _, bl := range blocks {
-		b.WriteString(t.span(k, bl.start))
+		b.Write(t.span(k, bl.start))
 		for k = bl.start; k < bl.end; k++ {
 			line := t.line(k)
 			if !isBrace(line) {
 				b.WriteString(bl.name)
 				b.WriteByte(0)
 			}
-			b.WriteString(line)
+			b.Write(line)
 		}
 	}
-	b.WriteString(t.span(k, i1))
+	b.Write(t.span(k, i1))
 	return b.String()
 }
 
@@ -273,10 +328,10 @@ func runeCount(s string) int { return len([]rune(s)) }
 func distinctLines(a text, i0, i1 int, b text, j0, j1 int) int {
 	seen := make(map[string]struct{})
 	for i := i0; i < i1; i++ {
-		seen[a.line(i)] = struct{}{}
+		seen[string(a.line(i))] = struct{}{}
 	}
 	for j := j0; j < j1; j++ {
-		seen[b.line(j)] = struct{}{}
+		seen[string(b.line(j))] = struct{}{}
 	}
 	return len(seen)
 }
@@ -323,7 +378,7 @@ func horizon(a, b text) (lo, hiA, hiB int) {
 	// file, its name line being above the suffix: those lines differ.
 	for s := suffix; s > 0; s-- {
 		x, y := na-s, nb-s
-		if a.line(x) == "    {\n" {
+		if string(a.line(x)) == "    {\n" {
 			break
 		}
 		if a.tag(x) != b.tag(y) {
@@ -334,11 +389,11 @@ func horizon(a, b text) (lo, hiA, hiB int) {
 }
 
 // commonPrefix returns the length of the longest common prefix of a and b.
-func commonPrefix(a, b string) int {
+func commonPrefix(a, b []byte) int {
 	const chunk = 4096
 	n := min(len(a), len(b))
 	i := 0
-	for i+chunk <= n && a[i:i+chunk] == b[i:i+chunk] {
+	for i+chunk <= n && bytes.Equal(a[i:i+chunk], b[i:i+chunk]) {
 		i += chunk
 	}
 	for i < n && a[i] == b[i] {
@@ -349,10 +404,10 @@ func commonPrefix(a, b string) int {
 
 // commonSuffix returns the length of the longest common suffix of a and b,
 // at most limit.
-func commonSuffix(a, b string, limit int) int {
+func commonSuffix(a, b []byte, limit int) int {
 	const chunk = 4096
 	n := 0
-	for n+chunk <= limit && a[len(a)-n-chunk:len(a)-n] == b[len(b)-n-chunk:len(b)-n] {
+	for n+chunk <= limit && bytes.Equal(a[len(a)-n-chunk:len(a)-n], b[len(b)-n-chunk:len(b)-n]) {
 		n += chunk
 	}
 	for n < limit && a[len(a)-n-1] == b[len(b)-n-1] {
@@ -536,8 +591,8 @@ func (s *script) unified(nameA, nameB string) string {
 func (s *script) writeLine(buf *bytes.Buffer, prefix byte, t text, k int) {
 	buf.WriteByte(prefix)
 	line := t.line(k)
-	buf.WriteString(line)
-	if !strings.HasSuffix(line, "\n") {
+	buf.Write(line)
+	if !bytes.HasSuffix(line, []byte{'\n'}) {
 		buf.WriteString("\n\\ No newline at end of file\n")
 	}
 }

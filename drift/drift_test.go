@@ -280,7 +280,7 @@ func tagForGNU(t testing.TB, data []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	txt := splitLines(string(data))
+	txt := splitLines(data)
 	blocks, ok := actorBlocks(txt, actorNames(s))
 	if !ok {
 		t.Fatal("not canonical")
@@ -750,5 +750,35 @@ func TestSnapshotPositions(t *testing.T) {
 		if got := p.line(tt.c); got != tt.want {
 			t.Errorf("line of %s %s: got %d, want %d", tt.c.Op, tt.c.Name(), got, tt.want)
 		}
+	}
+}
+
+// TestLargeNonCanonical: an ACTUAL file that is not canonical is diffed as
+// one stretch; past exactLimit lines, lines the other side lacks are set
+// aside first. The diff must still turn ACTUAL into EXPECTED.
+func TestLargeNonCanonical(t *testing.T) {
+	e, a := largeSnapshots(600, 7)
+	want := e.Canonical()
+	tests := []struct {
+		name   string
+		actual []byte
+	}{
+		{"reindented", bytes.ReplaceAll(a.Canonical(), []byte("\n  "), []byte("\n   "))},
+		{"reindented, same content", bytes.ReplaceAll(want, []byte("\n  "), []byte("\n\t"))},
+		{"no final newline", bytes.TrimSuffix(a.Canonical(), []byte("\n"))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := Compare(mustSide(t, "e.json", want), mustSide(t, "a.json", tt.actual))
+			if got := len(strings.Split(string(tt.actual), "\n")) + len(strings.Split(string(want), "\n")); got <= exactLimit {
+				t.Fatalf("only %d lines: not past exactLimit", got)
+			}
+			if len(r.Findings) != 1 || r.Findings[0].Kind != Formatting {
+				t.Errorf("got findings %+v, want one formatting finding", r.Findings)
+			}
+			if got := applyUnified(t, string(tt.actual), r.Diff); got != string(want) {
+				t.Error("the diff applied to ACTUAL does not give EXPECTED")
+			}
+		})
 	}
 }

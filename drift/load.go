@@ -157,14 +157,38 @@ func decode(source string, kind Kind, data []byte) (*Side, error) {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
 	side := &Side{Source: source, Kind: kind, Snapshot: s, ContentDigest: s.ComputeDigest()}
-	canonical := s.Canonical()
 	if kind == File {
-		side.Text = data
-		side.Canonical = bytes.Equal(data, canonical)
+		side.Text, side.Canonical = data, isCanonical(s, data)
 	} else {
-		side.Text, side.Canonical = canonical, true
+		side.Text, side.Canonical = s.Canonical(), true
 	}
 	return side, nil
+}
+
+// isCanonical reports whether data is s's canonical form, comparing as
+// the form is produced rather than building a second copy of a file that
+// may be tens of megabytes.
+func isCanonical(s *registry.Snapshot, data []byte) bool {
+	c := &compareWriter{want: data}
+	_, err := s.WriteCanonical(c)
+	return err == nil && c.off == len(data)
+}
+
+// A compareWriter checks that what is written to it is want, failing at
+// the first difference.
+type compareWriter struct {
+	want []byte
+	off  int
+}
+
+var errDiffers = errors.New("differs")
+
+func (c *compareWriter) Write(p []byte) (int, error) {
+	if len(p) > len(c.want)-c.off || !bytes.Equal(p, c.want[c.off:c.off+len(p)]) {
+		return 0, errDiffers
+	}
+	c.off += len(p)
+	return len(p), nil
 }
 
 // registryURL returns the snapshot endpoint of a flex-auth base URL. A URL
