@@ -204,11 +204,16 @@ func (r *Report) writeJSON(w io.Writer) error {
 	return enc.Encode(out)
 }
 
-// fixHint says how to bring ACTUAL in line, for people reading a report.
-func (r *Report) fixHint() string {
+// fixHint says how to bring ACTUAL in line, for people reading a report;
+// in Markdown when md is set.
+func (r *Report) fixHint(md bool) string {
 	switch r.Actual.Kind {
 	case File:
-		return "To fix, rewrite ACTUAL from EXPECTED: `" + shellQuote("flex-auth", "drift", r.Expected.Source, r.Actual.Source, "--write") + "`, then commit the result."
+		cmd := shellQuote("flex-auth", "drift", r.Expected.Source, r.Actual.Source, "--write")
+		if md {
+			cmd = code(cmd)
+		}
+		return "To fix, rewrite ACTUAL from EXPECTED: " + cmd + ", then commit the result."
 	case Runtime:
 		return "To fix, deploy EXPECTED's snapshot to the service and reload it (SIGHUP or --watch), then run drift again."
 	}
@@ -306,7 +311,7 @@ func (r *Report) writeGitHub(w *bufio.Writer) {
 	for _, c := range r.Changes {
 		w.WriteString(c.String() + "\n")
 	}
-	w.WriteString(r.fixHint() + "\n")
+	w.WriteString(r.fixHint(false) + "\n")
 	if r.Diff != "" {
 		w.WriteString("::group::Unified diff: ACTUAL " + escapeData(r.Actual.Source) + " -> EXPECTED " + escapeData(r.Expected.Source) + "\n")
 		w.WriteString(r.Diff)
@@ -370,7 +375,7 @@ func (r *Report) Markdown(limit int) string {
 		rowBytes += len(rows[i])
 	}
 	const tableHead = "\n| | changed | ACTUAL (before) | EXPECTED (after) |\n| --- | --- | --- | --- |\n"
-	hint := "\n" + r.fixHint() + "\n"
+	hint := "\n" + r.fixHint(true) + "\n"
 
 	fence := fenceFor(r.Diff)
 	diffHead, diffTail := "\n"+fence+"diff\n", fence+"\n"
