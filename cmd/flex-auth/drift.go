@@ -62,22 +62,12 @@ unreachable service, bad flags, failure to write or to comment).`,
 				return &exitError{code: 2, err: err}
 			}
 			if comment {
-				key := commentKey(rep.Actual)
-				res, err := prcomment.Upsert(cmd.Context(), gh, key, rep.Markdown(prcomment.Room(key)), !rep.InSync())
-				if err != nil {
-					return &exitError{code: 2, err: fmt.Errorf("--github-comment: %w", err)}
-				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "pull request comment %s %s\n", res.Action, res.URL)
-			}
-			if write {
-				changed, err := rep.Write()
-				if err != nil {
+				if err := postDriftComment(cmd, gh, rep); err != nil {
 					return &exitError{code: 2, err: err}
 				}
-				if changed {
-					fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s from %s\n", rep.Actual.Source, rep.Expected.Source)
-				}
-				return nil
+			}
+			if write {
+				return writeDrift(cmd, rep)
 			}
 			if !rep.InSync() {
 				return &exitError{code: 1} // the report said why
@@ -91,6 +81,31 @@ unreachable service, bad flags, failure to write or to comment).`,
 	cmd.Flags().StringVar(&policyPackage, "policy-package", registry.DefaultPolicyPackage, "policy package that inventories are generated for")
 	cmd.Flags().DurationVar(&timeout, "timeout", drift.DefaultTimeout, "time limit for fetching a running flex-auth's registry")
 	return cmd
+}
+
+// postDriftComment keeps the pull request's drift comment for ACTUAL up to
+// date: created on drift, edited on every run, never created when in sync.
+func postDriftComment(cmd *cobra.Command, gh prcomment.Config, rep *drift.Report) error {
+	key := commentKey(rep.Actual)
+	res, err := prcomment.Upsert(cmd.Context(), gh, key, rep.Markdown(prcomment.Room(key)), !rep.InSync())
+	if err != nil {
+		return fmt.Errorf("--github-comment: %w", err)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "pull request comment %s %s\n", res.Action, res.URL)
+	return nil
+}
+
+// writeDrift rewrites ACTUAL with EXPECTED's canonical form: exit 0 once
+// done, 2 when it cannot be.
+func writeDrift(cmd *cobra.Command, rep *drift.Report) error {
+	changed, err := rep.Write()
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if changed {
+		fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s from %s\n", rep.Actual.Source, rep.Expected.Source)
+	}
+	return nil
 }
 
 // checkDriftFlags refuses flag combinations before anything is loaded.
