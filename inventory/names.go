@@ -1,8 +1,10 @@
 package inventory
 
 import (
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // A sortedName is an actor's name with its index in file order. hi and lo
@@ -57,9 +59,38 @@ func sortNames(actors []Actor) []sortedName {
 		n.hi, n.lo = prefix(n.name)
 	}
 	if !slices.IsSortedFunc(names, compareNames) {
-		slices.SortFunc(names, compareNames)
+		sortParallel(names)
 	}
 	return names
+}
+
+// sortParallel sorts names, large ones in two halves at once, merged.
+func sortParallel(names []sortedName) {
+	if len(names) < 1<<14 || runtime.GOMAXPROCS(0) < 2 {
+		slices.SortFunc(names, compareNames)
+		return
+	}
+	mid := len(names) / 2
+	var wg sync.WaitGroup
+	wg.Go(func() { slices.SortFunc(names[:mid], compareNames) })
+	slices.SortFunc(names[mid:], compareNames)
+	wg.Wait()
+	left := slices.Clone(names[:mid])
+	right := names[mid:]
+	// Merge into names; the write position never passes the unread part
+	// of right, which sits at its end.
+	i, j, k := 0, 0, 0
+	for i < len(left) && j < len(right) {
+		if compareNames(right[j], left[i]) < 0 {
+			names[k] = right[j]
+			j++
+		} else {
+			names[k] = left[i]
+			i++
+		}
+		k++
+	}
+	copy(names[k:], left[i:])
 }
 
 // lookup returns the index of the first actor named name.

@@ -717,15 +717,50 @@ func (p *parser) finish(key *yaml.Node, b *builder) *Inventory {
 		return nil
 	}
 
-	inv := &Inventory{File: p.file, Actors: make([]Actor, 0, enabled)}
-	for _, n := range names {
-		if states[n.i].disabled {
+	// Put the actors in name order where they are, then close the gaps of
+	// the disabled ones: at 100,000 actors, a sorted copy costs more.
+	inv := &Inventory{File: p.file}
+	disabled := make([]bool, len(names))
+	perm := make([]int32, len(names))
+	for k, n := range names {
+		disabled[k], perm[k] = states[n.i].disabled, n.i
+		if disabled[k] {
 			inv.Disabled = append(inv.Disabled, n.name)
-		} else {
-			inv.Actors = append(inv.Actors, actors[n.i])
 		}
 	}
+	permute(actors, perm)
+	kept := actors[:0]
+	for k := range actors {
+		if !disabled[k] {
+			kept = append(kept, actors[k])
+		}
+	}
+	clear(actors[len(kept):])
+	inv.Actors = kept
 	return inv
+}
+
+// permute reorders actors so that actors[k] is the old actors[perm[k]],
+// moving each actor once by following the cycles of the permutation. It
+// uses up perm.
+func permute(actors []Actor, perm []int32) {
+	for i := range perm {
+		if perm[i] == int32(i) {
+			continue
+		}
+		tmp := actors[i]
+		j := int32(i)
+		for {
+			k := perm[j]
+			perm[j] = j // done
+			if k == int32(i) {
+				actors[j] = tmp
+				break
+			}
+			actors[j] = actors[k]
+			j = k
+		}
+	}
 }
 
 // claims reports extra subjects of actor i that are another actor's name
