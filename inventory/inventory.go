@@ -20,6 +20,12 @@
 //   - An integer written with a leading zero (024) is refused: YAML 1.1
 //     reads it as octal, YAML 1.2 as decimal.
 //   - The file must be UTF-8 and hold exactly one YAML document.
+//   - Every occurrence of a duplicated actor is checked; the later ones
+//     are reported as duplicates of the first.
+//
+// A large inventory is cut at the lines where actors start and parsed in
+// parts on every core; the result, errors included, is the same as parsing
+// it as one document.
 package inventory
 
 // Version is the only inventory version this package understands.
