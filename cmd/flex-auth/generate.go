@@ -41,7 +41,7 @@ FILE:LINE:COL: message.`,
 				return err
 			}
 			if output == "" || output == "-" {
-				_, err = cmd.OutOrStdout().Write(s.Canonical())
+				_, err = s.WriteCanonical(cmd.OutOrStdout())
 				return err
 			}
 			return generate.WriteFile(output, s)
