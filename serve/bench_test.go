@@ -120,12 +120,12 @@ func BenchmarkDecodeRequest(b *testing.B) {
 	body := []byte(allowBody)
 	var req checkRequest
 	s := newBenchServer(b, false)
-	intern, ctx := s.cur.Load().intern, map[string]any{}
+	snap, ctx := s.cur.Load().snap, map[string]any{}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
 		clear(ctx)
-		if err := decodeRequest(body, &req, intern, ctx); err != nil {
+		if err := decodeRequest(body, &req, snap, ctx); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -98,7 +98,7 @@ func FuzzDecodeRequest(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add([]byte(s))
 	}
-	intern := newTestServer(f, Source{}, io.Discard).cur.Load().intern
+	snap := newTestServer(f, Source{}, io.Discard).cur.Load().snap
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var req checkRequest
 		err := decodeRequest(data, &req, nil, nil)
@@ -106,7 +106,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		var req2 checkRequest
 		reuse := map[string]any{"stale": true}
 		clear(reuse)
-		err2 := decodeRequest(data, &req2, intern, reuse)
+		err2 := decodeRequest(data, &req2, snap, reuse)
 		if (err == nil) != (err2 == nil) || err != nil && err.Error() != err2.Error() {
 			t.Fatalf("with interning: got %v, without %v", err2, err)
 		}

@@ -2,6 +2,8 @@ package serve
 
 import (
 	"math"
+
+	"github.com/coulomb/flex-auth/registry"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -47,13 +49,13 @@ func (e *requestError) Error() string { return e.msg }
 // fraction, no exponent) and fit, float64 otherwise: 24 is an integer,
 // 24.0 and 2.4e1 are not.
 //
-// Strings found in intern (actor names, subjects, principals: what valid
-// requests are made of) are taken from it instead of allocated; the values
-// are the same strings, boxed once. ctx, when not nil, is an empty map to
-// reuse for the context.
-func decodeRequest(data []byte, req *checkRequest, intern map[string]any, ctx map[string]any) error {
+// Strings that snap already holds (actor names and subjects, what valid
+// requests are made of) and the member names are shared rather than
+// allocated; snap may be nil. ctx, when not nil, is an empty map to reuse
+// for the context.
+func decodeRequest(data []byte, req *checkRequest, snap *registry.Snapshot, ctx map[string]any) error {
 	*req = checkRequest{}
-	p := parser{data: data, intern: intern, reuse: ctx}
+	p := parser{data: data, snap: snap, reuse: ctx}
 	p.skipSpace()
 	if p.pos == len(p.data) {
 		return &requestError{msg: "request body is empty; want a JSON object", syntax: true}
@@ -186,11 +188,11 @@ func kind(v any) string {
 
 // parser is a strict, allocation-frugal JSON reader over a complete body.
 type parser struct {
-	data   []byte
-	pos    int
-	depth  int
-	intern map[string]any
-	reuse  map[string]any // for the context object; nil allocates
+	data  []byte
+	pos   int
+	depth int
+	snap  *registry.Snapshot // strings to share; may be nil
+	reuse map[string]any     // for the context object; nil allocates
 }
 
 func (p *parser) errorf(msg string) error {
@@ -465,20 +467,16 @@ func parseInt(lit []byte) (int64, bool) {
 	return int64(u), true
 }
 
+// strValue reads a string as an interface value.
+func (p *parser) strValue() (any, error) {
+	s, err := p.str()
+	return s, err
+}
+
 // str reads a string. Plain ASCII strings, the usual case, cost at most
 // one allocation, none when interned; escapes and other UTF-8 take the slow
 // path.
 func (p *parser) str() (string, error) {
-	v, err := p.strValue()
-	if err != nil {
-		return "", err
-	}
-	return v.(string), nil
-}
-
-// strValue reads a string as an interface value, so that an interned
-// string is not boxed again.
-func (p *parser) strValue() (any, error) {
 	p.pos++ // opening quote
 	start := p.pos
 	for i := start; i < len(p.data); i++ {
@@ -486,8 +484,8 @@ func (p *parser) strValue() (any, error) {
 		if c == '"' {
 			p.pos = i + 1
 			raw := p.data[start:i]
-			if v, ok := p.intern[string(raw)]; ok {
-				return v, nil
+			if s, ok := intern(p.snap, raw); ok {
+				return s, nil
 			}
 			return string(raw), nil
 		}
@@ -498,7 +496,7 @@ func (p *parser) strValue() (any, error) {
 	return p.strSlow(start)
 }
 
-func (p *parser) strSlow(start int) (any, error) {
+func (p *parser) strSlow(start int) (string, error) {
 	d := p.data
 	buf := make([]byte, 0, 32)
 	i := start
@@ -511,8 +509,8 @@ func (p *parser) strSlow(start int) (any, error) {
 		switch {
 		case c == '"':
 			p.pos = i + 1
-			if v, ok := p.intern[string(buf)]; ok {
-				return v, nil
+			if s, ok := intern(p.snap, buf); ok {
+				return s, nil
 			}
 			return string(buf), nil
 		case c < 0x20:
@@ -600,6 +598,59 @@ func hex4(d []byte, i int) (rune, bool) {
 		r = r<<4 | rune(c)
 	}
 	return r, true
+}
+
+// intern returns the string equal to b when snap or the request format
+// already holds one: a member name, the default action, a context member
+// the ops-warden package reads, an actor name or one of its subjects. It
+// allocates nothing and keeps no table: actors are found by binary search.
+func intern(snap *registry.Snapshot, b []byte) (string, bool) {
+	switch string(b) {
+	case "subject":
+		return "subject", true
+	case "action":
+		return "action", true
+	case "resource":
+		return "resource", true
+	case "context":
+		return "context", true
+	case DefaultAction:
+		return DefaultAction, true
+	case "principal":
+		return "principal", true
+	case "ttl_hours":
+		return "ttl_hours", true
+	}
+	if snap == nil {
+		return "", false
+	}
+	name := b
+	if len(b) > 4 && string(b[:4]) == "iam:" {
+		name = b[4:]
+	}
+	actors := snap.Actors
+	lo, hi := 0, len(actors)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if actors[m].Name < string(name) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == len(actors) || actors[lo].Name != string(name) {
+		return "", false
+	}
+	a := &actors[lo]
+	if len(name) == len(b) {
+		return a.Name, true
+	}
+	for _, sub := range a.Subjects {
+		if sub == string(b) {
+			return sub, true
+		}
+	}
+	return "", false
 }
 
 // appendCompact appends a JSON text that is known to be valid, without

@@ -45,6 +45,11 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests may take to
 	// finish after the context is cancelled.
 	ShutdownTimeout time.Duration
+	// DrainDelay keeps serving for this long after the context is
+	// cancelled, with /readyz answering 503, before the listener closes:
+	// time for load balancers (a Kubernetes readiness probe) to stop
+	// sending new requests. Zero closes at once.
+	DrainDelay time.Duration
 
 	Logger *slog.Logger
 	Clock  func() time.Time
@@ -63,7 +68,8 @@ const (
 )
 
 // Run serves decisions until ctx is cancelled, then shuts down gracefully:
-// /readyz turns 503, requests in flight finish (up to ShutdownTimeout),
+// /readyz turns 503, new requests are still served for DrainDelay, then
+// the listener closes and requests in flight finish (up to ShutdownTimeout),
 // the decision log is flushed and closed, and Run returns nil.
 //
 // Everything that can fail at start-up (the registry, the policy, their
@@ -137,6 +143,10 @@ func Run(ctx context.Context, c Config) error {
 	if tlsConf != nil {
 		scheme = "https"
 	}
+	srv.logServing()
+	if watcher != nil {
+		watcher.logStart()
+	}
 	logger.Info("listening on "+ln.Addr().String(), "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(),
 		"mutual_tls", tlsConf != nil && tlsConf.ClientCAs != nil)
 
@@ -161,8 +171,12 @@ func Run(ctx context.Context, c Config) error {
 		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down: no longer ready, finishing requests in flight", "timeout", orDefault(c.ShutdownTimeout, DefaultShutdownTimeout).String())
 	srv.BeginShutdown()
+	if c.DrainDelay > 0 {
+		logger.Info("shutting down: /readyz now answers 503; still serving while load balancers notice", "drain_delay", c.DrainDelay.String())
+		time.Sleep(c.DrainDelay)
+	}
+	logger.Info("shutting down: no longer accepting connections, finishing requests in flight", "timeout", orDefault(c.ShutdownTimeout, DefaultShutdownTimeout).String())
 	sctx, cancel := context.WithTimeout(context.Background(), orDefault(c.ShutdownTimeout, DefaultShutdownTimeout))
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {

@@ -370,3 +370,31 @@ func TestRunBuiltinAndStdout(t *testing.T) {
 		t.Errorf("stdout decision log: got %d lines, want 1", n)
 	}
 }
+
+func TestRunDrainDelay(t *testing.T) {
+	r := startRun(t, Config{Source: builtin, LogPath: filepath.Join(t.TempDir(), "log.jsonl"), DrainDelay: time.Second})
+	base := "http://" + r.addr
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	get := func(path string) int {
+		resp, err := client.Get(base + path)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := get("/readyz"); got != 200 {
+		t.Fatalf("readyz: got %d, want 200", got)
+	}
+	r.cancel()
+	waitFor(t, "the drain to begin", func() bool { return strings.Contains(r.logs.String(), "/readyz now answers 503") })
+	if got := get("/readyz"); got != 503 {
+		t.Errorf("readyz while draining: got %d, want 503", got)
+	}
+	if got := get("/healthz"); got != 200 {
+		t.Errorf("healthz while draining: got %d, want 200 (still serving)", got)
+	}
+	if err := r.stop(t); err != nil {
+		t.Errorf("Run: got %v, want nil", err)
+	}
+}

@@ -68,7 +68,7 @@ type reloadStatus struct {
 
 // New loads and validates the source and returns a Server ready to serve
 // it. An error names the file and the problem; it may span several lines,
-// one per problem.
+// one per problem. New logs nothing: a start-up that fails says one thing.
 func New(opts Options) (*Server, error) {
 	if opts.DecisionLog == nil {
 		return nil, errors.New("serve: no decision log")
@@ -94,10 +94,14 @@ func New(opts Options) (*Server, error) {
 	s.reload.Store(&reloadStatus{at: now})
 	s.metrics.actors.Set(float64(len(st.snap.Actors)))
 	s.log = newDecisionLog(opts.DecisionLog, opts.SyncLog, s.logger, func(n int) { s.metrics.logErrors.Add(float64(n)) })
-	s.logger.Info("loaded registry and policy", "source", s.source.String(),
-		"policy", st.pkg.Name(), "policy_digest", st.pkg.Digest(),
-		"registry_digest", st.snap.Digest, "actors", len(st.snap.Actors))
 	return s, nil
+}
+
+// logServing logs the pair being served, once the server is up.
+func (s *Server) logServing() {
+	st := s.cur.Load()
+	s.logger.Info("serving "+s.source.String(), "policy", st.pkg.Name(), "policy_digest", st.pkg.Digest(),
+		"registry_digest", st.snap.Digest, "actors", len(st.snap.Actors))
 }
 
 func (s *Server) load(now time.Time) (*state, error) {
@@ -341,9 +345,14 @@ func (s *Server) registry(w http.ResponseWriter, r *http.Request) {
 	}
 	h["Content-Type"] = headerJSON
 	h["X-Content-Type-Options"] = headerNoSniff
-	h.Set("Content-Length", strconv.Itoa(len(st.canonical)))
+	h.Set("Content-Length", strconv.FormatInt(st.canonicalLen, 10))
 	w.WriteHeader(http.StatusOK)
-	w.Write(st.canonical)
+	if r.Method == http.MethodHead {
+		return
+	}
+	if _, err := st.snap.WriteCanonical(w); err != nil {
+		s.logger.Debug("GET /v1/registry: client went away", "err", err)
+	}
 }
 
 // etagMatch reports whether an If-None-Match header (one or more lists of
@@ -446,7 +455,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, apiErr)
 		return
 	}
-	if err := decodeRequest(body, &sc.req, st.intern, sc.ctx); err != nil {
+	if err := decodeRequest(body, &sc.req, st.snap, sc.ctx); err != nil {
 		s.writeError(w, invalidRequest(err.Error()))
 		return
 	}

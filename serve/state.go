@@ -3,6 +3,7 @@ package serve
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"strconv"
 	"strings"
@@ -105,12 +106,11 @@ type state struct {
 	pkg      *policy.Package
 	loadedAt time.Time
 
-	canonical []byte // GET /v1/registry body
-	etag      string // `"sha256:..."`
-
-	// intern holds, boxed once, the strings valid requests are made of,
-	// so that decoding them allocates nothing.
-	intern map[string]any
+	// canonicalLen is the size of the canonical snapshot, which GET
+	// /v1/registry streams rather than keep a copy (25 MB for 100,000
+	// actors).
+	canonicalLen int64
+	etag         string // `"sha256:..."`
 
 	// tail is `,"policy":...,"policy_digest":...,"registry_digest":...`,
 	// shared by every response and decision log line.
@@ -129,14 +129,13 @@ func newState(snap *registry.Snapshot, pkg *policy.Package, loadedAt time.Time, 
 		return nil, fmt.Errorf("bind policy %s to registry %s: %w", policyName, registryName, err)
 	}
 	st := &state{
-		eval:      eval,
-		snap:      snap,
-		pkg:       pkg,
-		loadedAt:  loadedAt,
-		canonical: snap.Canonical(),
-		etag:      strconv.Quote(snap.Digest),
+		eval:     eval,
+		snap:     snap,
+		pkg:      pkg,
+		loadedAt: loadedAt,
+		etag:     strconv.Quote(snap.Digest),
 	}
-	st.intern = internTable(snap)
+	st.canonicalLen, _ = snap.WriteCanonical(io.Discard)
 	t := append([]byte(nil), `,"policy":`...)
 	t = jcs.AppendString(t, pkg.Name())
 	t = append(t, `,"policy_digest":`...)
@@ -145,25 +144,6 @@ func newState(snap *registry.Snapshot, pkg *policy.Package, loadedAt time.Time, 
 	t = jcs.AppendString(t, snap.Digest)
 	st.tail = t
 	return st, nil
-}
-
-// internTable returns the strings of snap that requests repeat (actor
-// names, subjects, principals), the default action and the context members
-// the ops-warden package reads, each boxed in an interface value once.
-func internTable(snap *registry.Snapshot) map[string]any {
-	m := map[string]any{
-		"subject": "subject", "action": "action", "resource": "resource", "context": "context",
-		DefaultAction: DefaultAction, "principal": "principal", "ttl_hours": "ttl_hours",
-	}
-	for i := range snap.Actors {
-		a := &snap.Actors[i]
-		m[a.Name] = a.Name
-		m[a.Principal] = a.Principal
-		for _, sub := range a.Subjects {
-			m[sub] = sub
-		}
-	}
-	return m
 }
 
 // oneLine shortens a multi-line error (a list of problems, one per line)

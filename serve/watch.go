@@ -37,6 +37,7 @@ func (s *Server) Watch(ctx context.Context) error {
 		return err
 	}
 	defer w.close()
+	w.logStart()
 	s.reloadLoop(ctx, nil, w)
 	return nil
 }
@@ -45,7 +46,6 @@ func (s *Server) newWatcher() (*watcher, error) {
 	w := &watcher{names: map[string]bool{}, changed: make(chan struct{}, 1), debounce: watchDebounce, s: s}
 	files := s.source.Files()
 	if len(files) == 0 {
-		s.logger.Info("--watch: the built-in example has no files to watch")
 		return w, nil
 	}
 	fw, err := fsnotify.NewWatcher()
@@ -66,8 +66,15 @@ func (s *Server) newWatcher() (*watcher, error) {
 			return nil, fmt.Errorf("watch directory %s of %s: %w", dir, f, err)
 		}
 	}
-	s.logger.Info("watching the registry and policy files for changes", "files", files)
 	return w, nil
+}
+
+func (w *watcher) logStart() {
+	if w.fs == nil {
+		w.s.logger.Info("watch: " + w.s.source.String() + " has no files to watch; nothing will reload on changes")
+		return
+	}
+	w.s.logger.Info("watching the registry and policy files for changes", "files", w.s.source.Files())
 }
 
 func (w *watcher) close() {
