@@ -77,6 +77,8 @@ type options struct {
 	profile     string
 	cpuprofile  string
 	xbin        string
+	rate        float64
+	rateConns   int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -90,6 +92,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.rounds, "rounds", 5, "interleaved rounds of the scenarios; medians are reported")
 	fs.StringVar(&o.scenarios, "scenarios", "abc", "scenarios to run, any of a, b, c (and x, with -xbin)")
 	fs.BoolVar(&o.halfLoad, "half-load", true, "measure a's latency in an open loop at 50% of a's median maximum rate (needs a)")
+	fs.Float64Var(&o.rate, "rate", 0, "open-loop rate of the half-load runs in requests per second (default: 50% of a's median maximum in this run)")
+	fs.IntVar(&o.rateConns, "rate-conns", 0, "connections of the half-load runs (default: -conns)")
 	fs.BoolVar(&o.large, "large", false, "also run the large-registry mode")
 	fs.IntVar(&o.largeActors, "large-actors", 100000, "actors in the generated registry of the large mode")
 	fs.IntVar(&o.largeRounds, "large-rounds", 1, "runs of the large mode")
@@ -233,6 +237,7 @@ var labels = map[string]string{
 	"b":  "flex-auth, --log-sync",
 	"c":  "bare net/http handler",
 	"a½": "flex-auth, log, 50% load",
+	"c½": "bare handler, same rate",
 	"x":  "-xbin flex-auth, log to file",
 }
 
@@ -296,19 +301,36 @@ func (b *bench) interleaved(ctx context.Context, rep *report) error {
 	}
 	if b.halfLoad && len(byScenario["a"]) > 0 {
 		rate := med("a") / 2
-		var runs []runResult
-		for round := 1; round <= b.rounds; round++ {
-			r, err := b.runOnce(ctx, "a", round, rate)
-			if err != nil {
-				return err
-			}
-			r.Scenario = "a½"
-			fmt.Fprintln(b.w, runLine(*r))
-			rep.Runs = append(rep.Runs, *r)
-			runs = append(runs, *r)
+		if b.rate > 0 {
+			rate = b.rate
 		}
-		s := summarize("a½", labels["a½"], runs)
-		rep.HalfLoad, rep.HalfLoadRate = &s, rate
+		// The bare handler at the same rate tells what of a's tail is
+		// flex-auth's and what is this machine's (two processes and their
+		// wake-ups sharing two cores).
+		half := []string{"a"}
+		if len(byScenario["c"]) > 0 {
+			half = append(half, "c")
+		}
+		runs := map[string][]runResult{}
+		for round := 1; round <= b.rounds; round++ {
+			for i := range half {
+				s := half[(i+round-1)%len(half)]
+				r, err := b.runOnce(ctx, s, round, rate)
+				if err != nil {
+					return err
+				}
+				r.Scenario = s + "½"
+				fmt.Fprintln(b.w, runLine(*r))
+				rep.Runs = append(rep.Runs, *r)
+				runs[s] = append(runs[s], *r)
+			}
+		}
+		sa := summarize("a½", labels["a½"], runs["a"])
+		rep.HalfLoad, rep.HalfLoadRate = &sa, rate
+		if len(runs["c"]) > 0 {
+			sc := summarize("c½", labels["c½"], runs["c"])
+			rep.HalfLoadBare = &sc
+		}
 	}
 	return nil
 }
@@ -397,8 +419,12 @@ func (b *bench) runOnce(ctx context.Context, scenario string, round int, rate fl
 	defer srv.kill()
 	var cpu0, self0, cpu1, self1 time.Duration
 	var load1 float64
+	conns := b.conns
+	if rate > 0 && b.rateConns > 0 {
+		conns = b.rateConns
+	}
 	l := &load{
-		addr: srv.addr, requests: b.mix, conns: b.conns,
+		addr: srv.addr, requests: b.mix, conns: conns,
 		warmup: b.warmup, duration: b.duration, rate: rate,
 		check: scenario != "c",
 		onMeasure: func(start bool) {

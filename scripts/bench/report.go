@@ -181,6 +181,7 @@ type report struct {
 	RatioX       float64       `json:"ratio_x_c,omitempty"`
 	PairedRatioX float64       `json:"paired_ratio_x_c,omitempty"`
 	HalfLoad     *summary      `json:"half_load,omitempty"`
+	HalfLoadBare *summary      `json:"half_load_bare,omitempty"`
 	HalfLoadRate float64       `json:"half_load_rate,omitempty"`
 	Large        []largeResult `json:"large,omitempty"`
 }
@@ -200,17 +201,24 @@ func (r *report) writeJSON(w io.Writer) error {
 	return enc.Encode(r)
 }
 
+// rows returns the summaries to tabulate: closed loop, then half load.
+func (r *report) rows() []summary {
+	rows := slices.Clone(r.Summaries)
+	for _, s := range []*summary{r.HalfLoad, r.HalfLoadBare} {
+		if s != nil {
+			rows = append(rows, *s)
+		}
+	}
+	return rows
+}
+
 // writeText writes the summary table and ratios for a terminal.
 func (r *report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "\nmachine: %d CPUs, %s, %s, kernel %s, logs on %s\n",
 		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.Machine.Kernel, r.Machine.LogFS)
 	fmt.Fprintf(w, "%-34s %4s %9s %17s %8s %8s %8s %9s %6s %8s %8s\n",
 		"scenario (medians)", "runs", "req/s", "min..max", "p50 µs", "p90 µs", "p99 µs", "max µs", "errors", "srv µs/r", "gen µs/r")
-	rows := slices.Clone(r.Summaries)
-	if r.HalfLoad != nil {
-		rows = append(rows, *r.HalfLoad)
-	}
-	for _, s := range rows {
+	for _, s := range r.rows() {
 		fmt.Fprintf(w, "%-34s %4d %9.0f %8.0f..%-8.0f %8.0f %8.0f %8.0f %9.0f %6d %8.1f %8.1f\n",
 			s.Scenario+" "+s.Label, s.Runs, s.RPS, s.RPSMin, s.RPSMax, s.P50, s.P90, s.P99, s.Max, s.Errors, s.ServerCPU, s.ClientCPU)
 	}
@@ -222,8 +230,12 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintf(w, "ratio x/c = %.3f (paired %.3f)\n", r.RatioX, r.PairedRatioX)
 	}
 	if r.HalfLoad != nil {
-		fmt.Fprintf(w, "p99 at %.0f req/s (50%% of a's median maximum): %.0f µs (median of %d runs)\n",
+		fmt.Fprintf(w, "p99 at %.0f req/s (50%% of a's median maximum): %.0f µs (median of %d runs)",
 			r.HalfLoadRate, r.HalfLoad.P99, r.HalfLoad.Runs)
+		if r.HalfLoadBare != nil {
+			fmt.Fprintf(w, "; the bare handler at the same rate: %.0f µs", r.HalfLoadBare.P99)
+		}
+		fmt.Fprintln(w)
 	}
 	for _, l := range r.Large {
 		fmt.Fprintf(w, "large: %d actors (%.1f MB snapshot), ready in %.0f ms; %.0f req/s over %.0fs with %d conns, p50 %.0f µs, p99 %.0f µs; "+
@@ -246,11 +258,7 @@ func (r *report) writeMarkdown(w io.Writer) {
 	if len(r.Summaries) > 0 || r.HalfLoad != nil {
 		fmt.Fprintln(w, "| scenario | runs | req/s (median) | min..max | p50 µs | p90 µs | p99 µs | max µs | errors | server CPU µs/req | generator CPU µs/req |")
 		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-		rows := slices.Clone(r.Summaries)
-		if r.HalfLoad != nil {
-			rows = append(rows, *r.HalfLoad)
-		}
-		for _, s := range rows {
+		for _, s := range r.rows() {
 			fmt.Fprintf(w, "| %s %s | %d | %.0f | %.0f..%.0f | %.0f | %.0f | %.0f | %.0f | %d | %.1f | %.1f |\n",
 				s.Scenario, s.Label, s.Runs, s.RPS, s.RPSMin, s.RPSMax, s.P50, s.P90, s.P99, s.Max, s.Errors, s.ServerCPU, s.ClientCPU)
 		}
@@ -264,8 +272,12 @@ func (r *report) writeMarkdown(w io.Writer) {
 		fmt.Fprintf(w, "ratio x/c = %.3f (paired %.3f)\n", r.RatioX, r.PairedRatioX)
 	}
 	if r.HalfLoad != nil {
-		fmt.Fprintf(w, "p99 at %.0f req/s (50%% of a's median maximum), open loop: **%.0f µs** (median of %d runs).\n\n",
+		fmt.Fprintf(w, "p99 at %.0f req/s (50%% of a's median maximum), open loop: **%.0f µs** (median of %d runs)",
 			r.HalfLoadRate, r.HalfLoad.P99, r.HalfLoad.Runs)
+		if r.HalfLoadBare != nil {
+			fmt.Fprintf(w, "; the bare handler at the same rate: %.0f µs", r.HalfLoadBare.P99)
+		}
+		fmt.Fprint(w, ".\n\n")
 	}
 	if len(r.Large) > 0 {
 		fmt.Fprintln(w, "| large registry | actors | ready ms | req/s | p50 µs | p99 µs | RSS under load MB | peak RSS MB | reload visible ms | errors in reload | errors in run |")
