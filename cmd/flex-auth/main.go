@@ -76,6 +76,7 @@ func newRootCmd() *cobra.Command {
 		newCheckCmd(),
 		newSmokeCmd(),
 		newPolicyCmd(),
+		newServeCmd(),
 	)
 	return root
 }
