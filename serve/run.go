@@ -107,7 +107,12 @@ func Run(ctx context.Context, c Config) error {
 	if err != nil {
 		return errors.New(oneLine(err))
 	}
-	defer srv.Close()
+	logClosed := false
+	defer func() {
+		if !logClosed {
+			srv.Close()
+		}
+	}()
 
 	var watcher *watcher
 	if c.Watch {
@@ -171,20 +176,39 @@ func Run(ctx context.Context, c Config) error {
 		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
 	}
-	srv.BeginShutdown()
+	logClosed = true // by shutdown, or abandoned if it hangs
+	return srv.shutdown(hs, served, c, logger)
+}
+
+// shutdown stops serving gracefully: readiness off, an optional drain
+// delay, http.Server.Shutdown bounded by ShutdownTimeout, then a flush of
+// the decision log bounded by it too.
+func (s *Server) shutdown(hs *http.Server, served <-chan error, c Config, logger *slog.Logger) error {
+	timeout := orDefault(c.ShutdownTimeout, DefaultShutdownTimeout)
+	s.BeginShutdown()
 	if c.DrainDelay > 0 {
 		logger.Info("shutting down: /readyz now answers 503; still serving while load balancers notice", "drain_delay", c.DrainDelay.String())
 		time.Sleep(c.DrainDelay)
 	}
-	logger.Info("shutting down: no longer accepting connections, finishing requests in flight", "timeout", orDefault(c.ShutdownTimeout, DefaultShutdownTimeout).String())
-	sctx, cancel := context.WithTimeout(context.Background(), orDefault(c.ShutdownTimeout, DefaultShutdownTimeout))
+	logger.Info("shutting down: no longer accepting connections, finishing requests in flight", "timeout", timeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		logger.Warn("shutdown timeout reached; closing remaining connections", "err", err)
 		hs.Close()
 	}
 	<-served
-	srv.Close()
+	// Flush the decision log, but do not hang forever on a disk that
+	// stopped answering: that is not a clean shutdown.
+	flushed := make(chan struct{})
+	go func() { s.Close(); close(flushed) }()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-flushed:
+	case <-timer.C:
+		return fmt.Errorf("shut down: the decision log did not flush within %s", timeout)
+	}
 	logger.Info("stopped; decision log flushed")
 	return nil
 }
