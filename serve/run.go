@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -122,7 +123,7 @@ func Run(ctx context.Context, c Config) error {
 		defer watcher.close()
 	}
 
-	ln, err := net.Listen("tcp", c.Addr)
+	tcpLn, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) {
@@ -130,6 +131,8 @@ func Run(ctx context.Context, c Config) error {
 		}
 		return fmt.Errorf("listen on %s: %w", c.Addr, err)
 	}
+	ln := &onceCloseListener{Listener: tcpLn}
+	conns := newConnTracker()
 	hs := &http.Server{
 		Handler:           srv,
 		TLSConfig:         tlsConf,
@@ -140,6 +143,7 @@ func Run(ctx context.Context, c Config) error {
 		MaxHeaderBytes:    c.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ConnState:         conns.track,
 	}
 	if hs.MaxHeaderBytes <= 0 {
 		hs.MaxHeaderBytes = DefaultMaxHeaderBytes
@@ -177,13 +181,14 @@ func Run(ctx context.Context, c Config) error {
 	case <-ctx.Done():
 	}
 	logClosed = true // by shutdown, or abandoned if it hangs
-	return srv.shutdown(hs, served, c, logger)
+	return srv.shutdown(hs, ln, conns, served, c, logger)
 }
 
 // shutdown stops serving gracefully: readiness off, an optional drain
-// delay, http.Server.Shutdown bounded by ShutdownTimeout, then a flush of
-// the decision log bounded by it too.
-func (s *Server) shutdown(hs *http.Server, served <-chan error, c Config, logger *slog.Logger) error {
+// delay, then the listener closes, connections already accepted get their
+// request read, http.Server.Shutdown lets requests finish within
+// ShutdownTimeout, and the decision log is flushed within it too.
+func (s *Server) shutdown(hs *http.Server, ln net.Listener, conns *connTracker, served <-chan error, c Config, logger *slog.Logger) error {
 	timeout := orDefault(c.ShutdownTimeout, DefaultShutdownTimeout)
 	s.BeginShutdown()
 	if c.DrainDelay > 0 {
@@ -193,6 +198,16 @@ func (s *Server) shutdown(hs *http.Server, served <-chan error, c Config, logger
 	logger.Info("shutting down: no longer accepting connections, finishing requests in flight", "timeout", timeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	// http.Server.Shutdown drops a connection whose request it reads
+	// after shutdown began, even when the client sent it before: a
+	// request in flight to the client, an EOF to ops-warden. So stop
+	// accepting first, and give the connections already accepted a
+	// moment to have their request read; from then on Shutdown waits
+	// for them.
+	ln.Close()
+	settle, cancelSettle := context.WithTimeout(sctx, settleTimeout)
+	conns.waitNoneNew(settle)
+	cancelSettle()
 	if err := hs.Shutdown(sctx); err != nil {
 		logger.Warn("shutdown timeout reached; closing remaining connections", "err", err)
 		hs.Close()
@@ -211,6 +226,76 @@ func (s *Server) shutdown(hs *http.Server, served <-chan error, c Config, logger
 	}
 	logger.Info("stopped; decision log flushed")
 	return nil
+}
+
+// settleTimeout bounds the wait for accepted connections to send their
+// request at shutdown. A client that connects and says nothing is not
+// waited for longer.
+const settleTimeout = time.Second
+
+// onceCloseListener lets shutdown close the listener before
+// http.Server.Shutdown closes it again.
+type onceCloseListener struct {
+	net.Listener
+	once sync.Once
+	err  error
+}
+
+func (l *onceCloseListener) Close() error {
+	l.once.Do(func() { l.err = l.Listener.Close() })
+	return l.err
+}
+
+// connTracker knows which connections are accepted but have not had a
+// request read yet (http.StateNew).
+type connTracker struct {
+	mu    sync.Mutex
+	fresh map[net.Conn]struct{}
+	empty chan struct{} // closed when fresh empties; nil when nobody waits
+}
+
+func newConnTracker() *connTracker {
+	return &connTracker{fresh: make(map[net.Conn]struct{})}
+}
+
+// track is the http.Server ConnState hook.
+func (t *connTracker) track(c net.Conn, st http.ConnState) {
+	if st != http.StateNew && st != http.StateActive && st != http.StateClosed && st != http.StateHijacked {
+		return // StateIdle: the connection was counted out when it went active
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if st == http.StateNew {
+		t.fresh[c] = struct{}{}
+		return
+	}
+	if _, ok := t.fresh[c]; !ok {
+		return
+	}
+	delete(t.fresh, c)
+	if len(t.fresh) == 0 && t.empty != nil {
+		close(t.empty)
+		t.empty = nil
+	}
+}
+
+// waitNoneNew returns when every accepted connection has had a request
+// read (or closed), or when ctx is done.
+func (t *connTracker) waitNoneNew(ctx context.Context) {
+	t.mu.Lock()
+	if len(t.fresh) == 0 {
+		t.mu.Unlock()
+		return
+	}
+	if t.empty == nil {
+		t.empty = make(chan struct{})
+	}
+	empty := t.empty
+	t.mu.Unlock()
+	select {
+	case <-empty:
+	case <-ctx.Done():
+	}
 }
 
 func orDefault(d, def time.Duration) time.Duration {

@@ -398,3 +398,75 @@ func TestRunDrainDelay(t *testing.T) {
 		t.Errorf("Run: got %v, want nil", err)
 	}
 }
+
+// TestRunShutdownUnreadRequest sends a request, part of its body and all,
+// before shutdown begins, on a connection whose request the server may not
+// have read yet: http.Server.Shutdown alone would drop it with an EOF.
+func TestRunShutdownUnreadRequest(t *testing.T) {
+	for i := range 5 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			r := startRun(t, Config{Source: builtin, LogPath: filepath.Join(t.TempDir(), "log.jsonl")})
+			conn, err := net.Dial("tcp", r.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(allowBody), allowBody[:10])
+			// The server accepts in order: once a later connection is
+			// answered, this one has been accepted.
+			resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Get("http://" + r.addr + "/readyz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			r.cancel()
+			waitFor(t, "shutdown to begin", func() bool { return strings.Contains(r.logs.String(), "no longer accepting") })
+			io.WriteString(conn, allowBody[10:])
+			answer, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("request sent before shutdown: %v", err)
+			}
+			answer.Body.Close()
+			if answer.StatusCode != 200 {
+				t.Errorf("status: got %d, want 200", answer.StatusCode)
+			}
+			if err := r.stop(t); err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+}
+
+func TestConnTracker(t *testing.T) {
+	tr := newConnTracker()
+	tr.waitNoneNew(context.Background()) // none: returns at once
+
+	c1, c2, c3 := &net.TCPConn{}, &net.TCPConn{}, &net.TCPConn{}
+	tr.track(c1, http.StateNew)
+	tr.track(c2, http.StateNew)
+	tr.track(c3, http.StateNew)
+	tr.track(c3, http.StateActive)
+	tr.track(c3, http.StateIdle) // counted out already
+	done := make(chan struct{})
+	go func() {
+		tr.waitNoneNew(context.Background())
+		close(done)
+	}()
+	tr.track(c1, http.StateActive)
+	select {
+	case <-done:
+		t.Fatal("waitNoneNew returned while c2 had no request read")
+	default:
+	}
+	tr.track(c2, http.StateClosed)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("waitNoneNew did not return once every connection had its request read")
+	}
+
+	tr.track(c1, http.StateNew)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	tr.waitNoneNew(ctx) // a done context ends the wait
+}
