@@ -2,6 +2,7 @@ package serve
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -27,12 +28,12 @@ type logEntry struct {
 
 // decisionLog writes decision lines with group commit: requests hand their
 // line to one writer goroutine, which writes everything waiting with a
-// single write(2) (and an fsync when sync is set), then answers all of them.
+// single write(2) (and an fsync when fsync is set), then answers all of them.
 // Every file operation happens on that goroutine, so reopening needs no
 // lock against writing.
 type decisionLog struct {
 	w      io.Writer
-	sync   func() error // nil: no fsync
+	fsync  func() error // nil: no fsync
 	logger *slog.Logger
 	// onError counts a failed line; the server increments a metric.
 	onError func(n int)
@@ -84,7 +85,7 @@ func newDecisionLog(w io.Writer, doSync bool, logger *slog.Logger, onError func(
 		batch:   make([]byte, 0, 64<<10),
 	}
 	if s, ok := w.(Syncer); ok && doSync {
-		l.sync = s.Sync
+		l.fsync = s.Sync
 	}
 	go l.run()
 	return l
@@ -187,7 +188,7 @@ gather:
 			break gather
 		}
 	}
-	n, err := l.w.Write(l.batch)
+	n, err := safeWrite(l.w, l.batch)
 	if err == nil && n < len(l.batch) {
 		err = io.ErrShortWrite
 	}
@@ -197,8 +198,8 @@ gather:
 		}
 	} else {
 		l.torn = false
-		if l.sync != nil {
-			err = l.sync()
+		if l.fsync != nil {
+			err = l.fsync()
 		}
 	}
 	l.note(err)
@@ -212,6 +213,17 @@ gather:
 	if cap(l.batch) > 4*maxBatch {
 		l.batch = make([]byte, 0, 64<<10)
 	}
+}
+
+// safeWrite calls w.Write, turning a panic in a custom writer into an
+// error: the decisions fail with 503 instead of the process crashing.
+func safeWrite(w io.Writer, p []byte) (n int, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			n, err = 0, fmt.Errorf("decision log writer panicked: %v", v)
+		}
+	}()
+	return w.Write(p)
 }
 
 // note records the outcome of a write and logs changes of state only, so a

@@ -354,3 +354,23 @@ func TestAppendTime(t *testing.T) {
 		}
 	}
 }
+
+type panicWriter struct{ panicking atomic.Bool }
+
+func (p *panicWriter) Write(b []byte) (int, error) {
+	if p.panicking.Load() {
+		panic("disk on fire")
+	}
+	return len(b), nil
+}
+
+func TestLogWriterPanic(t *testing.T) {
+	p := &panicWriter{}
+	s := newTestServer(t, Source{}, p)
+	p.panicking.Store(true)
+	decodeError(t, post(s, allowBody), 503, "decision_log_unavailable")
+	p.panicking.Store(false)
+	if resp := decodeCheck(t, post(s, allowBody)); resp.Effect != "allow" {
+		t.Errorf("after the panic: got %s, want allow", resp.Effect)
+	}
+}
