@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 // lockedBuffer is a bytes.Buffer that a running server writes to while the
@@ -133,4 +135,31 @@ func TestServeCommandErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServeDocFlags checks that every flag the runbook's Serving section
+// names exists, and that every flag of serve is documented there.
+func TestServeDocFlags(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/ops-warden-registry-sync.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n## Serving\n")
+	if !ok {
+		t.Fatal("the runbook has no Serving section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	flags := newServeCmd().Flags()
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile("`--([a-z-]+)").FindAllStringSubmatch(section, -1) {
+		documented[m[1]] = true
+		if flags.Lookup(m[1]) == nil {
+			t.Errorf("the runbook documents --%s, which serve does not have", m[1])
+		}
+	}
+	flags.VisitAll(func(f *pflag.Flag) {
+		if !documented[f.Name] {
+			t.Errorf("serve --%s is not documented in the runbook's Serving section", f.Name)
+		}
+	})
 }
