@@ -23,14 +23,25 @@ const maxBatch = 1 << 20
 // allocates neither.
 type logEntry struct {
 	line []byte     // ends in '\n'
-	errc chan error // cap 1; the writer answers every entry it takes
+	errc chan error // cap 1; a leader answers every entry it writes
 }
 
-// decisionLog writes decision lines with group commit: requests hand their
-// line to one writer goroutine, which writes everything waiting with a
-// single write(2) (and an fsync when fsync is set), then answers all of them.
-// Every file operation happens on that goroutine, so reopening needs no
-// lock against writing.
+// errLead answers a waiting entry with the lead instead of an outcome: the
+// entry's handler now writes everything waiting, its own line included.
+var errLead = errors.New("decision log: lead the next batch")
+
+// decisionLog writes decision lines with group commit and no goroutine of
+// its own (leader/follower). The handler that finds the log idle becomes
+// the leader: it writes its line itself, with one write(2) (and an fsync
+// when fsync is set), and returns. Handlers that arrive while a leader
+// writes queue their lines and wait; when the leader is done, it answers
+// its batch and passes the lead to the first waiting handler, which writes
+// everything queued in one batch. A lone request costs no goroutine switch
+// (a writer goroutine cost two, and at low load the wake-up of a second
+// thread); under load, one write serves everything that queued during the
+// previous one, and each handler leads at most once, so no decision waits
+// behind more than two batches. Only the leader touches the file, so
+// reopening needs no lock against writing: Reopen takes the lead too.
 type decisionLog struct {
 	w      io.Writer
 	fsync  func() error // nil: no fsync
@@ -38,21 +49,21 @@ type decisionLog struct {
 	// onError counts a failed line; the server increments a metric.
 	onError func(n int)
 
-	queue   chan *logEntry // unbuffered: a send succeeds only when taken
-	reopen  chan chan error
-	stop    chan struct{}
-	stopped chan struct{}
-	once    sync.Once
+	mu      sync.Mutex
+	pending []*logEntry  // waiting for the next batch, in arrival order
+	reopens []chan error // Reopen calls waiting for the lead
+	busy    bool         // a leader holds the file
+	closed  bool
+	idle    sync.Cond // broadcast when busy turns false
 
-	// queued counts entries handed to write but not yet taken by the
-	// writer; tests wait on it.
+	// queued counts entries waiting for a batch; tests wait on it.
 	queued atomic.Int64
 
 	// lastErr holds the error of the latest write when it failed, nil
 	// when it succeeded; /healthz shows it.
 	lastErr atomic.Pointer[string]
 
-	// Owned by the writer goroutine.
+	// Owned by the leader.
 	batch []byte
 	held  []*logEntry
 	// torn is set when a failed write left part of a batch in the file:
@@ -78,57 +89,148 @@ func newDecisionLog(w io.Writer, doSync bool, logger *slog.Logger, onError func(
 		w:       w,
 		logger:  logger,
 		onError: onError,
-		queue:   make(chan *logEntry),
-		reopen:  make(chan chan error),
-		stop:    make(chan struct{}),
-		stopped: make(chan struct{}),
 		batch:   make([]byte, 0, 64<<10),
 	}
+	l.idle.L = &l.mu
 	if s, ok := w.(Syncer); ok && doSync {
 		l.fsync = s.Sync
 	}
-	go l.run()
 	return l
 }
 
-// write hands e to the writer and waits until its line is in the file (or
-// the write failed). The caller keeps ownership of e.
+// write puts e's line in the log and returns when it is written (and
+// synced), or the write failed. The caller keeps ownership of e.
 func (l *decisionLog) write(e *logEntry) error {
-	l.queued.Add(1)
-	select {
-	case l.queue <- e:
-	case <-l.stopped:
-		l.queued.Add(-1)
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
 		return ErrLogClosed
 	}
-	return <-e.errc
+	l.pending = append(l.pending, e)
+	l.queued.Add(1)
+	if l.busy {
+		l.mu.Unlock()
+		if err := <-e.errc; err != errLead {
+			return err
+		}
+		l.mu.Lock()
+	}
+	l.busy = true
+	return l.lead(e)
 }
 
-// take records that the writer took an entry off the queue.
-func (l *decisionLog) take(e *logEntry) *logEntry {
-	l.queued.Add(-1)
-	return e
+// lead writes the pending lines (up to maxBatch bytes), then passes the
+// lead on or leaves the log idle. It is called with l.mu held and busy
+// set, and returns with l.mu released. self, the leader's own entry, is
+// always first in line; its outcome is returned rather than sent.
+func (l *decisionLog) lead(self *logEntry) error {
+	reopens := l.reopens
+	l.reopens = nil
+	n, size := 0, 0
+	for n < len(l.pending) && (n == 0 || size+len(l.pending[n].line) <= maxBatch) {
+		size += len(l.pending[n].line)
+		n++
+	}
+	l.held = append(l.held[:0], l.pending[:n]...)
+	rest := copy(l.pending, l.pending[n:])
+	clear(l.pending[rest:])
+	l.pending = l.pending[:rest]
+	l.queued.Add(-int64(n))
+	l.mu.Unlock()
+
+	// Whatever happens below, answer the batch and hand the lead on: a
+	// leader that did not would stall every later decision. (safeWrite
+	// already turns a panicking writer into an error; this covers a
+	// panicking Reopen or Sync of a custom log.)
+	defer func() {
+		if v := recover(); v != nil {
+			perr := fmt.Errorf("decision log panicked: %v", v)
+			for _, e := range l.held {
+				if e != nil && e != self {
+					e.errc <- perr
+				}
+			}
+			l.held = l.held[:0]
+			l.release()
+			panic(v)
+		}
+		l.release()
+	}()
+	for _, errc := range reopens {
+		errc <- l.reopen()
+	}
+	err := l.commit()
+	var own error
+	for i, e := range l.held {
+		if e == self {
+			own = err
+		} else {
+			e.errc <- err
+		}
+		l.held[i] = nil
+	}
+	l.held = l.held[:0]
+	return own
 }
 
-// Reopen asks the writer to reopen the file, between two batches.
+// release passes the lead to the first waiting handler, or does the
+// Reopen calls still waiting and marks the log idle.
+func (l *decisionLog) release() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.pending) > 0 {
+		l.pending[0].errc <- errLead
+		return
+	}
+	for _, errc := range l.reopens {
+		errc <- l.reopen()
+	}
+	l.reopens = nil
+	l.busy = false
+	l.idle.Broadcast()
+}
+
+// reopen reopens the file; only the leader calls it.
+func (l *decisionLog) reopen() error {
+	err := l.w.(Reopener).Reopen()
+	if err == nil {
+		l.torn = false // a new file starts clean
+	}
+	return err
+}
+
+// Reopen reopens the file between two batches.
 func (l *decisionLog) Reopen() error {
 	if _, ok := l.w.(Reopener); !ok {
 		return nil
 	}
-	errc := make(chan error, 1)
-	select {
-	case l.reopen <- errc:
-	case <-l.stopped:
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
 		return ErrLogClosed
 	}
-	return <-errc
+	if l.busy {
+		// The current leader, or the next, reopens before its batch.
+		errc := make(chan error, 1)
+		l.reopens = append(l.reopens, errc)
+		l.mu.Unlock()
+		return <-errc
+	}
+	l.busy = true
+	l.mu.Unlock()
+	defer l.release()
+	return l.reopen()
 }
 
-// Close writes what is queued and stops the writer. Decisions that arrive
-// later get ErrLogClosed.
+// Close waits until the lines already queued are written; decisions that
+// arrive later get ErrLogClosed.
 func (l *decisionLog) Close() error {
-	l.once.Do(func() { close(l.stop) })
-	<-l.stopped
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	for l.busy {
+		l.idle.Wait()
+	}
 	return nil
 }
 
@@ -140,53 +242,15 @@ func (l *decisionLog) Err() string {
 	return ""
 }
 
-func (l *decisionLog) run() {
-	defer close(l.stopped)
-	for {
-		select {
-		case e := <-l.queue:
-			l.commit(l.take(e))
-		case errc := <-l.reopen:
-			err := l.w.(Reopener).Reopen()
-			if err == nil {
-				l.torn = false // a new file starts clean
-			}
-			errc <- err
-		case <-l.stop:
-			// Handlers still sending rendezvous with these receives;
-			// once none is waiting, stopped closes and later ones
-			// give up.
-			for {
-				select {
-				case e := <-l.queue:
-					l.commit(l.take(e))
-					continue
-				default:
-				}
-				return
-			}
-		}
-	}
-}
-
-// commit writes e and everything else waiting, up to maxBatch bytes, with
-// one write, and answers them all.
-func (l *decisionLog) commit(first *logEntry) {
-	l.held = append(l.held[:0], first)
+// commit writes the held lines with one write, and an fsync when set, and
+// returns the outcome.
+func (l *decisionLog) commit() error {
 	l.batch = l.batch[:0]
 	if l.torn {
 		l.batch = append(l.batch, '\n')
 	}
-	l.batch = append(l.batch, first.line...)
-gather:
-	for len(l.batch) < maxBatch {
-		select {
-		case e := <-l.queue:
-			l.held = append(l.held, l.take(e))
-			l.batch = append(l.batch, e.line...)
-		default:
-			break gather
-		}
+	for _, e := range l.held {
+		l.batch = append(l.batch, e.line...)
 	}
 	n, err := safeWrite(l.w, l.batch)
 	if err == nil && n < len(l.batch) {
@@ -206,13 +270,10 @@ gather:
 	if err != nil && l.onError != nil {
 		l.onError(len(l.held))
 	}
-	for i, e := range l.held {
-		e.errc <- err
-		l.held[i] = nil
-	}
 	if cap(l.batch) > 4*maxBatch {
 		l.batch = make([]byte, 0, 64<<10)
 	}
+	return err
 }
 
 // safeWrite calls w.Write, turning a panic in a custom writer into an
@@ -249,7 +310,7 @@ func (l *decisionLog) note(err error) {
 // A LogFile is a decision log file opened for appending. Reopen opens the
 // path again, so that logrotate can move the old file away; Sync flushes it
 // to disk. It is used by one goroutine at a time (the decision log's
-// writer), which keeps it free of locks.
+// leader), which keeps it free of locks.
 type LogFile struct {
 	path string
 	f    *os.File

@@ -1,9 +1,11 @@
 package serve
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -372,5 +374,77 @@ func TestLogWriterPanic(t *testing.T) {
 	p.panicking.Store(false)
 	if resp := decodeCheck(t, post(s, allowBody)); resp.Effect != "allow" {
 		t.Errorf("after the panic: got %s, want allow", resp.Effect)
+	}
+}
+
+// TestDecisionLogConcurrentWritersReopenAndClose writes from many
+// goroutines while the file is rotated and reopened, then closes the log:
+// every line that was acknowledged is in one of the files, exactly once,
+// and writes after Close are refused.
+func TestDecisionLogConcurrentWritersReopenAndClose(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "decisions.log")
+	f, err := OpenLogFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	l := newDecisionLog(f, true, slog.New(slog.DiscardHandler), nil)
+	const writers, each = 16, 300
+	var wg sync.WaitGroup
+	var acked atomic.Int64
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e := &logEntry{errc: make(chan error, 1)}
+			for i := range each {
+				e.line = fmt.Appendf(e.line[:0], "w%d-%d\n", w, i)
+				if err := l.write(e); err != nil {
+					t.Errorf("write: %v", err)
+					return
+				}
+				acked.Add(1)
+			}
+		}()
+	}
+	rotated := 0
+	for acked.Load() < writers*each/2 && rotated < 50 {
+		if err := os.Rename(path, fmt.Sprintf("%s.%d", path, rotated)); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Reopen(); err != nil {
+			t.Fatalf("Reopen: %v", err)
+		}
+		rotated++
+	}
+	wg.Wait()
+	l.Close()
+	if err := l.write(&logEntry{line: []byte("late\n"), errc: make(chan error, 1)}); !errors.Is(err, ErrLogClosed) {
+		t.Errorf("write after Close: got %v, want ErrLogClosed", err)
+	}
+	seen := map[string]int{}
+	files, _ := filepath.Glob(path + "*")
+	for _, name := range files {
+		fh, err := os.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			seen[sc.Text()]++
+		}
+		fh.Close()
+	}
+	if got, want := len(seen), writers*each; got != want {
+		t.Errorf("got %d distinct lines in %d files, want %d", got, len(files), want)
+	}
+	for line, n := range seen {
+		if n != 1 {
+			t.Errorf("line %q written %d times, want once", line, n)
+		}
+	}
+	if rotated == 0 {
+		t.Errorf("no rotation happened while writing")
 	}
 }
