@@ -54,6 +54,8 @@ type Config struct {
 
 	Logger *slog.Logger
 	Clock  func() time.Time
+	// GCHeadroom is Options.GCHeadroom.
+	GCHeadroom int64
 }
 
 // Defaults for Config's HTTP limits: enough for any honest client of a
@@ -104,7 +106,8 @@ func Run(ctx context.Context, c Config) error {
 		logW = f
 	}
 
-	srv, err := New(Options{Source: c.Source, DecisionLog: logW, SyncLog: c.LogSync, Logger: logger, Clock: c.Clock})
+	srv, err := New(Options{Source: c.Source, DecisionLog: logW, SyncLog: c.LogSync, Logger: logger, Clock: c.Clock,
+		GCHeadroom: c.GCHeadroom})
 	if err != nil {
 		return errors.New(oneLine(err))
 	}
