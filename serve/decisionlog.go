@@ -325,8 +325,49 @@ func OpenLogFile(path string) (*LogFile, error) {
 	return &LogFile{path: path, f: f}, nil
 }
 
+// openAppend opens path for appending and ends a cut-short last line, so
+// that every line written afterwards is a line of its own.
 func openAppend(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	if err := endLine(f, path); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// endLine appends a newline to f, opened for appending at path, when f is a
+// regular file whose last byte is not one: the fragment a crash in the
+// middle of a write left (a SIGKILL can cut a write(2) at a page boundary).
+// The fragment then stays a line of its own that does not parse, rather
+// than swallowing the first decision written after it. The last byte is
+// read through a second, read-only descriptor of the same file; when the
+// file cannot be read, it is left as it is.
+func endLine(f *os.File, path string) error {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
+		return nil
+	}
+	r, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer r.Close()
+	ri, err := r.Stat()
+	if err != nil || !os.SameFile(fi, ri) || ri.Size() == 0 {
+		return nil
+	}
+	var last [1]byte
+	if _, err := r.ReadAt(last[:], ri.Size()-1); err != nil || last[0] == '\n' {
+		return nil
+	}
+	if _, err := f.Write([]byte{'\n'}); err != nil {
+		return fmt.Errorf("end the cut-short last line of %s: %w", path, err)
+	}
+	return nil
 }
 
 // Write appends p with one write(2): O_APPEND keeps concurrent writers from
