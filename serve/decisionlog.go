@@ -374,8 +374,8 @@ func endLine(f *os.File, path string) error {
 // interleaving inside it.
 func (f *LogFile) Write(p []byte) (int, error) { return f.f.Write(p) }
 
-// Sync flushes the file to stable storage.
-func (f *LogFile) Sync() error { return f.f.Sync() }
+// Sync flushes the lines written to stable storage (fdatasync on Linux).
+func (f *LogFile) Sync() error { return datasync(f.f) }
 
 // Reopen opens the path again and closes the old file. When the path
 // cannot be opened, the old file stays in use.

@@ -77,3 +77,22 @@ func TestLogFileTornTail(t *testing.T) {
 		}
 	}
 }
+
+func TestLogFileSync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "decisions.log")
+	f, err := OpenLogFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("{}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Errorf("Sync: got %v, want nil", err)
+	}
+	f.Close()
+	err = f.Sync()
+	if err == nil || !strings.Contains(err.Error(), "decisions.log") {
+		t.Errorf("Sync after Close: got %v, want an error naming the file", err)
+	}
+}
