@@ -404,3 +404,34 @@ func TestPolicyPackageName(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckHistogram(t *testing.T) {
+	text := []byte(`# HELP flexauth_check_duration_seconds Time to answer.
+# TYPE flexauth_check_duration_seconds histogram
+flexauth_check_duration_seconds_bucket{le="5e-05"} 10
+flexauth_check_duration_seconds_bucket{le="0.0001"} 90
+flexauth_check_duration_seconds_bucket{le="0.0002"} 99
+flexauth_check_duration_seconds_bucket{le="0.0004"} 100
+flexauth_check_duration_seconds_bucket{le="+Inf"} 100
+flexauth_check_duration_seconds_sum 0.01
+flexauth_check_duration_seconds_count 100
+flexauth_decisions_total{effect="allow",reason="x"} 7
+`)
+	h, ok := parseCheckHistogram(text)
+	if !ok {
+		t.Fatal("histogram not found")
+	}
+	tests := []struct {
+		q, want float64
+	}{
+		{0.05, 50}, {0.5, 100}, {0.9, 100}, {0.99, 200}, {1, 400},
+	}
+	for _, tt := range tests {
+		if got := h.quantile(tt.q); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("quantile(%v): got %v µs, want %v", tt.q, got, tt.want)
+		}
+	}
+	if _, ok := parseCheckHistogram([]byte("flexauth_decisions_total 1\n")); ok {
+		t.Errorf("found a histogram in text without one")
+	}
+}

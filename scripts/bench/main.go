@@ -442,10 +442,20 @@ func (b *bench) runOnce(ctx context.Context, scenario string, round int, rate fl
 	if err != nil {
 		return nil, err
 	}
+	var handler checkHistogram
+	var haveHandler bool
+	if scenario != "c" {
+		if status, body, err := get(srv.addr, "/metrics"); err == nil && status == 200 {
+			handler, haveHandler = parseCheckHistogram(body)
+		}
+	}
 	if err := srv.stop(); err != nil {
 		return nil, err
 	}
 	r := newRunResult(scenario, round, l, res)
+	if haveHandler {
+		r.HandlerP50, r.HandlerP99 = handler.quantile(0.50), handler.quantile(0.99)
+	}
 	r.Load1 = load1
 	if res.ok > 0 {
 		r.ServerCPU = us(cpu1-cpu0) / float64(res.ok)

@@ -34,6 +34,11 @@ type runResult struct {
 	// GenLateP99 is the generator's own p99 lateness in open-loop runs.
 	GenLateP99 float64 `json:"generator_late_p99_us,omitempty"`
 	Load1      float64 `json:"load1"`
+	// HandlerP50 and HandlerP99 are the bucket bounds of flex-auth's own
+	// check duration histogram (the handler, log write included) over the
+	// whole run; 0 for the bare handler.
+	HandlerP50 float64 `json:"handler_p50_us,omitempty"`
+	HandlerP99 float64 `json:"handler_p99_us,omitempty"`
 	// Answered and LogLines check the decision-log guarantee: every
 	// decision answered with 200 over the whole run has a line.
 	Answered int64 `json:"answered"`
@@ -80,6 +85,8 @@ type summary struct {
 	Errors    int64   `json:"errors"` // sum over the runs, whole runs
 	ServerCPU float64 `json:"server_cpu_us_per_req"`
 	ClientCPU float64 `json:"client_cpu_us_per_req"`
+	// HandlerP99 is the median of the runs' handler p99 bucket bounds.
+	HandlerP99 float64 `json:"handler_p99_us,omitempty"`
 }
 
 func median(xs []float64) float64 {
@@ -117,6 +124,7 @@ func summarize(scenario, label string, runs []runResult) summary {
 	s.Max = median(col(func(r runResult) float64 { return r.Max }))
 	s.ServerCPU = median(col(func(r runResult) float64 { return r.ServerCPU }))
 	s.ClientCPU = median(col(func(r runResult) float64 { return r.ClientCPU }))
+	s.HandlerP99 = median(col(func(r runResult) float64 { return r.HandlerP99 }))
 	for _, r := range runs {
 		s.Errors += r.ErrorsTotal
 	}
@@ -216,11 +224,11 @@ func (r *report) rows() []summary {
 func (r *report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "\nmachine: %d CPUs, %s, %s, kernel %s, logs on %s\n",
 		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.Machine.Kernel, r.Machine.LogFS)
-	fmt.Fprintf(w, "%-34s %4s %9s %17s %8s %8s %8s %9s %6s %8s %8s\n",
-		"scenario (medians)", "runs", "req/s", "min..max", "p50 µs", "p90 µs", "p99 µs", "max µs", "errors", "srv µs/r", "gen µs/r")
+	fmt.Fprintf(w, "%-34s %4s %9s %17s %8s %8s %8s %9s %6s %8s %8s %10s\n",
+		"scenario (medians)", "runs", "req/s", "min..max", "p50 µs", "p90 µs", "p99 µs", "max µs", "errors", "srv µs/r", "gen µs/r", "handler99")
 	for _, s := range r.rows() {
-		fmt.Fprintf(w, "%-34s %4d %9.0f %8.0f..%-8.0f %8.0f %8.0f %8.0f %9.0f %6d %8.1f %8.1f\n",
-			s.Scenario+" "+s.Label, s.Runs, s.RPS, s.RPSMin, s.RPSMax, s.P50, s.P90, s.P99, s.Max, s.Errors, s.ServerCPU, s.ClientCPU)
+		fmt.Fprintf(w, "%-34s %4d %9.0f %8.0f..%-8.0f %8.0f %8.0f %8.0f %9.0f %6d %8.1f %8.1f %10s\n",
+			s.Scenario+" "+s.Label, s.Runs, s.RPS, s.RPSMin, s.RPSMax, s.P50, s.P90, s.P99, s.Max, s.Errors, s.ServerCPU, s.ClientCPU, handlerCol(s.HandlerP99))
 	}
 	if r.RatioA > 0 || r.RatioB > 0 {
 		fmt.Fprintf(w, "ratio a/c = %.3f (paired %.3f)   ratio b/c = %.3f (paired %.3f)\n",
@@ -248,6 +256,14 @@ func (r *report) writeText(w io.Writer) {
 	}
 }
 
+// handlerCol formats a handler p99 bucket bound for the tables.
+func handlerCol(us float64) string {
+	if us == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", us)
+}
+
 func mb(b int64) float64 { return float64(b) / (1 << 20) }
 
 // writeMarkdown writes the same as writeText as Markdown tables.
@@ -256,11 +272,11 @@ func (r *report) writeMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "Machine: %d CPUs (%s), %s, Linux %s, decision logs on %s.\n\n", m.CPUs, m.CPUModel, m.GoVersion, m.Kernel, m.LogFS)
 	fmt.Fprintf(w, "Command: `%s`\n\n", r.Command)
 	if len(r.Summaries) > 0 || r.HalfLoad != nil {
-		fmt.Fprintln(w, "| scenario | runs | req/s (median) | min..max | p50 µs | p90 µs | p99 µs | max µs | errors | server CPU µs/req | generator CPU µs/req |")
-		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		fmt.Fprintln(w, "| scenario | runs | req/s (median) | min..max | p50 µs | p90 µs | p99 µs | max µs | errors | server CPU µs/req | generator CPU µs/req | handler p99 µs (≤) |")
+		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 		for _, s := range r.rows() {
-			fmt.Fprintf(w, "| %s %s | %d | %.0f | %.0f..%.0f | %.0f | %.0f | %.0f | %.0f | %d | %.1f | %.1f |\n",
-				s.Scenario, s.Label, s.Runs, s.RPS, s.RPSMin, s.RPSMax, s.P50, s.P90, s.P99, s.Max, s.Errors, s.ServerCPU, s.ClientCPU)
+			fmt.Fprintf(w, "| %s %s | %d | %.0f | %.0f..%.0f | %.0f | %.0f | %.0f | %.0f | %d | %.1f | %.1f | %s |\n",
+				s.Scenario, s.Label, s.Runs, s.RPS, s.RPSMin, s.RPSMax, s.P50, s.P90, s.P99, s.Max, s.Errors, s.ServerCPU, s.ClientCPU, handlerCol(s.HandlerP99))
 		}
 		fmt.Fprintln(w)
 	}
@@ -297,6 +313,9 @@ func runLine(r runResult) string {
 		r.Round, r.Scenario, r.RPS, r.P50, r.P90, r.P99, r.Max, r.ErrorsTotal, r.ServerCPU, r.ClientCPU, r.Load1)
 	if r.Rate > 0 {
 		fmt.Fprintf(&b, "  (open loop at %.0f req/s, generator late p99 %.0f µs)", r.Rate, r.GenLateP99)
+	}
+	if r.HandlerP99 > 0 {
+		fmt.Fprintf(&b, "  handler p99 <= %.0f µs", r.HandlerP99)
 	}
 	if r.LogLines > 0 || r.Scenario == "a" || r.Scenario == "b" {
 		fmt.Fprintf(&b, "  answered %d, logged %d", r.Answered, r.LogLines)
