@@ -18,6 +18,14 @@ var ErrLogClosed = errors.New("decision log closed")
 // stays short under a flood.
 const maxBatch = 1 << 20
 
+// tornEnd ends a line whose write was cut short, before the next line is
+// written. Whatever the fragment before it, the line is then not JSON: the
+// quote either ends a string, and a backslash cannot follow, or starts
+// one, and backslash-space is no escape. So even a fragment that is a
+// whole object, cut just before its newline, is never read as a decision,
+// which nobody was given.
+const tornEnd = `"\ <- cut short: not a decision` + "\n"
+
 // A logEntry is one decision line on its way to the log. Entries are pooled
 // with their request's buffers, reply channel included: the hot path
 // allocates neither.
@@ -67,8 +75,8 @@ type decisionLog struct {
 	batch []byte
 	held  []*logEntry
 	// torn is set when a failed write left part of a batch in the file:
-	// the next batch starts with a newline, so the fragment stays a line
-	// of its own that does not parse, rather than corrupting the next one.
+	// the next batch starts with tornEnd, so the fragment stays a line of
+	// its own that does not parse, rather than corrupting the next one.
 	torn    bool
 	failing bool
 }
@@ -247,7 +255,7 @@ func (l *decisionLog) Err() string {
 func (l *decisionLog) commit() error {
 	l.batch = l.batch[:0]
 	if l.torn {
-		l.batch = append(l.batch, '\n')
+		l.batch = append(l.batch, tornEnd...)
 	}
 	for _, e := range l.held {
 		l.batch = append(l.batch, e.line...)
@@ -339,11 +347,11 @@ func openAppend(path string) (*os.File, error) {
 	return f, nil
 }
 
-// endLine appends a newline to f, opened for appending at path, when f is a
-// regular file whose last byte is not one: the fragment a crash in the
-// middle of a write left (a SIGKILL can cut a write(2) at a page boundary).
-// The fragment then stays a line of its own that does not parse, rather
-// than swallowing the first decision written after it. The last byte is
+// endLine appends tornEnd to f, opened for appending at path, when f is a
+// regular file whose last byte is not a newline: the fragment a crash in
+// the middle of a write left (a SIGKILL can cut a write(2) at a page
+// boundary). The fragment then stays a line of its own that does not
+// parse, rather than swallowing the first decision written after it. The last byte is
 // read through a second, read-only descriptor of the same file; when the
 // file cannot be read, it is left as it is.
 func endLine(f *os.File, path string) error {
@@ -364,7 +372,7 @@ func endLine(f *os.File, path string) error {
 	if _, err := r.ReadAt(last[:], ri.Size()-1); err != nil || last[0] == '\n' {
 		return nil
 	}
-	if _, err := f.Write([]byte{'\n'}); err != nil {
+	if _, err := f.Write([]byte(tornEnd)); err != nil {
 		return fmt.Errorf("end the cut-short last line of %s: %w", path, err)
 	}
 	return nil

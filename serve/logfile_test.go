@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/coulomb/flex-auth/policy"
 )
 
 // TestLogFileTornTail checks that a decision log whose last line was cut
@@ -22,8 +24,9 @@ func TestLogFileTornTail(t *testing.T) {
 	}{
 		{"empty file", "", ""},
 		{"whole lines", "{\"a\":1}\n", "{\"a\":1}\n"},
-		{"torn last line", "{\"a\":1}\n" + fragment, "{\"a\":1}\n" + fragment + "\n"},
-		{"only a fragment", fragment, fragment + "\n"},
+		{"torn last line", "{\"a\":1}\n" + fragment, "{\"a\":1}\n" + fragment + tornEnd},
+		{"only a fragment", fragment, fragment + tornEnd},
+		{"a whole object without its newline", "{\"a\":1}", "{\"a\":1}" + tornEnd},
 	}
 	for _, tt := range tests {
 		for _, reopen := range []bool{false, true} {
@@ -94,5 +97,31 @@ func TestLogFileSync(t *testing.T) {
 	err = f.Sync()
 	if err == nil || !strings.Contains(err.Error(), "decisions.log") {
 		t.Errorf("Sync after Close: got %v, want an error naming the file", err)
+	}
+}
+
+// TestTornEndInvalidates checks that no prefix of a decision log line,
+// ended with tornEnd, is valid JSON: a fragment is never read as a
+// decision, wherever the write was cut (inside a string, after a
+// backslash, inside a \u escape, a number or a literal, or just before
+// the newline).
+func TestTornEndInvalidates(t *testing.T) {
+	s := newTestServer(t, Source{}, &syncBuffer{})
+	st := s.cur.Load()
+	req := checkRequest{Subject: "iam:a\"b\\c\u00e9", Action: "ssh.sign", Resource: bridge,
+		rawContext: []byte(`{"ttl_hours":24,"n":-1.5e3,"t":true,"f":false,"z":null,"l":[1,"\\\"",{}],"u":"\u00e9\ud83d\ude00"}`)}
+	line := appendLogLine(nil, fixedClock(), []byte("decision:0123456789abcdef"), &req, policy.Decision{Effect: policy.Allow, Reason: "signing_policy_matched"}, st)
+	if !json.Valid(line) {
+		t.Fatalf("the line itself is not JSON: %s", line)
+	}
+	end := strings.TrimSuffix(tornEnd, "\n")
+	if strings.Contains(end, "\n") || !strings.HasSuffix(tornEnd, "\n") {
+		t.Fatalf("tornEnd %q: want one line ending in a newline", tornEnd)
+	}
+	line = line[:len(line)-1] // without its newline
+	for i := 1; i <= len(line); i++ {
+		if torn := string(line[:i]) + end; json.Valid([]byte(torn)) {
+			t.Errorf("fragment of %d bytes ended with tornEnd is valid JSON: %s", i, torn)
+		}
 	}
 }
