@@ -1,0 +1,231 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coulomb/flex-auth/client"
+)
+
+// LoadConfig says what load to send.
+type LoadConfig struct {
+	// URL is the service's base URL.
+	URL string
+	// Workers send requests one after another, each on its own
+	// keep-alive connection.
+	Workers int
+	// PerWorker bounds the requests of each worker, so that a load that
+	// is never stopped still ends; 0 means 100,000.
+	PerWorker int
+	// Requests are sent in turn by every worker.
+	Requests []client.Request
+	// Timeout bounds each request; 0 means client.DefaultTimeout.
+	Timeout time.Duration
+	// HTTPClient, when set, sends the requests (for TLS).
+	HTTPClient *http.Client
+}
+
+// An Answer is the outcome of one request.
+type Answer struct {
+	Phase    string
+	Request  int              // index into LoadConfig.Requests
+	Decision *client.Decision // nil when no decision came back
+	Failure  string           // the kind of failure; "" with a decision
+	Err      error
+}
+
+// A Load sends decision requests from several workers until stopped.
+type Load struct {
+	cfg     LoadConfig
+	c       *client.Client
+	phase   atomic.Pointer[string]
+	stop    chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	answers []Answer
+	byPhase map[string]int
+}
+
+// StartLoad starts the workers.
+func StartLoad(cfg LoadConfig) (*Load, error) {
+	if cfg.Workers <= 0 || len(cfg.Requests) == 0 {
+		return nil, errors.New("load: no workers or no requests")
+	}
+	if cfg.PerWorker <= 0 {
+		cfg.PerWorker = 100_000
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = client.DefaultTimeout
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Workers, DisableCompression: true}}
+	}
+	c, err := client.New(cfg.URL, client.WithTimeout(cfg.Timeout), client.WithHTTPClient(hc))
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	l := &Load{cfg: cfg, c: c, stop: make(chan struct{}), byPhase: map[string]int{}}
+	l.SetPhase("start")
+	for w := range cfg.Workers {
+		l.wg.Add(1)
+		go l.work(w)
+	}
+	return l, nil
+}
+
+// SetPhase labels the answers to requests sent from now on.
+func (l *Load) SetPhase(name string) { l.phase.Store(&name) }
+
+// Answered returns how many requests of phase have been answered (with a
+// decision or a failure).
+func (l *Load) Answered(phase string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.byPhase[phase]
+}
+
+// WaitAnswered waits until n requests of phase were answered, or ctx is
+// done; it reports whether they were.
+func (l *Load) WaitAnswered(ctx context.Context, phase string, n int) bool {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for l.Answered(phase) < n {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
+}
+
+func (l *Load) work(w int) {
+	defer l.wg.Done()
+	for i := range l.cfg.PerWorker {
+		select {
+		case <-l.stop:
+			return
+		default:
+		}
+		phase := *l.phase.Load()
+		k := (w + i) % len(l.cfg.Requests)
+		d, err := l.c.Check(context.Background(), l.cfg.Requests[k])
+		a := Answer{Phase: phase, Request: k, Decision: d, Err: err}
+		if err != nil {
+			a.Decision, a.Failure = nil, FailureKind(err)
+		}
+		l.mu.Lock()
+		l.answers = append(l.answers, a)
+		l.byPhase[phase]++
+		l.mu.Unlock()
+	}
+}
+
+// Stop stops the workers and returns every answer. It may be called more
+// than once.
+func (l *Load) Stop() []Answer {
+	l.once.Do(func() { close(l.stop) })
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.answers
+}
+
+// FailureKind names the kind of a client error, for counting: "503
+// decision_log_unavailable", "unreachable", "timeout", "malformed answer".
+func FailureKind(err error) string {
+	var (
+		ue *client.UnreachableError
+		se *client.StatusError
+		pe *client.ProtocolError
+	)
+	switch {
+	case errors.As(err, &se):
+		if se.Code != "" {
+			return fmt.Sprintf("%d %s", se.StatusCode, se.Code)
+		}
+		return fmt.Sprintf("%d", se.StatusCode)
+	case errors.As(err, &ue) && ue.TimedOut():
+		return "timeout"
+	case errors.As(err, &ue):
+		return "unreachable"
+	case errors.As(err, &pe):
+		return "malformed answer"
+	}
+	return "error"
+}
+
+// ReceivedOf returns the decisions among answers.
+func ReceivedOf(answers []Answer) []Received {
+	var out []Received
+	for _, a := range answers {
+		if d := a.Decision; d != nil {
+			out = append(out, Received{ID: d.ID, Effect: d.Effect, Reason: d.Reason, Policy: d.Policy,
+				PolicyDigest: d.PolicyDigest, RegistryDigest: d.RegistryDigest})
+		}
+	}
+	return out
+}
+
+// PhaseStats counts the answers of one phase.
+type PhaseStats struct {
+	Phase     string
+	Requests  int
+	Decisions int
+	Allows    int
+	Failures  map[string]int // by kind
+}
+
+// Tally counts answers by phase, in the order phases first appear.
+func Tally(answers []Answer) []*PhaseStats {
+	var out []*PhaseStats
+	idx := map[string]*PhaseStats{}
+	for _, a := range answers {
+		p := idx[a.Phase]
+		if p == nil {
+			p = &PhaseStats{Phase: a.Phase, Failures: map[string]int{}}
+			idx[a.Phase] = p
+			out = append(out, p)
+		}
+		p.Requests++
+		switch {
+		case a.Decision != nil:
+			p.Decisions++
+			if a.Decision.Allowed() {
+				p.Allows++
+			}
+		default:
+			p.Failures[a.Failure]++
+		}
+	}
+	return out
+}
+
+// FailureCounts formats failures by kind, sorted: "503 x: 3, unreachable: 1".
+func FailureCounts(failures map[string]int) string {
+	if len(failures) == 0 {
+		return "none"
+	}
+	kinds := make([]string, 0, len(failures))
+	for k := range failures {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	var b strings.Builder
+	for i, k := range kinds {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s: %d", k, failures[k])
+	}
+	return b.String()
+}

@@ -1,0 +1,202 @@
+package chaos
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// A Received is a decision a client was given: a 200 answer of POST
+// /v1/check.
+type Received struct {
+	ID             string
+	Effect         string
+	Reason         string
+	Policy         string
+	PolicyDigest   string
+	RegistryDigest string
+}
+
+// A Line is a decision log line that is a decision: a whole line (it ends
+// in a newline) holding one JSON object with exactly the members CONTRACT
+// section 6 lists, each of the right type.
+type Line struct {
+	Time           string          `json:"time"`
+	ID             string          `json:"decision_id"`
+	Subject        string          `json:"subject"`
+	Action         string          `json:"action"`
+	Resource       string          `json:"resource"`
+	Context        json.RawMessage `json:"context"`
+	Effect         string          `json:"effect"`
+	Reason         string          `json:"reason"`
+	Policy         string          `json:"policy"`
+	PolicyDigest   string          `json:"policy_digest"`
+	RegistryDigest string          `json:"registry_digest"`
+}
+
+// lineMembers are the members every decision line has, and no other.
+var lineMembers = []string{"time", "decision_id", "subject", "action", "resource", "context", "effect", "reason", "policy", "policy_digest", "registry_digest"}
+
+var (
+	decisionIDRE = regexp.MustCompile(`^decision:[0-9a-f]{16}$`)
+	digestRE     = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+)
+
+// A Log is one or more decision log files, read: the decisions by id, and
+// the lines that are not decisions (fragments of writes cut short by a
+// crash or a failed write; the last line of a file without its newline).
+type Log struct {
+	Decisions map[string]Line
+	// Torn holds the lines that are not decisions, with their file and
+	// line number.
+	Torn []TornLine
+	// Duplicates lists decision ids logged more than once.
+	Duplicates []string
+}
+
+// A TornLine is a log line that is not a decision.
+type TornLine struct {
+	File string
+	Line int
+	Text []byte
+	Why  string
+}
+
+// NewLog returns an empty Log; Add reads files into it.
+func NewLog() *Log { return &Log{Decisions: map[string]Line{}} }
+
+// ReadLog reads one decision log file's contents.
+func ReadLog(name string, data []byte) *Log {
+	l := NewLog()
+	l.Add(name, data)
+	return l
+}
+
+// Add reads one decision log file's contents into l.
+func (l *Log) Add(name string, data []byte) {
+	n := 0
+	for len(data) > 0 {
+		n++
+		line := data
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			data = nil
+			l.Torn = append(l.Torn, TornLine{name, n, line, "last line without a newline: a write cut short"})
+			break
+		}
+		line, data = data[:i], data[i+1:]
+		d, err := parseLine(line)
+		if err != nil {
+			l.Torn = append(l.Torn, TornLine{name, n, line, err.Error()})
+			continue
+		}
+		if _, dup := l.Decisions[d.ID]; dup {
+			l.Duplicates = append(l.Duplicates, d.ID)
+		}
+		l.Decisions[d.ID] = d
+	}
+}
+
+// parseLine parses a line (without its newline) as a decision.
+func parseLine(line []byte) (Line, error) {
+	var d Line
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(line, &members); err != nil {
+		return d, fmt.Errorf("not a JSON object: %v", err)
+	}
+	for _, m := range lineMembers {
+		if _, ok := members[m]; !ok {
+			return d, fmt.Errorf("no %q member", m)
+		}
+	}
+	if len(members) != len(lineMembers) {
+		return d, fmt.Errorf("%d members, want %d", len(members), len(lineMembers))
+	}
+	if err := json.Unmarshal(line, &d); err != nil {
+		return d, fmt.Errorf("a member of the wrong type: %v", err)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, d.Time); err != nil {
+		return d, fmt.Errorf("time: %v", err)
+	}
+	switch {
+	case !decisionIDRE.MatchString(d.ID):
+		return d, fmt.Errorf("decision_id %q", d.ID)
+	case d.Effect != "allow" && d.Effect != "deny":
+		return d, fmt.Errorf("effect %q", d.Effect)
+	case !digestRE.MatchString(d.PolicyDigest) || !digestRE.MatchString(d.RegistryDigest):
+		return d, fmt.Errorf("digests %q %q", d.PolicyDigest, d.RegistryDigest)
+	case len(d.Context) == 0 || d.Context[0] != '{':
+		return d, fmt.Errorf("context %s is not an object", d.Context)
+	}
+	return d, nil
+}
+
+// A Verdict compares the decisions clients received with a Log.
+type Verdict struct {
+	Received int // decisions received
+	Logged   int // decisions in the log
+	// Lost are received decisions missing from the log, or logged with
+	// another effect, reason, policy or digest than the client was given.
+	Lost []string
+	// UnloggedAllows counts the allows among Lost.
+	UnloggedAllows int
+	// TornWithReceived lists torn lines that hold the id of a decision a
+	// client received: its record was cut short.
+	TornWithReceived []string
+	// Duplicates are decision ids logged more than once.
+	Duplicates []string
+	// Extra counts logged decisions no client received (answered to a
+	// client that went away, or logged before a crash cut the answer).
+	// They are not a failure: the log may know more than the clients.
+	Extra int
+}
+
+// OK reports whether nothing a client received is missing from the log.
+func (v *Verdict) OK() bool {
+	return len(v.Lost) == 0 && v.UnloggedAllows == 0 && len(v.TornWithReceived) == 0 && len(v.Duplicates) == 0
+}
+
+// Verify checks that every received decision is in the log with what the
+// client was given, and that no torn line holds one.
+func (l *Log) Verify(received []Received) *Verdict {
+	v := &Verdict{Received: len(received), Logged: len(l.Decisions), Duplicates: l.Duplicates}
+	seen := make(map[string]bool, len(received))
+	for _, r := range received {
+		seen[r.ID] = true
+		d, ok := l.Decisions[r.ID]
+		if !ok || d.Effect != r.Effect || d.Reason != r.Reason || d.Policy != r.Policy ||
+			d.PolicyDigest != r.PolicyDigest || d.RegistryDigest != r.RegistryDigest {
+			v.Lost = append(v.Lost, r.ID)
+			if r.Effect == "allow" {
+				v.UnloggedAllows++
+			}
+		}
+		for _, t := range l.Torn {
+			if bytes.Contains(t.Text, []byte(r.ID)) {
+				v.TornWithReceived = append(v.TornWithReceived, fmt.Sprintf("%s:%d: %s", t.File, t.Line, r.ID))
+			}
+		}
+	}
+	for id := range l.Decisions {
+		if !seen[id] {
+			v.Extra++
+		}
+	}
+	return v
+}
+
+// String summarizes the verdict in one line.
+func (v *Verdict) String() string {
+	return fmt.Sprintf("received %d, logged %d, lost %d, unlogged allows %d, torn lines holding a received decision %d, duplicates %d, logged but not received %d",
+		v.Received, v.Logged, len(v.Lost), v.UnloggedAllows, len(v.TornWithReceived), len(v.Duplicates), v.Extra)
+}
+
+func (t TornLine) String() string {
+	text := t.Text
+	if len(text) > 80 {
+		text = append(text[:60:60], "..."...)
+	}
+	return fmt.Sprintf("%s:%d: %q (%s)", t.File, t.Line, text, t.Why)
+}
