@@ -435,3 +435,37 @@ flexauth_decisions_total{effect="allow",reason="x"} 7
 		t.Errorf("found a histogram in text without one")
 	}
 }
+
+// TestOpenLoopChargesAStallToEveryRequestItDelays checks the correction
+// for coordinated omission: when one answer takes 50 ms on a connection
+// that should send every millisecond, the requests due meanwhile count
+// from when they were due, not from when they could be sent.
+func TestOpenLoopChargesAStallToEveryRequestItDelays(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if n.Add(1) == 300 {
+			time.Sleep(50 * time.Millisecond) // the stall under test
+		}
+		w.Write(bareDecision)
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	reqs, err := buildMix(largeSnapshot(10, registry.DefaultPolicyPackage, ""), addr, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &load{addr: addr, requests: reqs, conns: 1, warmup: 100 * time.Millisecond, duration: 600 * time.Millisecond, rate: 1000}
+	res, err := l.run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.latency.percentile(1); got < 50*time.Millisecond {
+		t.Errorf("max latency: got %v, want >= 50ms (the stall)", got)
+	}
+	// About 50 of the ~600 requests were due during the stall; the first
+	// 40 of them waited more than 10 ms.
+	if got := res.latency.percentile(0.95); got < 10*time.Millisecond {
+		t.Errorf("p95: got %v, want >= 10ms: the requests held up by the stall are not charged for it", got)
+	}
+}

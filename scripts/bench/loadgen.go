@@ -170,7 +170,9 @@ func (w *worker) loop(ctx context.Context) {
 	if w.rate > 0 {
 		interval = time.Duration(float64(w.conns) / w.rate * float64(time.Second))
 	}
-	var prevEnd time.Time
+	// prevEnd is when the previous answer arrived; prevVirtualEnd when it
+	// would have, had every request been sent exactly when due.
+	var prevEnd, prevVirtualEnd time.Time
 	var timer *time.Timer
 	for i := 0; ctx.Err() == nil; i++ {
 		req := &w.requests[w.next]
@@ -205,10 +207,14 @@ func (w *worker) loop(ctx context.Context) {
 		status, body, err := w.c.roundTrip(req.wire)
 		done := time.Now()
 		in := !done.Before(w.mStart) && done.Before(w.mEnd)
+		// The virtual timeline: the request goes out when due, or when
+		// the connection is free on that same timeline, and takes as long
+		// as it really took.
+		virtualEnd := laterOf(sched, prevVirtualEnd).Add(done.Sub(sent))
 		if err != nil {
 			w.fail(done, in, "transport", err.Error())
 			w.c.redial()
-			prevEnd = done
+			prevEnd, prevVirtualEnd = done, virtualEnd
 			continue
 		}
 		if status == 200 {
@@ -229,20 +235,26 @@ func (w *worker) loop(ctx context.Context) {
 				// Latency counts from when the request was due, not when it
 				// was sent, so that a slow answer that delays the next
 				// request on this connection is charged to the server
-				// (coordinated omission). The generator's own timer
-				// lateness is not the server's doing and is left out:
-				// Go's timers wake up to a millisecond late when idle.
-				due := sched
-				if prevEnd.After(due) {
-					due = prevEnd
-				}
-				lat += due.Sub(sched)
-				w.lateness.record(sent.Sub(due))
+				// (coordinated omission). The generator's own lateness
+				// (Go's timers wake up to a millisecond late when the
+				// process is idle) is not the server's doing: it is left
+				// out by timing the requests on a virtual timeline where
+				// each goes out when due, or when the previous answer
+				// would have arrived, and takes as long as it really did.
+				lat = virtualEnd.Sub(sched)
+				w.lateness.record(sent.Sub(laterOf(sched, prevEnd)))
 			}
 			w.latency.record(lat)
 		}
-		prevEnd = done
+		prevEnd, prevVirtualEnd = done, virtualEnd
 	}
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func (w *worker) fail(at time.Time, in bool, kind, msg string) {
