@@ -18,6 +18,7 @@ func newCheckCmd() *cobra.Command {
 		ttl                            int
 		asJSON                         bool
 		timeout                        time.Duration
+		tf                             tlsFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "check --url URL --actor A [--subject S] [--principal P] [--ttl H] [--json]",
@@ -32,7 +33,12 @@ registry (GET /v1/registry) is asked for, as warden sign does.
 
 Exit 0 only when the service answered a well-formed allow; 1 on a deny; 2 when
 no decision came back (unreachable, timeout, an error status, a malformed
-answer): check fails closed.`,
+answer): check fails closed.
+
+For a service served over HTTPS, --ca-cert names the CA that signed its
+certificate when the system does not trust it; with mutual TLS (serve
+--client-ca), --client-cert and --client-key are the certificate to present.
+A TLS failure is "unreachable": exit 2.`,
 		Args:        noArgsExit2,
 		Annotations: map[string]string{exitCodeAnnotation: "2"},
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -48,7 +54,11 @@ answer): check fails closed.`,
 			case actor == "":
 				return &exitError{code: 2, err: errors.New("check: --actor is required")}
 			}
-			c, err := client.New(url, client.WithTimeout(timeout))
+			opts, err := tf.options()
+			if err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("check: %w", err)}
+			}
+			c, err := client.New(url, append(opts, client.WithTimeout(timeout))...)
 			if err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("check: %w", err)}
 			}
@@ -67,6 +77,7 @@ answer): check fails closed.`,
 	cmd.Flags().IntVar(&ttl, "ttl", 0, "certificate TTL in hours to ask for (default: the actor's default_ttl_hours)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the evidence as JSON")
 	cmd.Flags().DurationVar(&timeout, "timeout", client.DefaultTimeout, "give up, and fail closed, after this long")
+	tf.register(cmd.Flags())
 	return cmd
 }
 

@@ -17,6 +17,7 @@ func newSmokeCmd() *cobra.Command {
 		url, actor, subject string
 		asJSON              bool
 		timeout             time.Duration
+		tf                  tlsFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "smoke --url URL --actor A [--subject S] [--json]",
@@ -36,7 +37,9 @@ in ops-warden, and prints one line of non-secret evidence per step:
 
 --url defaults to $FLEX_AUTH_URL; --subject to $WARDEN_POLICY_SUBJECT, then to
 the actor name, the subject warden sign would send from this workstation.
-Exit 0 when every step went as expected, 1 otherwise (unreachable included).`,
+Exit 0 when every step went as expected, 1 otherwise (unreachable included).
+--ca-cert, --client-cert and --client-key are for a service served over HTTPS
+and mutual TLS, as for check.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if url == "" {
@@ -51,7 +54,11 @@ Exit 0 when every step went as expected, 1 otherwise (unreachable included).`,
 			case actor == "":
 				return errors.New("smoke: --actor is required")
 			}
-			c, err := client.New(url, client.WithTimeout(timeout))
+			opts, err := tf.options()
+			if err != nil {
+				return fmt.Errorf("smoke: %w", err)
+			}
+			c, err := client.New(url, append(opts, client.WithTimeout(timeout))...)
 			if err != nil {
 				return fmt.Errorf("smoke: %w", err)
 			}
@@ -77,5 +84,6 @@ Exit 0 when every step went as expected, 1 otherwise (unreachable included).`,
 	cmd.Flags().StringVar(&subject, "subject", "", "subject asking (default $WARDEN_POLICY_SUBJECT, then the actor)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.Flags().DurationVar(&timeout, "timeout", client.DefaultTimeout, "time limit for each request")
+	tf.register(cmd.Flags())
 	return cmd
 }
