@@ -81,6 +81,14 @@ type options struct {
 	rateConns   int
 }
 
+// outs returns the -out files.
+func (o *options) outs() []string {
+	if o.out == "" {
+		return nil
+	}
+	return strings.Split(o.out, ",")
+}
+
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -99,7 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.largeRounds, "large-rounds", 1, "runs of the large mode")
 	fs.StringVar(&o.policy, "policy", "examples/ops-warden/policy_package.md", "policy package served with the large registry")
 	fs.StringVar(&o.logDir, "logdir", "", "directory for decision logs and generated files (default: a new temporary directory)")
-	fs.StringVar(&o.out, "out", "", "also write the results to this file: .json for everything, .md for the Markdown tables")
+	fs.StringVar(&o.out, "out", "", "also write the results to these `files` (comma-separated): .json for everything, .md for the Markdown tables")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory")
 	fs.StringVar(&o.profile, "profile", "", "instead of measuring, profile flex-auth (CPU and allocations) under the load of each of the scenarios a and b, into this `directory`")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write the load generator's own CPU profile to this `file` (to check that it is not the bottleneck)")
@@ -122,8 +130,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, errors.New("scenario x needs -xbin")
 		}
 	}
-	if o.out != "" && !strings.HasSuffix(o.out, ".json") && !strings.HasSuffix(o.out, ".md") {
-		return nil, fmt.Errorf("-out %s: want a .json or .md file", o.out)
+	for _, out := range o.outs() {
+		if !strings.HasSuffix(out, ".json") && !strings.HasSuffix(out, ".md") {
+			return nil, fmt.Errorf("-out %s: want a .json or .md file", out)
+		}
 	}
 	return o, nil
 }
@@ -203,16 +213,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	rep.writeText(b.w)
-	if o.out != "" {
+	for _, out := range o.outs() {
 		var buf bytes.Buffer
-		if strings.HasSuffix(o.out, ".json") {
+		if strings.HasSuffix(out, ".json") {
 			if err := rep.writeJSON(&buf); err != nil {
 				return err
 			}
 		} else {
 			rep.writeMarkdown(&buf)
 		}
-		if err := writeFileAtomic(o.out, buf.Bytes()); err != nil {
+		if err := writeFileAtomic(out, buf.Bytes()); err != nil {
 			return err
 		}
 	}

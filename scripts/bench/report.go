@@ -287,6 +287,9 @@ func (r *report) writeMarkdown(w io.Writer) {
 	if r.RatioX > 0 {
 		fmt.Fprintf(w, "ratio x/c = %.3f (paired %.3f)\n", r.RatioX, r.PairedRatioX)
 	}
+	if r.RatioX > 0 {
+		fmt.Fprintf(w, "Ratio x/c = **%.3f** (paired per round: %.3f).\n\n", r.RatioX, r.PairedRatioX)
+	}
 	if r.HalfLoad != nil {
 		fmt.Fprintf(w, "p99 at %.0f req/s (50%% of a's median maximum), open loop: **%.0f µs** (median of %d runs)",
 			r.HalfLoadRate, r.HalfLoad.P99, r.HalfLoad.Runs)
