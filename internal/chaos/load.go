@@ -30,6 +30,8 @@ type LoadConfig struct {
 	Timeout time.Duration
 	// HTTPClient, when set, sends the requests (for TLS).
 	HTTPClient *http.Client
+	// Phase labels the first answers; "" is "start".
+	Phase string
 }
 
 // An Answer is the outcome of one request.
@@ -39,6 +41,8 @@ type Answer struct {
 	Decision *client.Decision // nil when no decision came back
 	Failure  string           // the kind of failure; "" with a decision
 	Err      error
+	// Sent and Done bound the request in time.
+	Sent, Done time.Time
 }
 
 // A Load sends decision requests from several workers until stopped.
@@ -73,8 +77,12 @@ func StartLoad(cfg LoadConfig) (*Load, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
-	l := &Load{cfg: cfg, c: c, stop: make(chan struct{}), byPhase: map[string]int{}}
-	l.SetPhase("start")
+	l := &Load{c: c, stop: make(chan struct{}), byPhase: map[string]int{}}
+	if cfg.Phase == "" {
+		cfg.Phase = "start"
+	}
+	l.cfg = cfg
+	l.SetPhase(cfg.Phase)
 	for w := range cfg.Workers {
 		l.wg.Add(1)
 		go l.work(w)
@@ -110,6 +118,15 @@ func (l *Load) WaitAnswered(ctx context.Context, phase string, n int) bool {
 
 func (l *Load) work(w int) {
 	defer l.wg.Done()
+	// A long run keeps every answer: share the strings that repeat.
+	strs := map[string]string{}
+	intern := func(p *string) {
+		if v, ok := strs[*p]; ok {
+			*p = v
+		} else {
+			strs[*p] = *p
+		}
+	}
 	for i := range l.cfg.PerWorker {
 		select {
 		case <-l.stop:
@@ -118,10 +135,18 @@ func (l *Load) work(w int) {
 		}
 		phase := *l.phase.Load()
 		k := (w + i) % len(l.cfg.Requests)
+		sent := time.Now()
 		d, err := l.c.Check(context.Background(), l.cfg.Requests[k])
-		a := Answer{Phase: phase, Request: k, Decision: d, Err: err}
+		a := Answer{Phase: phase, Request: k, Decision: d, Err: err, Sent: sent, Done: time.Now()}
 		if err != nil {
 			a.Decision, a.Failure = nil, FailureKind(err)
+		} else {
+			for _, p := range []*string{&d.Effect, &d.Reason, &d.Policy, &d.PolicyDigest, &d.RegistryDigest} {
+				intern(p)
+			}
+			if d.Grant != nil {
+				intern(&d.Grant.Principal)
+			}
 		}
 		l.mu.Lock()
 		l.answers = append(l.answers, a)

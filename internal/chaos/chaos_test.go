@@ -1,0 +1,151 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+func line(id, effect, reason string) string {
+	return fmt.Sprintf(`{"time":"2026-06-23T10:11:12.000000007Z","decision_id":%q,"subject":"s","action":"ssh.sign","resource":"r","context":{},"effect":%q,"reason":%q,"policy":"ops-warden/ssh-signing","policy_digest":"sha256:%s","registry_digest":"sha256:%s"}`,
+		id, effect, reason, strings.Repeat("a", 64), strings.Repeat("b", 64))
+}
+
+func received(id, effect, reason string) Received {
+	return Received{ID: id, Effect: effect, Reason: reason, Policy: "ops-warden/ssh-signing",
+		PolicyDigest: "sha256:" + strings.Repeat("a", 64), RegistryDigest: "sha256:" + strings.Repeat("b", 64)}
+}
+
+const (
+	id1 = "decision:0000000000000001"
+	id2 = "decision:0000000000000002"
+	id3 = "decision:0000000000000003"
+)
+
+func TestReadLog(t *testing.T) {
+	whole := line(id3, "allow", "signing_policy_matched")
+	tests := []struct {
+		name      string
+		data      string
+		decisions []string
+		torn      int
+	}{
+		{"empty", "", nil, 0},
+		{"lines", line(id1, "allow", "x") + "\n" + line(id2, "deny", "y") + "\n", []string{id1, id2}, 0},
+		{"last line without its newline", line(id1, "allow", "x") + "\n" + whole, []string{id1}, 1},
+		{"torn line ended by the server", line(id1, "allow", "x") + "\n" + whole[:50] + `"\ <- cut short: not a decision` + "\n" + line(id2, "deny", "y") + "\n", []string{id1, id2}, 1},
+		{"whole object with the torn marker", whole + `"\ <- cut short: not a decision` + "\n", nil, 1},
+		{"missing member", strings.Replace(whole, `"subject":"s",`, "", 1) + "\n", nil, 1},
+		{"extra member", strings.Replace(whole, `"subject":"s",`, `"subject":"s","authorization":"x",`, 1) + "\n", nil, 1},
+		{"bad id", strings.Replace(whole, id3, "decision:xyz", 1) + "\n", nil, 1},
+		{"bad effect", strings.Replace(whole, `"allow"`, `"maybe"`, 1) + "\n", nil, 1},
+		{"bad time", strings.Replace(whole, `2026-06-23T10:11:12.000000007Z`, `yesterday`, 1) + "\n", nil, 1},
+		{"context not an object", strings.Replace(whole, `"context":{}`, `"context":[]`, 1) + "\n", nil, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := ReadLog("log", []byte(tt.data))
+			if len(l.Decisions) != len(tt.decisions) {
+				t.Errorf("decisions: got %d, want %d", len(l.Decisions), len(tt.decisions))
+			}
+			for _, id := range tt.decisions {
+				if _, ok := l.Decisions[id]; !ok {
+					t.Errorf("decision %s: missing", id)
+				}
+			}
+			if len(l.Torn) != tt.torn {
+				t.Errorf("torn lines: got %v, want %d", l.Torn, tt.torn)
+			}
+		})
+	}
+}
+
+func TestVerify(t *testing.T) {
+	log := line(id1, "allow", "a") + "\n" + line(id2, "deny", "d") + "\n" + line(id3, "allow", "a")[:90]
+	tests := []struct {
+		name     string
+		received []Received
+		ok       bool
+		lost     int
+		unlogged int
+		tornHeld int
+	}{
+		{"all logged", []Received{received(id1, "allow", "a"), received(id2, "deny", "d")}, true, 0, 0, 0},
+		{"an allow not logged", []Received{received("decision:00000000000000ff", "allow", "a")}, false, 1, 1, 0},
+		{"a deny not logged", []Received{received("decision:00000000000000ff", "deny", "d")}, false, 1, 0, 0},
+		{"logged with another effect", []Received{received(id2, "allow", "d")}, false, 1, 1, 0},
+		{"logged from another registry", []Received{{ID: id1, Effect: "allow", Reason: "a", Policy: "ops-warden/ssh-signing",
+			PolicyDigest: "sha256:" + strings.Repeat("a", 64), RegistryDigest: "sha256:" + strings.Repeat("c", 64)}}, false, 1, 1, 0},
+		{"cut short", []Received{received(id3, "allow", "a")}, false, 1, 1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := ReadLog("log", []byte(log)).Verify(tt.received)
+			if v.OK() != tt.ok || len(v.Lost) != tt.lost || v.UnloggedAllows != tt.unlogged || len(v.TornWithReceived) != tt.tornHeld {
+				t.Errorf("got %s (ok %v), want ok %v, lost %d, unlogged allows %d, torn holding %d", v, v.OK(), tt.ok, tt.lost, tt.unlogged, tt.tornHeld)
+			}
+		})
+	}
+	dup := ReadLog("log", []byte(line(id1, "allow", "a")+"\n"+line(id1, "allow", "a")+"\n"))
+	if v := dup.Verify([]Received{received(id1, "allow", "a")}); v.OK() || len(v.Duplicates) != 1 {
+		t.Errorf("a decision logged twice: got %s (ok %v), want a duplicate", v, v.OK())
+	}
+	if v := ReadLog("log", []byte(log)).Verify([]Received{received(id1, "allow", "a")}); !v.OK() || v.Extra != 1 {
+		t.Errorf("got %s (ok %v), want ok with one decision no client received", v, v.OK())
+	}
+}
+
+// TestRun runs the chaos check for a few seconds against a freshly built
+// flex-auth: nothing lost, no allow unlogged, no unexpected failure.
+func TestRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs flex-auth; skipped with -short")
+	}
+	bin := filepath.Join(t.TempDir(), "flex-auth")
+	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if out, err := exec.Command(goTool, "build", "-o", bin, "github.com/coulomb/flex-auth/cmd/flex-auth").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	var progress bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sum, err := Run(ctx, Config{Binary: bin, Dir: t.TempDir(), Duration: 2 * time.Second, Workers: 4, Out: &progress})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	var report bytes.Buffer
+	sum.Write(&report)
+	t.Logf("\n%s", report.String())
+	if !sum.OK() {
+		t.Errorf("chaos run failed:\n%s", report.String())
+	}
+	if sum.Verdict.Received == 0 || sum.Requests == 0 {
+		t.Errorf("no decision received")
+	}
+	want := []string{"reload storm", "registry truncated", "registry empty", "registry deleted", "symlink", "SIGKILL"}
+	if runtime.GOOS == "linux" {
+		want = append(want, "decision log unwritable")
+	}
+	faults := strings.Join(sum.Faults, "|")
+	for _, w := range want {
+		if !strings.Contains(faults, w) {
+			t.Errorf("faults tried: %v, want one with %q", sum.Faults, w)
+		}
+	}
+	if runtime.GOOS == "linux" && sum.Failures["503 decision_log_unavailable"] == 0 {
+		t.Errorf("no request met the unwritable decision log")
+	}
+	if !strings.Contains(report.String(), "\nlost: 0\nunlogged allows: 0\n") {
+		t.Errorf("summary does not end in lost: 0, unlogged allows: 0")
+	}
+	if _, err := os.Stat(sum.Dir); err != nil {
+		t.Errorf("the given directory %s is gone: %v", sum.Dir, err)
+	}
+}
