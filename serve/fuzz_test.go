@@ -32,9 +32,11 @@ var fuzzSeeds = []string{
 	`{"subject":"a","resource":"b","context":{"n":1e400,"m":-9223372036854775809,"o":9223372036854775807}}`,
 }
 
-// lineChecker is a decision log that checks every line it gets.
+// lineChecker is a decision log that checks every line it gets and keeps
+// the last one.
 type lineChecker struct {
-	bad atomic.Pointer[string]
+	bad  atomic.Pointer[string]
+	last atomic.Pointer[[]byte]
 }
 
 func (c *lineChecker) Write(p []byte) (int, error) {
@@ -43,6 +45,8 @@ func (c *lineChecker) Write(p []byte) (int, error) {
 			s := string(line)
 			c.bad.Store(&s)
 		}
+		l := bytes.Clone(line)
+		c.last.Store(&l)
 	}
 	return len(p), nil
 }
@@ -50,7 +54,7 @@ func (c *lineChecker) Write(p []byte) (int, error) {
 // FuzzCheckRequest sends arbitrary bodies to POST /v1/check: the answer
 // is never a 500 and never a panic; an accepted request always gets a
 // decision whose reason the package can give, and its decision log line is
-// one valid JSON line.
+// one valid JSON line recording that decision, written before the answer.
 func FuzzCheckRequest(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add([]byte(s))
@@ -75,6 +79,12 @@ func FuzzCheckRequest(f *testing.F) {
 			}
 			if (resp.Effect == "allow") != (resp.Grant != nil) || resp.Effect != "allow" && resp.Effect != "deny" {
 				t.Errorf("effect %q with grant %v", resp.Effect, resp.Grant)
+			}
+			var logged checkResponse
+			if p := log.last.Load(); p == nil || json.Unmarshal(*p, &logged) != nil ||
+				logged.DecisionID != resp.DecisionID || logged.Effect != resp.Effect || logged.Reason != resp.Reason ||
+				logged.PolicyDigest != resp.PolicyDigest || logged.RegistryDigest != resp.RegistryDigest {
+				t.Fatalf("answered %+v, but the last decision log line is %s", resp, derefLine(log.last.Load()))
 			}
 		case http.StatusBadRequest:
 			decodeError(t, w, 400, "invalid_request")
@@ -170,6 +180,13 @@ func FuzzDecodeRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+func derefLine(p *[]byte) string {
+	if p == nil {
+		return "(none)"
+	}
+	return string(*p)
 }
 
 func field(req *checkRequest, k string) any {
