@@ -202,7 +202,7 @@ func TestCheckAndSmokeOverMutualTLS(t *testing.T) {
 // client might put them (Authorization, Proxy-Authorization, Cookie,
 // X-Vault-Token, a token in the query string, URL user info) with requests
 // that are answered 200, 400, 404, 405, 413, 415 and 431: none reaches the
-// decision log or stderr, in text or JSON log format.
+// decision log, stderr, /healthz or /metrics, in text or JSON log format.
 func TestNoSecretsInLogs(t *testing.T) {
 	skipShort(t)
 	t.Parallel()
@@ -248,10 +248,15 @@ func TestNoSecretsInLogs(t *testing.T) {
 			}
 			conn.Close()
 
+			// Diagnostics too: /healthz and /metrics.
+			diagnostics := string(s.do("GET", "/healthz", "", nil).Body) + string(s.do("GET", "/metrics", "", nil).Body)
 			logged := string(readFile(t, s.Log)) + s.stderr.String() + s.stdout.String()
 			for _, secret := range secrets {
 				if strings.Contains(logged, secret) {
 					t.Errorf("decision log or stderr holds %q", secret)
+				}
+				if strings.Contains(diagnostics, secret) {
+					t.Errorf("/healthz or /metrics holds %q", secret)
 				}
 			}
 			for _, name := range []string{"authorization", "cookie", "x-vault-token", "bearer"} {
