@@ -33,11 +33,12 @@ func FuzzDriftInventory(f *testing.F) {
 	f.Add(inventorytest.Large(5))
 	f.Add([]byte("version: 1\ndefaults: {agt: {ttl_hours: 24}}\nactors:\n  agt-state-hub-bridge: {max_ttl_hours: 12, subjects: [iam:role/x]}\n"))
 	example := fixture(f)
+	// One file per fuzzing process, rewritten for each input.
+	path := filepath.Join(f.TempDir(), "inventory.yaml")
 	f.Fuzz(func(t *testing.T, inv []byte) {
 		if len(inv) > 64<<10 {
 			return
 		}
-		path := filepath.Join(t.TempDir(), "inventory.yaml")
 		if err := os.WriteFile(path, inv, 0o600); err != nil {
 			t.Fatal(err)
 		}
