@@ -36,7 +36,7 @@ type LoadConfig struct {
 
 // An Answer is the outcome of one request.
 type Answer struct {
-	Phase    string
+	Phase    string           // the phase when the answer came
 	Request  int              // index into LoadConfig.Requests
 	Decision *client.Decision // nil when no decision came back
 	Failure  string           // the kind of failure; "" with a decision
@@ -90,7 +90,7 @@ func StartLoad(cfg LoadConfig) (*Load, error) {
 	return l, nil
 }
 
-// SetPhase labels the answers to requests sent from now on.
+// SetPhase labels the answers that come from now on.
 func (l *Load) SetPhase(name string) { l.phase.Store(&name) }
 
 // Answered returns how many requests of phase have been answered (with a
@@ -133,11 +133,10 @@ func (l *Load) work(w int) {
 			return
 		default:
 		}
-		phase := *l.phase.Load()
 		k := (w + i) % len(l.cfg.Requests)
 		sent := time.Now()
 		d, err := l.c.Check(context.Background(), l.cfg.Requests[k])
-		a := Answer{Phase: phase, Request: k, Decision: d, Err: err, Sent: sent, Done: time.Now()}
+		a := Answer{Phase: *l.phase.Load(), Request: k, Decision: d, Err: err, Sent: sent, Done: time.Now()}
 		if err != nil {
 			a.Decision, a.Failure = nil, FailureKind(err)
 		} else {
@@ -150,7 +149,7 @@ func (l *Load) work(w int) {
 		}
 		l.mu.Lock()
 		l.answers = append(l.answers, a)
-		l.byPhase[phase]++
+		l.byPhase[a.Phase]++
 		l.mu.Unlock()
 	}
 }

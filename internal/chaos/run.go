@@ -72,7 +72,7 @@ func (s *Summary) OK() bool {
 // Write prints the summary: a line per phase, then the totals.
 func (s *Summary) Write(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "phase (when sent)\trequests\tdecisions\tallows\tfailures\n")
+	fmt.Fprintf(tw, "phase (when answered)\trequests\tdecisions\tallows\tfailures\n")
 	for _, p := range s.Phases {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", p.Phase, p.Requests, p.Decisions, p.Allows, FailureCounts(p.Failures))
 	}
@@ -143,6 +143,8 @@ type run struct {
 type step struct {
 	name string
 	do   func(ctx context.Context, r *run) error
+	// ownPhase: do sets the phase itself, once the fault is in place.
+	ownPhase bool
 }
 
 // dwell is how long each step keeps the load going, at least.
@@ -203,7 +205,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			if cycle == 0 {
 				r.sum.Faults = append(r.sum.Faults, st.name)
 			}
-			r.load.SetPhase(st.name)
+			if !st.ownPhase {
+				r.load.SetPhase(st.name)
+			}
 			t0 := time.Now()
 			if err := st.do(ctx, r); err != nil {
 				if errors.Is(err, errors.ErrUnsupported) {
@@ -334,7 +338,7 @@ func (r *run) steps() []step {
 	// corrupt returns a step that breaks the registry and waits until the
 	// server reports degraded.
 	corrupt := func(name string, breakIt func() error) step {
-		return step{name, func(ctx context.Context, r *run) error {
+		return step{name: name, do: func(ctx context.Context, r *run) error {
 			since := time.Now()
 			if err := breakIt(); err != nil {
 				return err
@@ -343,8 +347,8 @@ func (r *run) steps() []step {
 		}}
 	}
 	return []step{
-		{"steady", func(context.Context, *run) error { return nil }},
-		{"reload storm (SIGHUP every 4ms)", func(ctx context.Context, r *run) error {
+		{name: "steady", do: func(context.Context, *run) error { return nil }},
+		{name: "reload storm (SIGHUP every 4ms)", do: func(ctx context.Context, r *run) error {
 			for i := range 60 {
 				if i%10 == 0 {
 					data := r.good
@@ -369,7 +373,7 @@ func (r *run) steps() []step {
 			}
 			return r.waitReload(ctx, since, "ok", r.good12Digest)
 		}},
-		{"registry changed (--watch)", func(ctx context.Context, r *run) error {
+		{name: "registry changed (--watch)", do: func(ctx context.Context, r *run) error {
 			since := time.Now()
 			if err := replace(r.reg, r.good); err != nil {
 				return err
@@ -390,14 +394,14 @@ func (r *run) steps() []step {
 			}
 			return os.Rename(tmp, r.reg)
 		}),
-		{"registry restored", func(ctx context.Context, r *run) error {
+		{name: "registry restored", do: func(ctx context.Context, r *run) error {
 			since := time.Now()
 			if err := replace(r.reg, r.good); err != nil {
 				return err
 			}
 			return r.waitReload(ctx, since, "ok", r.goodDigest)
 		}},
-		{"decision log unwritable (file size limit)", func(ctx context.Context, r *run) error {
+		{name: "decision log unwritable (file size limit)", do: func(ctx context.Context, r *run) error {
 			fi, err := os.Stat(r.log)
 			if err != nil {
 				return err
@@ -406,15 +410,17 @@ func (r *run) steps() []step {
 			if err := setFileSizeLimit(r.srv.pid(), uint64(fi.Size())+37); err != nil {
 				return err
 			}
-			if err := r.settle(ctx, "decision log unwritable (file size limit)", from); err != nil {
+			const phase = "decision log unwritable (file size limit)"
+			r.load.SetPhase(phase)
+			if err := r.settle(ctx, phase, from); err != nil {
 				return err
 			}
 			err = setFileSizeLimit(r.srv.pid(), ^uint64(0))
 			r.expect(from, time.Now(), "503 decision_log_unavailable")
 			return err
-		}},
-		{"decision log writable again", func(context.Context, *run) error { return nil }},
-		{"SIGKILL and restart", func(ctx context.Context, r *run) error {
+		}, ownPhase: true},
+		{name: "decision log writable again", do: func(context.Context, *run) error { return nil }},
+		{name: "SIGKILL and restart", do: func(ctx context.Context, r *run) error {
 			from := time.Now()
 			r.srv.kill()
 			if err := r.startServer(ctx, r.srv.addr); err != nil {
