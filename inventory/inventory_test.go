@@ -104,23 +104,3 @@ func TestErrorFormat(t *testing.T) {
 		t.Errorf("got %d unwrapped errors, want 2", got)
 	}
 }
-
-func TestSuggest(t *testing.T) {
-	tests := []struct{ key, want string }{
-		{"ttl_hour", "ttl_hours"},
-		{"TTL_Hours", "ttl_hours"},
-		{"max-ttl-hours", "max_ttl_hours"},
-		{"max_ttl", "max_ttl_hours"},
-		{"principle", "principal"},
-		{"subject", "subjects"},
-		{"tpye", "type"},
-		{"owner", ""},
-		{"name", ""},
-		{"x", ""},
-	}
-	for _, tt := range tests {
-		if got := suggest(tt.key, actorKeys); got != tt.want {
-			t.Errorf("suggest(%q): got %q, want %q", tt.key, got, tt.want)
-		}
-	}
-}

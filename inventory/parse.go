@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/coulomb/flex-auth/internal/suggest"
 	"github.com/coulomb/flex-auth/registry"
 	"gopkg.in/yaml.v3"
 )
@@ -380,7 +381,7 @@ func (p *parser) unknownKey(k *yaml.Node, s scope, key string, known []string) {
 	case s.kind == inDefaults:
 		p.errorf(k, s, "unknown key %q (only adm, agt and atm may have defaults)", key)
 	default:
-		if hint := suggest(key, known); hint != "" {
+		if hint := suggest.Closest(key, known); hint != "" {
 			p.errorf(k, s, "unknown key %q (did you mean %q?)", key, hint)
 		} else {
 			p.errorf(k, s, "unknown key %q (want one of %s)", key, strings.Join(known, ", "))

@@ -11,6 +11,7 @@ import (
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
+	"github.com/coulomb/flex-auth/internal/suggest"
 )
 
 // The CEL variables a `when` expression can use.
@@ -125,7 +126,7 @@ func lint(e celast.Expr, locals []string) error {
 			return nil
 		}
 		msg := fmt.Sprintf("actor has no member %q", name)
-		if s := suggest(name, actorMembers); s != "" {
+		if s := suggest.Closest(name, actorMembers); s != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", s)
 		}
 		return errors.New(msg + "; members: " + strings.Join(actorMembers, ", "))

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/coulomb/flex-auth/internal/suggest"
 	"github.com/coulomb/flex-auth/registry"
 	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/ast"
@@ -620,7 +621,7 @@ func (p *parser) fields(r region, n *yaml.Node, item, what string, known, requir
 		}
 		if !slices.Contains(known, k.Value) {
 			msg := fmt.Sprintf("%sunknown key %q", prefix(what), k.Value)
-			if s := suggest(k.Value, known); s != "" {
+			if s := suggest.Closest(k.Value, known); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
 			p.errorf(r.line(k.Line), item, "%s", msg)
@@ -748,47 +749,4 @@ func findAlias(n *yaml.Node) *yaml.Node {
 		}
 	}
 	return nil
-}
-
-// suggest returns the known word closest to s, if it is close enough to be
-// a typo of it or s is the start of it.
-func suggest(s string, known []string) string {
-	best, bestDist := "", 3
-	for _, k := range known {
-		if d := editDistance(s, k); d < bestDist {
-			best, bestDist = k, d
-		}
-	}
-	if best == "" && len(s) >= 3 {
-		for _, k := range known {
-			if strings.HasPrefix(k, s) {
-				return k
-			}
-		}
-	}
-	return best
-}
-
-// editDistance returns the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return max(len(a), len(b))
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

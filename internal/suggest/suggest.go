@@ -1,13 +1,15 @@
-package inventory
+// Package suggest finds the "did you mean" for a misspelt key, shared by
+// every parser that reports unknown keys (inventory, policy packages).
+package suggest
 
 import "strings"
 
-// suggest returns the known key closest to key, or "" when none is close
+// Closest returns the known key closest to key, or "" when none is close
 // enough to be the likely intent. Case and dashes for underscores are
 // forgiven first, since "TTL-Hours" is a common slip, and a cut-short key
 // ("max_ttl") is taken as meant; otherwise the edit distance must be at
 // most a third of the candidate's length.
-func suggest(key string, known []string) string {
+func Closest(key string, known []string) string {
 	norm := strings.ToLower(strings.ReplaceAll(key, "-", "_"))
 	best, bestDist := "", 0
 	for _, k := range known {
