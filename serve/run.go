@@ -54,8 +54,8 @@ type Config struct {
 
 	Logger *slog.Logger
 	Clock  func() time.Time
-	// GCHeadroom is Options.GCHeadroom.
-	GCHeadroom int64
+	// GCMinHeap is Options.GCMinHeap.
+	GCMinHeap int64
 }
 
 // Defaults for Config's HTTP limits: enough for any honest client of a
@@ -107,7 +107,7 @@ func Run(ctx context.Context, c Config) error {
 	}
 
 	srv, err := New(Options{Source: c.Source, DecisionLog: logW, SyncLog: c.LogSync, Logger: logger, Clock: c.Clock,
-		GCHeadroom: c.GCHeadroom})
+		GCMinHeap: c.GCMinHeap})
 	if err != nil {
 		return errors.New(oneLine(err))
 	}

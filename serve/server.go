@@ -45,11 +45,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Clock stamps decision log lines and load times; nil is time.Now.
 	Clock func() time.Time
-	// GCHeadroom, when positive, tunes the process's garbage collector
-	// after every load: the heap may grow by this many bytes of garbage
-	// over the live heap (but at least double) before a collection. It is
+	// GCMinHeap, when positive, tunes the process's garbage collector
+	// after every load: a collection starts when the heap reaches this
+	// size, or twice the live heap when that is more (the default). It is
 	// process-wide, so only a program serving one Server should set it.
-	GCHeadroom int64
+	GCMinHeap int64
 }
 
 // A Server is the decision service's http.Handler. Create it with New.
@@ -59,8 +59,8 @@ type Server struct {
 	clock   func() time.Time
 	log     *decisionLog
 	metrics *metrics
-	// gcHeadroom is Options.GCHeadroom.
-	gcHeadroom int64
+	// gcMinHeap is Options.GCMinHeap.
+	gcMinHeap int64
 
 	cur          atomic.Pointer[state]
 	reloadMu     sync.Mutex // one reload at a time
@@ -87,7 +87,7 @@ func New(opts Options) (*Server, error) {
 		clock:   opts.Clock,
 		metrics: newMetrics(),
 
-		gcHeadroom: opts.GCHeadroom,
+		gcMinHeap: opts.GCMinHeap,
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -104,8 +104,8 @@ func New(opts Options) (*Server, error) {
 	s.reload.Store(&reloadStatus{at: now})
 	s.metrics.actors.Set(float64(len(st.snap.Actors)))
 	s.log = newDecisionLog(opts.DecisionLog, opts.SyncLog, s.logger, func(n int) { s.metrics.logErrors.Add(float64(n)) })
-	if s.gcHeadroom > 0 {
-		collect(s.gcHeadroom, false)
+	if s.gcMinHeap > 0 {
+		collect(s.gcMinHeap, false)
 	}
 	return s, nil
 }
@@ -162,7 +162,7 @@ func (s *Server) Reload() error {
 	// The old pair is garbage now, once the requests in flight finish:
 	// give its memory back rather than let the next reload start from
 	// this high-water mark, and retune the GC for the new live heap.
-	collect(s.gcHeadroom, true)
+	collect(s.gcMinHeap, true)
 	return nil
 }
 

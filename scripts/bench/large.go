@@ -57,6 +57,9 @@ func (b *bench) largeRun(ctx context.Context, round int) (*largeResult, error) {
 		StartupMS: float64(time.Since(t0)) / float64(time.Millisecond),
 		Conns:     b.conns,
 	}
+	if _, res.PeakAtStart, err = memStatus(srv.pid()); err != nil {
+		return nil, err
+	}
 	if d, err := healthzDigest(srv.addr); err != nil || d != base.Digest {
 		return nil, fmt.Errorf("large: /healthz digest %q (%v), want %s", d, err, base.Digest)
 	}
@@ -74,11 +77,11 @@ func (b *bench) largeRun(ctx context.Context, round int) (*largeResult, error) {
 			go func() {
 				reloadErr <- func() error {
 					waitUntil(ctx, time.Now().Add(duration/2))
-					rss, _, err := memStatus(srv.pid())
+					rss, peak, err := memStatus(srv.pid())
 					if err != nil {
 						return err
 					}
-					res.RSSBeforeReload = rss
+					res.RSSBeforeReload, res.PeakBeforeReload = rss, peak
 					if err := writeFileAtomic(regFile, nextCanon); err != nil {
 						return err
 					}
