@@ -348,7 +348,7 @@ func TestSummaryAndReport(t *testing.T) {
 	var text, md bytes.Buffer
 	rep.writeText(&text)
 	rep.writeMarkdown(&md)
-	for _, want := range []string{"ratio a/c = 0.800", "peak 100.0 MB", "reload visible in 12.5 ms"} {
+	for _, want := range []string{"ratio a/c = 0.800 (paired 0.000)", "peak 100.0 MB", "reload visible in 12.5 ms"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, text.String())
 		}

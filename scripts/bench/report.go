@@ -234,9 +234,11 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintf(w, "%-34s %4d %9.0f %8.0f..%-8.0f %8.0f %8.0f %8.0f %9.0f %6d %8.1f %8.1f %10s\n",
 			s.Scenario+" "+s.Label, s.Runs, s.RPS, s.RPSMin, s.RPSMax, s.P50, s.P90, s.P99, s.Max, s.Errors, s.ServerCPU, s.ClientCPU, handlerCol(s.HandlerP99))
 	}
-	if r.RatioA > 0 || r.RatioB > 0 {
-		fmt.Fprintf(w, "ratio a/c = %.3f (paired %.3f)   ratio b/c = %.3f (paired %.3f)\n",
-			r.RatioA, r.PairedRatioA, r.RatioB, r.PairedRatioB)
+	if r.RatioA > 0 {
+		fmt.Fprintf(w, "ratio a/c = %.3f (paired %.3f)\n", r.RatioA, r.PairedRatioA)
+	}
+	if r.RatioB > 0 {
+		fmt.Fprintf(w, "ratio b/c = %.3f (paired %.3f)\n", r.RatioB, r.PairedRatioB)
 	}
 	if r.RatioX > 0 {
 		fmt.Fprintf(w, "ratio x/c = %.3f (paired %.3f)\n", r.RatioX, r.PairedRatioX)
@@ -284,12 +286,11 @@ func (r *report) writeMarkdown(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
-	if r.RatioA > 0 || r.RatioB > 0 {
-		fmt.Fprintf(w, "Ratio a/c = **%.3f** (paired per round: %.3f); ratio b/c = **%.3f** (paired: %.3f).\n\n",
-			r.RatioA, r.PairedRatioA, r.RatioB, r.PairedRatioB)
+	if r.RatioA > 0 {
+		fmt.Fprintf(w, "Ratio a/c = **%.3f** (paired per round: %.3f).\n\n", r.RatioA, r.PairedRatioA)
 	}
-	if r.RatioX > 0 {
-		fmt.Fprintf(w, "ratio x/c = %.3f (paired %.3f)\n", r.RatioX, r.PairedRatioX)
+	if r.RatioB > 0 {
+		fmt.Fprintf(w, "Ratio b/c = **%.3f** (paired per round: %.3f).\n\n", r.RatioB, r.PairedRatioB)
 	}
 	if r.RatioX > 0 {
 		fmt.Fprintf(w, "Ratio x/c = **%.3f** (paired per round: %.3f).\n\n", r.RatioX, r.PairedRatioX)
