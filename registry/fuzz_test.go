@@ -16,6 +16,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add(largeSnapshot(3).Canonical())
 	f.Add([]byte(`{"schema": "flex-auth.registry/v1", "actors": [{"name": "agt-\u0061", "subjects": ["a\"b"]}]}`))
+	f.Add([]byte(`{"schema": "\ud83d\ude00\ud800", "digest": 1.5e3, "actors": [{"name": "adm-\u00e9"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := Decode(data)
 		if err != nil {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/coulomb/flex-auth/internal/jsontext"
 )
 
 // ErrDigestMismatch reports a snapshot whose digest does not match its
@@ -112,7 +114,7 @@ func Decode(data []byte) (*Snapshot, error) {
 	d := &decoder{sc: scanner{data: data}}
 	s, err := d.snapshot()
 	if err != nil {
-		line, col := position(data, err.(*syntaxError).off)
+		line, col := position(data, err.(*jsontext.Error).Offset)
 		return nil, Errors{{Err: fmt.Errorf("line %d, column %d: %w", line, col, err)}}
 	}
 	d.validate(s)
@@ -220,12 +222,12 @@ func (d *decoder) integer(path, key string, dst *int) error {
 	if c := d.sc.peek(); c != '-' && (c < '0' || c > '9') {
 		return d.wrongType(join(path, key), "an integer")
 	}
-	lit, err := d.sc.number()
+	lit, integral, err := d.sc.number()
 	if err != nil {
 		return err
 	}
-	v, err := strconv.ParseInt(string(lit), 10, 64)
-	if err != nil {
+	v, ok := jsontext.ParseInt(lit)
+	if !integral || !ok {
 		d.errorf(join(path, key), "want an integer, got %s", lit)
 		return nil
 	}
