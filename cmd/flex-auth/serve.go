@@ -40,10 +40,12 @@ Operational logs go to stderr.`,
 			}
 			switch {
 			case registry == "" && policy == "":
+				// serve.Run's first log line, once the port is bound, is
+				// "serving the built-in ops-warden example". Logging it
+				// here instead would put a line before a start-up error,
+				// which must be alone on stderr.
 				c.Source = serve.Source{Registry: examples.OpsWardenRegistry, Policy: examples.OpsWardenPolicy,
-					FS: examples.OpsWarden, Name: "built-in example ops-warden"}
-				logger.Info("no --registry or --policy given: serving the built-in ops-warden example",
-					"registry", examples.OpsWardenRegistry, "policy", examples.OpsWardenPolicy)
+					FS: examples.OpsWarden, Name: "the built-in ops-warden example"}
 			case registry == "" || policy == "":
 				return errors.New("serve: --registry and --policy go together: give both, or neither to serve the built-in ops-warden example")
 			default:

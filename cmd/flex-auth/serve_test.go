@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -104,6 +105,13 @@ func TestServeCommandErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	policy := "../../examples/ops-warden/policy_package.md"
+	registry := "../../examples/ops-warden/production_registry_snapshot.json"
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	noLog := filepath.Join(dir, "missing", "decisions.jsonl")
 	tests := []struct {
 		name string
 		args []string
@@ -114,6 +122,11 @@ func TestServeCommandErrors(t *testing.T) {
 		{"bad log format", []string{"--log-format", "xml"}, "--log-format"},
 		{"invalid registry", []string{"--registry", bad, "--policy", policy}, "bad.json"},
 		{"unknown flag", []string{"--adress", "x"}, "unknown flag"},
+		// The built-in example's log line must not come before a
+		// start-up error: the contract wants that error alone, on one line.
+		{"built-in example, port in use", []string{"--addr", busy.Addr().String()}, busy.Addr().String()},
+		{"built-in example, decision log cannot be opened", []string{"--log", noLog}, noLog},
+		{"files, port in use", []string{"--registry", registry, "--policy", policy, "--addr", busy.Addr().String()}, busy.Addr().String()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
