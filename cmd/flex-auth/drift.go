@@ -48,6 +48,9 @@ unreachable service, bad flags, failure to write or to comment).`,
 			if err := checkDriftFlags(args[1], write, comment); err != nil {
 				return usageError(cmd, err)
 			}
+			if err := registry.CheckPackageName(policyPackage); err != nil {
+				return usageError(cmd, fmt.Errorf("policy package: %w", err))
+			}
 			var gh prcomment.Config
 			if comment {
 				if gh, err = githubFromEnv(); err != nil {

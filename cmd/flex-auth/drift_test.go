@@ -121,6 +121,7 @@ func testDriftExitCodes(t *testing.T, bin, dir string) {
 		{"unreachable URL", []string{driftFixture, closedURL}, 2, "is flex-auth running there?"},
 		{"unknown kind", []string{driftInventory, "registry.txt"}, 2, "cannot tell what this is"},
 		{"bad format", []string{driftInventory, driftFixture, "--format", "yaml"}, 2, `unknown format "yaml"`},
+		{"empty policy package", []string{driftInventory, driftFixture, "--policy-package", ""}, 2, `policy package: invalid name ""`},
 		{"unknown flag", []string{driftInventory, driftFixture, "--nope"}, 2, "unknown flag"},
 		{"one argument", []string{driftInventory}, 2, "want EXPECTED and ACTUAL, got 1"},
 		{"write to a URL", []string{driftFixture, "http://127.0.0.1:1", "--write"}, 2, "only a snapshot file can be rewritten"},

@@ -21,6 +21,11 @@ the file given with -o. Problems are printed one per line as
 FILE:LINE:COL: message.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// generate.File reads "" as the default; on the command line an
+			// empty name is a mistake, not a request for the default.
+			if err := registry.CheckPackageName(policyPackage); err != nil {
+				return fmt.Errorf("policy package: %w", err)
+			}
 			var (
 				s   *registry.Snapshot
 				err error

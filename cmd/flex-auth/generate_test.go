@@ -63,6 +63,8 @@ func TestGenerateCommand(t *testing.T) {
 			"flex-auth: read inventory: open " + filepath.Join(dir, "nope.yaml") + ": no such file or directory\n"},
 		{"bad policy package", []string{"generate", exampleInventory, "--policy-package", "Bad Name"}, "", 1, "",
 			`flex-auth: policy package: invalid name "Bad Name": want slash-separated segments of [a-z0-9._-], each starting with a letter or digit, at most 128 bytes` + "\n"},
+		{"empty policy package", []string{"generate", exampleInventory, "--policy-package", ""}, "", 1, "",
+			`flex-auth: policy package: invalid name "": want slash-separated segments of [a-z0-9._-], each starting with a letter or digit, at most 128 bytes` + "\n"},
 		{"no inventory", []string{"generate"}, "", 1, "",
 			"flex-auth: accepts 1 arg(s), received 0\n"},
 	}
