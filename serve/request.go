@@ -2,11 +2,10 @@ package serve
 
 import (
 	"math"
-
-	"github.com/coulomb/flex-auth/registry"
 	"strconv"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/coulomb/flex-auth/internal/jsontext"
+	"github.com/coulomb/flex-auth/registry"
 )
 
 // DefaultAction is the action of a check request that names none.
@@ -199,23 +198,19 @@ func (p *parser) errorf(msg string) error {
 	return &requestError{msg: "invalid JSON at byte " + strconv.Itoa(p.pos) + ": " + msg, syntax: true}
 }
 
-// strictf reports text that is JSON but that this decoder refuses:
-// invalid UTF-8 and unpaired surrogates, which other parsers would each
-// repair their own way.
-func (p *parser) strictf(msg string) error {
-	return &requestError{msg: "invalid request at byte " + strconv.Itoa(p.pos) + ": " + msg}
+// lexError turns a *jsontext.Error into a request error. Strict errors are
+// for text that is JSON but that this decoder refuses: invalid UTF-8 and
+// unpaired surrogates, which other parsers would each repair their own
+// way.
+func lexError(err error) error {
+	e := err.(*jsontext.Error)
+	if e.Strict {
+		return &requestError{msg: "invalid request at byte " + strconv.Itoa(e.Offset) + ": " + e.Msg}
+	}
+	return &requestError{msg: "invalid JSON at byte " + strconv.Itoa(e.Offset) + ": " + e.Msg, syntax: true}
 }
 
-func (p *parser) skipSpace() {
-	for p.pos < len(p.data) {
-		switch p.data[p.pos] {
-		case ' ', '\t', '\n', '\r':
-			p.pos++
-		default:
-			return
-		}
-	}
-}
+func (p *parser) skipSpace() { p.pos = jsontext.SkipSpace(p.data, p.pos) }
 
 // key reads an object member name and the ':' after it.
 func (p *parser) key() (string, error) {
@@ -384,52 +379,14 @@ func (p *parser) array() (any, error) {
 // float64 otherwise.
 func (p *parser) number() (any, error) {
 	start := p.pos
-	d := p.data
-	i := p.pos
-	if d[i] == '-' {
-		i++
+	end, integral, err := jsontext.ReadNumber(p.data, start)
+	if err != nil {
+		return nil, lexError(err)
 	}
-	switch {
-	case i < len(d) && d[i] == '0':
-		i++
-	case i < len(d) && '1' <= d[i] && d[i] <= '9':
-		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
-			i++
-		}
-	default:
-		p.pos = i
-		return nil, p.errorf("want a digit in a number")
-	}
-	integral := true
-	if i < len(d) && d[i] == '.' {
-		integral = false
-		i++
-		if i == len(d) || d[i] < '0' || d[i] > '9' {
-			p.pos = i
-			return nil, p.errorf("want a digit after the decimal point")
-		}
-		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
-			i++
-		}
-	}
-	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
-		integral = false
-		i++
-		if i < len(d) && (d[i] == '+' || d[i] == '-') {
-			i++
-		}
-		if i == len(d) || d[i] < '0' || d[i] > '9' {
-			p.pos = i
-			return nil, p.errorf("want a digit in the exponent")
-		}
-		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
-			i++
-		}
-	}
-	p.pos = i
-	lit := d[start:i]
+	p.pos = end
+	lit := p.data[start:end]
 	if integral {
-		if n, ok := parseInt(lit); ok {
+		if n, ok := jsontext.ParseInt(lit); ok {
 			return n, nil
 		}
 	}
@@ -441,163 +398,25 @@ func (p *parser) number() (any, error) {
 	return f, nil
 }
 
-// parseInt parses a grammatical JSON integer literal, reporting false
-// when it does not fit in an int64.
-func parseInt(lit []byte) (int64, bool) {
-	neg := lit[0] == '-'
-	if neg {
-		lit = lit[1:]
-	}
-	if len(lit) > 19 {
-		return 0, false
-	}
-	var u uint64
-	for _, c := range lit {
-		u = u*10 + uint64(c-'0') // 19 digits cannot overflow a uint64
-	}
-	if neg {
-		if u > 1<<63 {
-			return 0, false
-		}
-		return -int64(u), true
-	}
-	if u > math.MaxInt64 {
-		return 0, false
-	}
-	return int64(u), true
-}
-
 // strValue reads a string as an interface value.
 func (p *parser) strValue() (any, error) {
 	s, err := p.str()
 	return s, err
 }
 
-// str reads a string. Plain ASCII strings, the usual case, cost at most
-// one allocation, none when interned; escapes and other UTF-8 take the slow
-// path.
+// str reads a string. A string costs at most one allocation, none when
+// interned: one with escapes is decoded on the stack.
 func (p *parser) str() (string, error) {
-	p.pos++ // opening quote
-	start := p.pos
-	for i := start; i < len(p.data); i++ {
-		c := p.data[i]
-		if c == '"' {
-			p.pos = i + 1
-			raw := p.data[start:i]
-			if s, ok := intern(p.snap, raw); ok {
-				return s, nil
-			}
-			return string(raw), nil
-		}
-		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
-			break
-		}
+	var scratch [64]byte
+	b, end, err := jsontext.ReadString(p.data, p.pos, scratch[:0])
+	if err != nil {
+		return "", lexError(err)
 	}
-	return p.strSlow(start)
-}
-
-func (p *parser) strSlow(start int) (string, error) {
-	d := p.data
-	buf := make([]byte, 0, 32)
-	i := start
-	for {
-		if i == len(d) {
-			p.pos = i
-			return "", p.errorf("unexpected end of input in a string")
-		}
-		c := d[i]
-		switch {
-		case c == '"':
-			p.pos = i + 1
-			if s, ok := intern(p.snap, buf); ok {
-				return s, nil
-			}
-			return string(buf), nil
-		case c < 0x20:
-			p.pos = i
-			return "", p.errorf("control character in a string; escape it")
-		case c == '\\':
-			i++
-			if i == len(d) {
-				p.pos = i
-				return "", p.errorf("unexpected end of input in a string")
-			}
-			switch e := d[i]; e {
-			case '"', '\\', '/':
-				buf = append(buf, e)
-			case 'b':
-				buf = append(buf, '\b')
-			case 'f':
-				buf = append(buf, '\f')
-			case 'n':
-				buf = append(buf, '\n')
-			case 'r':
-				buf = append(buf, '\r')
-			case 't':
-				buf = append(buf, '\t')
-			case 'u':
-				r, ok := hex4(d, i+1)
-				if !ok {
-					p.pos = i
-					return "", p.errorf(`want four hex digits after \u`)
-				}
-				i += 4
-				if utf16.IsSurrogate(r) {
-					var r2 rune = -1
-					if i+2 < len(d) && d[i+1] == '\\' && d[i+2] == 'u' {
-						r2, ok = hex4(d, i+3)
-						if !ok {
-							p.pos = i + 2
-							return "", p.errorf(`want four hex digits after \u`)
-						}
-					}
-					r = utf16.DecodeRune(r, r2)
-					if r == utf8.RuneError {
-						p.pos = i
-						return "", p.strictf(`unpaired UTF-16 surrogate in a \u escape`)
-					}
-					i += 6
-				}
-				buf = utf8.AppendRune(buf, r)
-			default:
-				p.pos = i
-				return "", p.errorf("invalid escape in a string")
-			}
-			i++
-		case c < utf8.RuneSelf:
-			buf = append(buf, c)
-			i++
-		default:
-			r, size := utf8.DecodeRune(d[i:])
-			if r == utf8.RuneError && size == 1 {
-				p.pos = i
-				return "", p.strictf("invalid UTF-8 in a string")
-			}
-			buf = append(buf, d[i:i+size]...)
-			i += size
-		}
+	p.pos = end
+	if s, ok := intern(p.snap, b); ok {
+		return s, nil
 	}
-}
-
-func hex4(d []byte, i int) (rune, bool) {
-	if len(d)-i < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range d[i : i+4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c -= 'a' - 10
-		case 'A' <= c && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
+	return string(b), nil
 }
 
 // intern returns the string equal to b when snap or the request format

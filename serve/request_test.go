@@ -1,6 +1,8 @@
 package serve
 
 import (
+	"io"
+	"strings"
 	"testing"
 	"unsafe"
 )
@@ -67,5 +69,66 @@ func TestIntern(t *testing.T) {
 	}
 	if _, ok := intern(nil, []byte(bridge)); ok {
 		t.Errorf("intern with no snapshot: got interned, want not")
+	}
+}
+
+// TestDecodeAllocs checks that escapes cost nothing extra: a body spelled
+// with escapes decodes with the allocations of the same body spelled
+// plainly (strings the snapshot holds are shared either way).
+func TestDecodeAllocs(t *testing.T) {
+	snap := newTestServer(t, Source{}, io.Discard).cur.Load().snap
+	escaped := strings.NewReplacer(`"iam:agt`, `"iam:\u0061gt`, `"agt-task`, `"agt\u002dtask`, `"ssh.sign"`, `"ss\u0068.sign"`).Replace(allowBody)
+	if escaped == allowBody {
+		t.Fatal("the replacements do not apply to allowBody")
+	}
+	allocs := func(body string) float64 {
+		data := []byte(body)
+		var req checkRequest
+		ctx := map[string]any{}
+		return testing.AllocsPerRun(100, func() {
+			clear(ctx)
+			if err := decodeRequest(data, &req, snap, ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if plain, esc := allocs(allowBody), allocs(escaped); esc != plain {
+		t.Errorf("got %v allocations with escapes, want %v as without", esc, plain)
+	}
+}
+
+// TestDecodeLexicalErrors pins the messages for errors inside strings and
+// numbers: the byte they are at, and whether they are JSON syntax errors
+// or JSON this decoder refuses.
+func TestDecodeLexicalErrors(t *testing.T) {
+	tests := []struct {
+		name, body, want string
+		syntax           bool
+	}{
+		{"bad escape", `{"subject":"a\x","resource":"b"}`, `invalid JSON at byte 14: invalid escape character 'x' in a string`, true},
+		{"short hex escape", `{"subject":"\u12x4","resource":"b"}`, `invalid JSON at byte 14: want four hex digits after \u`, true},
+		{"raw control character", "{\"subject\":\"a\nb\",\"resource\":\"b\"}", `invalid JSON at byte 13: control character U+000A in a string; escape it`, true},
+		{"unterminated string", `{"subject":"abc`, `invalid JSON at byte 15: unexpected end of input in a string`, true},
+		{"unterminated key", `{"subj`, `invalid JSON at byte 6: unexpected end of input in a string`, true},
+		{"lone surrogate", `{"subject":"\ud800","resource":"b"}`, `invalid request at byte 12: unpaired UTF-16 surrogate in a \u escape`, false},
+		{"lone surrogate in a key", `{"subject":"a","resource":"b","context":{"\udfff":1}}`, `invalid request at byte 42: unpaired UTF-16 surrogate in a \u escape`, false},
+		{"invalid UTF-8", "{\"subject\":\"a\xff\",\"resource\":\"b\"}", `invalid request at byte 13: invalid UTF-8 in a string`, false},
+		{"invalid UTF-8 after an escape", "{\"subject\":\"\\n\xc3\",\"resource\":\"b\"}", `invalid request at byte 14: invalid UTF-8 in a string`, false},
+		{"no digit after the point", `{"subject":"a","resource":"b","context":{"n":1.}}`, `invalid JSON at byte 47: want a digit after the decimal point, got '}'`, true},
+		{"no digit in the exponent", `{"subject":"a","resource":"b","context":{"n":1e+}}`, `invalid JSON at byte 48: want a digit in the exponent, got '}'`, true},
+		{"minus alone", `{"subject":"a","resource":"b","context":{"n":-}}`, `invalid JSON at byte 46: want a digit in a number, got '}'`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var req checkRequest
+			err := decodeRequest([]byte(tt.body), &req, nil, nil)
+			re, ok := err.(*requestError)
+			if !ok {
+				t.Fatalf("got %v, want a *requestError %q", err, tt.want)
+			}
+			if re.msg != tt.want || re.syntax != tt.syntax {
+				t.Errorf("got %q (syntax %v), want %q (syntax %v)", re.msg, re.syntax, tt.want, tt.syntax)
+			}
+		})
 	}
 }
