@@ -12,7 +12,8 @@ import (
 
 // FuzzRead holds jsontext to encoding/json on arbitrary text. After
 // leading whitespace, a string or a number is read:
-//   - what jsontext accepts, encoding/json decodes to the same value;
+//   - what jsontext accepts, encoding/json decodes to the same value, and
+//     it holds U+FFFD only where the text does;
 //   - a text that encoding/json accepts as one string or number, jsontext
 //     reads whole, except strings encoding/json repairs (invalid UTF-8,
 //     unpaired surrogates), which jsontext refuses as Strict;
@@ -58,6 +59,11 @@ func FuzzRead(f *testing.F) {
 			}
 			if !utf8.Valid(s) {
 				t.Fatalf("read %q as invalid UTF-8 %q", data[i:end], s)
+			}
+			// Nothing is repaired: U+FFFD comes only from the text itself.
+			lit := bytes.ToLower(data[i:end])
+			if bytes.ContainsRune(s, utf8.RuneError) && !bytes.Contains(lit, []byte("\ufffd")) && !bytes.ContainsRune(lit, utf8.RuneError) {
+				t.Fatalf("read %q as %q: a replacement character the text does not have", data[i:end], s)
 			}
 			if escaped := bytes.IndexByte(data[i:end], '\\') >= 0; escaped != (len(s) < end-i-2) {
 				t.Fatalf("%q: len(s) < end-i-2 is %v, want %v", data[i:end], !escaped, escaped)
