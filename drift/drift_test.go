@@ -3,6 +3,8 @@ package drift
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coulomb/flex-auth/jcs"
 	"github.com/coulomb/flex-auth/registry"
 )
 
@@ -111,6 +114,42 @@ func TestReorderIsNotAChange(t *testing.T) {
 	}
 	if r.InSync() {
 		t.Error("InSync() = true, want false: the bytes are not canonical")
+	}
+}
+
+// A file whose producer hashed its actors in the order it wrote them (the
+// contract's wording taken literally) is reordered, not edited by hand.
+func TestDigestOfDocumentAsWrittenIsNotAHandEdit(t *testing.T) {
+	s := registry.New("ops-warden", registry.DefaultPolicyPackage, []registry.Actor{actor("agt-a", 1), actor("agt-b", 2)})
+	doc := func(digest string) []byte {
+		var buf bytes.Buffer
+		buf.WriteString(`{"schema":"flex-auth.registry/v1",`)
+		if digest != "" {
+			buf.WriteString(`"digest":"` + digest + `",`)
+		}
+		buf.WriteString(`"source":"ops-warden","policy_package":"ops-warden/ssh-signing","actors":[`)
+		for i := len(s.Actors) - 1; i >= 0; i-- {
+			a := s.Actors[i]
+			fmt.Fprintf(&buf, `{"name":"%s","type":"agt","principal":"%s","default_ttl_hours":%d,"max_ttl_hours":%d,"subjects":["%s","iam:%s"]}`, a.Name, a.Principal, a.DefaultTTLHours, a.MaxTTLHours, a.Name, a.Name)
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+		}
+		buf.WriteString("]}")
+		return buf.Bytes()
+	}
+	content, err := jcs.Transform(doc(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(content)
+	asWritten := "sha256:" + hex.EncodeToString(sum[:])
+	if asWritten == s.Digest {
+		t.Fatal("test is void: the written order hashes like the canonical one")
+	}
+	r := Compare(mustSide(t, "e.json", s.Canonical()), mustSide(t, "a.json", doc(asWritten)))
+	if len(r.Changes) != 0 || !r.FormattingOnly() {
+		t.Errorf("got changes %v and findings %+v, want formatting only", r.Changes, r.Findings)
 	}
 }
 

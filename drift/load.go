@@ -53,16 +53,20 @@ type Side struct {
 	Text []byte
 	// Canonical reports whether Text is exactly Snapshot.Canonical().
 	Canonical bool
-	// ContentDigest is the digest computed from the content; it differs
-	// from Snapshot.Digest when the file was edited by hand.
+	// ContentDigest is the digest of the normalized content; it differs
+	// from Snapshot.Digest when the file was edited by hand (or when another
+	// producer hashed its actors in the order it wrote them).
 	ContentDigest string
+	// digestOK reports whether Snapshot.Digest is one that registry's
+	// Verify accepts.
+	digestOK bool
 
 	// inventory holds an inventory file's bytes, to find its lines.
 	inventory []byte
 }
 
 // DigestMatches reports whether the stored digest matches the content.
-func (s *Side) DigestMatches() bool { return s.Snapshot.Digest == s.ContentDigest }
+func (s *Side) DigestMatches() bool { return s.digestOK }
 
 // IsFile reports whether the side is a file in the work tree (an inventory
 // or a snapshot), as opposed to a running service.
@@ -129,7 +133,7 @@ func Load(ctx context.Context, source string, opt Options) (*Side, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Side{Source: source, Kind: Inventory, Snapshot: s, Text: s.Canonical(), Canonical: true, ContentDigest: s.Digest, inventory: data}, nil
+		return &Side{Source: source, Kind: Inventory, Snapshot: s, Text: s.Canonical(), Canonical: true, ContentDigest: s.Digest, digestOK: true, inventory: data}, nil
 	case File:
 		data, err := os.ReadFile(source)
 		if err != nil {
@@ -156,7 +160,7 @@ func decode(source string, kind Kind, data []byte) (*Side, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
-	side := &Side{Source: source, Kind: kind, Snapshot: s, ContentDigest: s.ComputeDigest()}
+	side := &Side{Source: source, Kind: kind, Snapshot: s, ContentDigest: s.ComputeDigest(), digestOK: s.Verify() == nil}
 	if kind == File {
 		side.Text, side.Canonical = data, isCanonical(s, data)
 	} else {

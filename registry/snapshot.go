@@ -42,6 +42,10 @@ type Snapshot struct {
 	Source        string  `json:"source"`
 	PolicyPackage string  `json:"policy_package"`
 	Actors        []Actor `json:"actors"`
+
+	// writtenDigest is the digest of a decoded document in the order it was
+	// written, kept by Decode when that order was not the normalized one.
+	writtenDigest string
 }
 
 // New returns a sealed snapshot of actors: normalized, with its digest set.
@@ -66,6 +70,20 @@ func (s *Snapshot) normalize() {
 	if !slices.IsSortedFunc(s.Actors, compareActors) {
 		slices.SortFunc(s.Actors, compareActors)
 	}
+}
+
+// isNormalized reports whether actors are sorted by name and each actor's
+// subjects sorted and unique.
+func (s *Snapshot) isNormalized() bool {
+	for i := range s.Actors {
+		subs := s.Actors[i].Subjects
+		for j := 1; j < len(subs); j++ {
+			if subs[j-1] >= subs[j] {
+				return false
+			}
+		}
+	}
+	return slices.IsSortedFunc(s.Actors, compareActors)
 }
 
 func compareActors(a, b Actor) int { return cmp.Compare(a.Name, b.Name) }

@@ -2,6 +2,8 @@ package registry
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -342,5 +344,45 @@ func TestWriteCanonicalStopsAtTheFirstError(t *testing.T) {
 	}
 	if n != int64(w.buf.Len()) {
 		t.Errorf("returned %d bytes, want %d (the bytes written before the failure)", n, w.buf.Len())
+	}
+}
+
+// A producer that follows the contract's wording literally hashes the
+// document in the order it wrote it. Such a file loads, and is served
+// with the digest of its normalized content.
+func TestParseAcceptsDigestOfDocumentAsWritten(t *testing.T) {
+	s := New("ops-warden", "p", []Actor{testActor("adm-a", 1, 1), testActor("agt-b", 1, 1)})
+	canonicalDigest := s.Digest
+	s.Actors[0], s.Actors[1] = s.Actors[1], s.Actors[0]
+	doc, err := json.Marshal(struct {
+		Schema        string  `json:"schema"`
+		Source        string  `json:"source"`
+		PolicyPackage string  `json:"policy_package"`
+		Actors        []Actor `json:"actors"`
+	}{s.Schema, s.Source, s.PolicyPackage, s.Actors})
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, err := jcs.Transform(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(content)
+	s.Digest = "sha256:" + hex.EncodeToString(sum[:])
+	if s.Digest == canonicalDigest {
+		t.Fatal("test is void: the written order hashes like the canonical one")
+	}
+
+	got, err := Parse(s.AppendCanonical(nil))
+	if err != nil {
+		t.Fatalf("got %v, want the as-written digest accepted", err)
+	}
+	if got.Digest != canonicalDigest {
+		t.Errorf("got digest %s, want the canonical content's %s", got.Digest, canonicalDigest)
+	}
+
+	s.Digest = "sha256:" + strings.Repeat("ab", 32)
+	if _, err := Parse(s.AppendCanonical(nil)); !errors.Is(err, ErrDigestMismatch) {
+		t.Errorf("got %v, want ErrDigestMismatch for a digest of neither form", err)
 	}
 }
