@@ -4,7 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"strconv"
-	"strings"
+
+	"github.com/coulomb/flex-auth/internal/errlist"
 )
 
 // An Error is one problem in an inventory file, at a line and column
@@ -22,26 +23,9 @@ func (e *Error) Error() string {
 	return e.File + ":" + strconv.Itoa(e.Line) + ":" + strconv.Itoa(e.Col) + ": " + e.Msg
 }
 
-// Errors is every problem found in one inventory file, sorted by position.
-type Errors []*Error
-
-// Error returns one problem per line.
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
-
-// Unwrap lets errors.As see each problem.
-func (es Errors) Unwrap() []error {
-	errs := make([]error, len(es))
-	for i, e := range es {
-		errs[i] = e
-	}
-	return errs
-}
+// Errors is every problem found in one inventory file, sorted by position,
+// one per line.
+type Errors = errlist.List[*Error]
 
 // sortErrors orders errors by position, keeping the order they were found
 // in on the same spot, and drops exact repeats (a node reached through two

@@ -3,6 +3,8 @@ package policy
 import (
 	"fmt"
 	"strings"
+
+	"github.com/coulomb/flex-auth/internal/errlist"
 )
 
 // An Error is one problem in a policy package, at a line of the Markdown
@@ -26,26 +28,9 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Errors lists every problem found in one policy package, in line order. It
-// prints one line per problem, the way compilers do.
-type Errors []*Error
-
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
-
-// Unwrap lets errors.As see each problem.
-func (es Errors) Unwrap() []error {
-	errs := make([]error, len(es))
-	for i, e := range es {
-		errs[i] = e
-	}
-	return errs
-}
+// Errors lists every problem found in one policy package, in line order,
+// one per line.
+type Errors = errlist.List[*Error]
 
 // An EvalError is a rule whose `when` failed to evaluate for a request; the
 // request is denied with ReasonPolicyError.

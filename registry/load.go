@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/coulomb/flex-auth/internal/errlist"
+
 	"github.com/coulomb/flex-auth/internal/jsontext"
 )
 
@@ -32,25 +34,9 @@ func (e *FieldError) Error() string {
 
 func (e *FieldError) Unwrap() error { return e.Err }
 
-// Errors lists every problem found in one snapshot, in document order.
-type Errors []*FieldError
-
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
-
-// Unwrap lets errors.Is and errors.As see each problem.
-func (es Errors) Unwrap() []error {
-	errs := make([]error, len(es))
-	for i, e := range es {
-		errs[i] = e
-	}
-	return errs
-}
+// Errors lists every problem found in one snapshot, in document order, one
+// per line.
+type Errors = errlist.List[*FieldError]
 
 // maxErrors bounds how many problems one load reports; past that, more
 // lines help nobody.
