@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"time"
 
 	"github.com/coulomb/flex-auth/client"
 	"github.com/coulomb/flex-auth/smoke"
@@ -14,11 +12,10 @@ import (
 
 func newCheckCmd() *cobra.Command {
 	var (
-		url, actor, subject, principal string
-		ttl                            int
-		asJSON                         bool
-		timeout                        time.Duration
-		tf                             tlsFlags
+		sf        serviceFlags
+		principal string
+		ttl       int
+		asJSON    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "check --url URL --actor A [--subject S] [--principal P] [--ttl H] [--json]",
@@ -42,27 +39,11 @@ A TLS failure is "unreachable": exit 2.`,
 		Args:        noArgsExit2,
 		Annotations: map[string]string{exitCodeAnnotation: "2"},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if url == "" {
-				url = os.Getenv("FLEX_AUTH_URL")
-			}
-			if subject == "" {
-				subject = os.Getenv("WARDEN_POLICY_SUBJECT")
-			}
-			switch {
-			case url == "":
-				return &exitError{code: 2, err: errors.New("check: no service url: pass --url or set FLEX_AUTH_URL")}
-			case actor == "":
-				return &exitError{code: 2, err: errors.New("check: --actor is required")}
-			}
-			opts, err := tf.options()
+			c, err := sf.client()
 			if err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("check: %w", err)}
 			}
-			c, err := client.New(url, append(opts, client.WithTimeout(timeout))...)
-			if err != nil {
-				return &exitError{code: 2, err: fmt.Errorf("check: %w", err)}
-			}
-			q := smoke.Query{Actor: actor, Subject: subject, Principal: principal}
+			q := smoke.Query{Actor: sf.actor, Subject: sf.subject, Principal: principal}
 			if cmd.Flags().Changed("ttl") {
 				q.TTLHours = &ttl
 			}
@@ -70,14 +51,10 @@ A TLS failure is "unreachable": exit 2.`,
 			return printCheck(cmd, res, err, asJSON)
 		},
 	}
-	cmd.Flags().StringVar(&url, "url", "", "base url of the flex-auth service (default $FLEX_AUTH_URL)")
-	cmd.Flags().StringVar(&actor, "actor", "", "actor to sign for: the request's resource (required)")
-	cmd.Flags().StringVar(&subject, "subject", "", "subject asking (default $WARDEN_POLICY_SUBJECT, then the actor)")
+	sf.register(cmd.Flags(), "actor to sign for: the request's resource (required)", "give up, and fail closed, after this long")
 	cmd.Flags().StringVar(&principal, "principal", "", "SSH principal to ask for (default: none sent)")
 	cmd.Flags().IntVar(&ttl, "ttl", 0, "certificate TTL in hours to ask for (default: the actor's default_ttl_hours)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the evidence as JSON")
-	cmd.Flags().DurationVar(&timeout, "timeout", client.DefaultTimeout, "give up, and fail closed, after this long")
-	tf.register(cmd.Flags())
 	return cmd
 }
 

@@ -2,22 +2,16 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"time"
 
-	"github.com/coulomb/flex-auth/client"
 	"github.com/coulomb/flex-auth/smoke"
 	"github.com/spf13/cobra"
 )
 
 func newSmokeCmd() *cobra.Command {
 	var (
-		url, actor, subject string
-		asJSON              bool
-		timeout             time.Duration
-		tf                  tlsFlags
+		sf     serviceFlags
+		asJSON bool
 	)
 	cmd := &cobra.Command{
 		Use:   "smoke --url URL --actor A [--subject S] [--json]",
@@ -42,27 +36,11 @@ Exit 0 when every step went as expected, 1 otherwise (unreachable included).
 and mutual TLS, as for check.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if url == "" {
-				url = os.Getenv("FLEX_AUTH_URL")
-			}
-			if subject == "" {
-				subject = os.Getenv("WARDEN_POLICY_SUBJECT")
-			}
-			switch {
-			case url == "":
-				return errors.New("smoke: no service url: pass --url or set FLEX_AUTH_URL")
-			case actor == "":
-				return errors.New("smoke: --actor is required")
-			}
-			opts, err := tf.options()
+			c, err := sf.client()
 			if err != nil {
 				return fmt.Errorf("smoke: %w", err)
 			}
-			c, err := client.New(url, append(opts, client.WithTimeout(timeout))...)
-			if err != nil {
-				return fmt.Errorf("smoke: %w", err)
-			}
-			r := smoke.Run(cmd.Context(), c, actor, subject)
+			r := smoke.Run(cmd.Context(), c, sf.actor, sf.subject)
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -79,11 +57,7 @@ and mutual TLS, as for check.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&url, "url", "", "base url of the flex-auth service (default $FLEX_AUTH_URL)")
-	cmd.Flags().StringVar(&actor, "actor", "", "actor to smoke-test, e.g. agt-state-hub-bridge (required)")
-	cmd.Flags().StringVar(&subject, "subject", "", "subject asking (default $WARDEN_POLICY_SUBJECT, then the actor)")
+	sf.register(cmd.Flags(), "actor to smoke-test, e.g. agt-state-hub-bridge (required)", "time limit for each request")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
-	cmd.Flags().DurationVar(&timeout, "timeout", client.DefaultTimeout, "time limit for each request")
-	tf.register(cmd.Flags())
 	return cmd
 }

@@ -7,10 +7,51 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/coulomb/flex-auth/client"
 	"github.com/spf13/pflag"
 )
+
+// serviceFlags are the flags check and smoke share to reach a running
+// flex-auth: where it is, which actor is asked about and by whom, how long
+// to wait, and the client TLS.
+type serviceFlags struct {
+	url, actor, subject string
+	timeout             time.Duration
+	tls                 tlsFlags
+}
+
+func (f *serviceFlags) register(fs *pflag.FlagSet, actorUsage, timeoutUsage string) {
+	fs.StringVar(&f.url, "url", "", "base url of the flex-auth service (default $FLEX_AUTH_URL)")
+	fs.StringVar(&f.actor, "actor", "", actorUsage)
+	fs.StringVar(&f.subject, "subject", "", "subject asking (default $WARDEN_POLICY_SUBJECT, then the actor)")
+	fs.DurationVar(&f.timeout, "timeout", client.DefaultTimeout, timeoutUsage)
+	f.tls.register(fs)
+}
+
+// client fills in the defaults from the environment ($FLEX_AUTH_URL,
+// $WARDEN_POLICY_SUBJECT), checks that the service and the actor are
+// named, and returns a client for the service.
+func (f *serviceFlags) client() (*client.Client, error) {
+	if f.url == "" {
+		f.url = os.Getenv("FLEX_AUTH_URL")
+	}
+	if f.subject == "" {
+		f.subject = os.Getenv("WARDEN_POLICY_SUBJECT")
+	}
+	switch {
+	case f.url == "":
+		return nil, errors.New("no service url: pass --url or set FLEX_AUTH_URL")
+	case f.actor == "":
+		return nil, errors.New("--actor is required")
+	}
+	opts, err := f.tls.options()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(f.url, append(opts, client.WithTimeout(f.timeout))...)
+}
 
 // tlsFlags are the client TLS flags of check and smoke, for a service
 // served with --tls-cert (and --client-ca: mutual TLS).
