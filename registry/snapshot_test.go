@@ -33,6 +33,27 @@ func testActor(name string, ttl, max int, extra ...string) Actor {
 	}
 }
 
+// generalJCS returns the JCS form of s without its digest, in the order
+// its actors stand, computed with encoding/json and jcs.Transform: the
+// general route the direct writer is checked against.
+func generalJCS(t *testing.T, s *Snapshot) []byte {
+	t.Helper()
+	doc, err := json.Marshal(struct {
+		Schema        string  `json:"schema"`
+		Source        string  `json:"source"`
+		PolicyPackage string  `json:"policy_package"`
+		Actors        []Actor `json:"actors"`
+	}{s.Schema, s.Source, s.PolicyPackage, s.Actors})
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, err := jcs.Transform(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return content
+}
+
 func TestFixtureDigestMatchesIndependentComputation(t *testing.T) {
 	s, err := Load(fixture)
 	if err != nil {
@@ -63,19 +84,7 @@ func TestEncodingsAgreeWithGeneralEncoders(t *testing.T) {
 	}
 	for name, s := range snaps {
 		t.Run(name, func(t *testing.T) {
-			doc, err := json.Marshal(struct {
-				Schema        string  `json:"schema"`
-				Source        string  `json:"source"`
-				PolicyPackage string  `json:"policy_package"`
-				Actors        []Actor `json:"actors"`
-			}{s.Schema, s.Source, s.PolicyPackage, s.Actors})
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := jcs.Transform(doc)
-			if err != nil {
-				t.Fatal(err)
-			}
+			want := generalJCS(t, s)
 			if got := s.AppendContent(nil); !bytes.Equal(got, want) {
 				t.Errorf("AppendContent:\ngot  %s\nwant %s", got, want)
 			}
@@ -354,20 +363,7 @@ func TestParseAcceptsDigestOfDocumentAsWritten(t *testing.T) {
 	s := New("ops-warden", "p", []Actor{testActor("adm-a", 1, 1), testActor("agt-b", 1, 1)})
 	canonicalDigest := s.Digest
 	s.Actors[0], s.Actors[1] = s.Actors[1], s.Actors[0]
-	doc, err := json.Marshal(struct {
-		Schema        string  `json:"schema"`
-		Source        string  `json:"source"`
-		PolicyPackage string  `json:"policy_package"`
-		Actors        []Actor `json:"actors"`
-	}{s.Schema, s.Source, s.PolicyPackage, s.Actors})
-	if err != nil {
-		t.Fatal(err)
-	}
-	content, err := jcs.Transform(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(content)
+	sum := sha256.Sum256(generalJCS(t, s))
 	s.Digest = "sha256:" + hex.EncodeToString(sum[:])
 	if s.Digest == canonicalDigest {
 		t.Fatal("test is void: the written order hashes like the canonical one")
