@@ -151,6 +151,8 @@ type Report struct {
 	// Want is EXPECTED's canonical form with a correct digest: what
 	// Write puts in the ACTUAL file.
 	Want []byte
+	// want is the snapshot whose canonical form is Want.
+	want *registry.Snapshot
 }
 
 // InSync reports whether ACTUAL is what EXPECTED says it should be: the
@@ -191,11 +193,11 @@ func Compare(expected, actual *Side) *Report {
 		}
 	}
 
-	r.Want = expected.Text
+	r.want, r.Want = e, expected.Text
 	if !expected.Canonical || !expected.DigestMatches() {
 		sealed := *e
 		sealed.Digest = expected.ContentDigest
-		r.Want = sealed.Canonical()
+		r.want, r.Want = &sealed, sealed.Canonical()
 	}
 	if !expected.DigestMatches() {
 		r.Findings = append(r.Findings, digestFinding("expected", expected))

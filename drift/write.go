@@ -3,18 +3,19 @@ package drift
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+
+	"github.com/coulomb/flex-auth/generate"
 )
 
 // ErrNotWritable reports a --write whose ACTUAL is not a snapshot file.
 var ErrNotWritable = errors.New("only a snapshot file (.json) can be rewritten")
 
 // Write rewrites the ACTUAL snapshot file with EXPECTED's canonical form,
-// atomically: a temporary file in the same directory, synced, renamed over
-// it, keeping the file's permissions. It refuses an ACTUAL that is not a
-// snapshot file, and an EXPECTED file edited by hand, whose content nobody
-// generated. It reports whether the file changed.
+// atomically, with generate.WriteFile (a temporary file in the same
+// directory, synced, renamed over it, keeping the file's permissions). It
+// refuses an ACTUAL that is not a snapshot file, and an EXPECTED file
+// edited by hand, whose content nobody generated. It reports whether the
+// file changed.
 func (r *Report) Write() (bool, error) {
 	a := r.Actual
 	if a.Kind != File {
@@ -26,8 +27,8 @@ func (r *Report) Write() (bool, error) {
 	if r.InSync() {
 		return false, nil
 	}
-	if err := writeFileAtomic(a.Source, r.Want); err != nil {
-		return false, fmt.Errorf("write %s: %w", a.Source, err)
+	if err := generate.WriteFile(a.Source, r.want); err != nil {
+		return false, err
 	}
 	return true, nil
 }
@@ -40,32 +41,4 @@ func article(k Kind) string {
 		return "a running service"
 	}
 	return "a " + k.String()
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	mode := os.FileMode(0o644)
-	if fi, err := os.Stat(path); err == nil {
-		mode = fi.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename, there is nothing to remove
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
