@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -52,46 +53,33 @@ func (s Source) names() (registryName, policyName string) {
 	return s.Registry, s.Policy
 }
 
+// read reads one of the source's files.
+func (s Source) read(path string) ([]byte, error) {
+	if s.FS != nil {
+		return fs.ReadFile(s.FS, path)
+	}
+	return os.ReadFile(path)
+}
+
 // load reads and validates both files. Errors name the file at fault.
 func (s Source) load() (*registry.Snapshot, *policy.Package, error) {
 	regName, polName := s.names()
-	var (
-		snap *registry.Snapshot
-		err  error
-	)
-	if s.FS == nil {
-		snap, err = registry.Load(s.Registry)
-	} else {
-		var data []byte
-		if data, err = fs.ReadFile(s.FS, s.Registry); err == nil {
-			snap, err = registry.Parse(data)
-			var es registry.Errors
-			if errors.As(err, &es) {
-				err = &registry.FileError{File: regName, Errs: es}
-			}
-		}
-	}
+	data, err := s.read(s.Registry)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load registry: %w", err)
 	}
-	var pkg *policy.Package
-	if s.FS == nil {
-		pkg, err = policy.Load(s.Policy)
-	} else {
-		var src []byte
-		if src, err = fs.ReadFile(s.FS, s.Policy); err == nil {
-			pkg, err = policy.Parse(polName, src)
-		}
-	}
+	snap, err := registry.Parse(data)
 	if err != nil {
-		switch msg := err.Error(); {
-		case strings.HasPrefix(msg, "load policy"):
-		case strings.Contains(msg, polName):
-			err = fmt.Errorf("load policy: %w", err)
-		default:
-			err = fmt.Errorf("load policy %s: %w", polName, err)
-		}
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("load registry: %w", &registry.FileError{File: regName, Errs: err.(registry.Errors)})
+	}
+	src, err := s.read(s.Policy)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load policy package: %w", err)
+	}
+	pkg, err := policy.Parse(polName, src)
+	if err != nil {
+		// Every problem in the list starts with polName.
+		return nil, nil, fmt.Errorf("load policy: %w", err)
 	}
 	return snap, pkg, nil
 }
