@@ -256,6 +256,14 @@ var (
 	headerNoSniff = []string{"nosniff"}
 )
 
+// setJSONHeaders sets the headers of a JSON response that must not be
+// cached: every response but GET /v1/registry's and /metrics'.
+func setJSONHeaders(h http.Header) {
+	h["Content-Type"] = headerJSON
+	h["Cache-Control"] = headerNoStore
+	h["X-Content-Type-Options"] = headerNoSniff
+}
+
 // writeError writes every error response: {"error": {"code", "message"}}.
 func (s *Server) writeError(w http.ResponseWriter, e *apiError) {
 	s.metrics.httpErrors.WithLabelValues(e.code).Inc()
@@ -265,10 +273,7 @@ func (s *Server) writeError(w http.ResponseWriter, e *apiError) {
 	b = append(b, `,"message":`...)
 	b = jcs.AppendString(b, e.message)
 	b = append(b, "}}\n"...)
-	h := w.Header()
-	h["Content-Type"] = headerJSON
-	h["Cache-Control"] = headerNoStore
-	h["X-Content-Type-Options"] = headerNoSniff
+	setJSONHeaders(w.Header())
 	w.WriteHeader(e.status)
 	w.Write(b)
 }
@@ -286,10 +291,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 		s.writeError(w, errInternal)
 		return
 	}
-	h := w.Header()
-	h["Content-Type"] = headerJSON
-	h["Cache-Control"] = headerNoStore
-	h["X-Content-Type-Options"] = headerNoSniff
+	setJSONHeaders(w.Header())
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
 }
@@ -517,10 +519,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	}
 	b = append(b, "}\n"...)
 	sc.resp = b
-	h := w.Header()
-	h["Content-Type"] = headerJSON
-	h["Cache-Control"] = headerNoStore
-	h["X-Content-Type-Options"] = headerNoSniff
+	setJSONHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
 }
