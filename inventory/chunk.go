@@ -160,16 +160,18 @@ func (p *parser) parseChunks(pl *plan) (*Inventory, bool) {
 	inv := p.inventory(root)
 	// Unless every part was parsed and looked at, a problem in the parts
 	// might have gone unseen.
-	return inv, p.chunksDone && !p.fallback
+	return inv, p.chunksDone
 }
 
 // chunkedActors does what actors does, with the actors mapping coming in
-// parts. key and n are the skeleton's "actors" and its value.
+// parts. key and n are the skeleton's "actors" and its value. It sets
+// p.chunksDone once every part has been parsed and looked at; anything
+// that might make the parts differ from the one-document parse leaves it
+// unset.
 func (p *parser) chunkedActors(key, n *yaml.Node, d *defaults) *Inventory {
 	pl := p.plan
 	if p.line(key) != pl.actorsLine || key.Column != 1 ||
 		n.Kind != yaml.ScalarNode || n.Tag != tagNull || n.Value != "" || n.Anchor != "" || n.Style != 0 {
-		p.fallback = true
 		return nil
 	}
 	p.visits++ // as actors does, resolving n
@@ -179,13 +181,11 @@ func (p *parser) chunkedActors(key, n *yaml.Node, d *defaults) *Inventory {
 	for i, c := range pl.chunks {
 		doc, err := ps.wait(i)
 		if err != nil || len(doc.Content) != 1 {
-			p.fallback = true
 			return nil
 		}
 		m := doc.Content[0]
 		if m.Kind != yaml.MappingNode || m.Style&yaml.FlowStyle != 0 || m.Tag != "!!map" ||
 			m.Anchor != "" || m.Column != pl.indent+1 {
-			p.fallback = true
 			return nil
 		}
 		p.off = c.line - 1

@@ -96,10 +96,9 @@ type parser struct {
 	visits, budget int
 	exhausted      bool
 	// plan, when set, says that the actors come in chunks, parsed apart
-	// from the rest; fallback is set when they turn out not to be
-	// equivalent to the one-document parse.
+	// from the rest; chunksDone is set once they all have been looked at
+	// and nothing made them differ from the one-document parse.
 	plan       *plan
-	fallback   bool
 	chunksDone bool
 
 	slab slab
