@@ -55,10 +55,10 @@ type Option func(*Client)
 // Zero or less means no limit other than the caller's context.
 func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
 
-// WithHTTPClient makes the client send its requests through hc, for custom
-// transports (TLS settings, proxies). The default client follows no
-// redirects.
-func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+// WithTransport makes the client send its requests through rt, for TLS
+// settings, proxies or connection pooling. Whatever the transport, the
+// client follows no redirects.
+func WithTransport(rt http.RoundTripper) Option { return func(c *Client) { c.hc.Transport = rt } }
 
 // New returns a client for the service at baseURL, an http or https URL
 // whose path, if any, is the prefix the API is mounted under.

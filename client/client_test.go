@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -248,6 +249,36 @@ func TestCheckStatusErrors(t *testing.T) {
 				t.Errorf("got %q, want it to contain %q", err, tt.wantText)
 			}
 		})
+	}
+}
+
+// countingTransport counts the requests it sends.
+type countingTransport struct{ n atomic.Int32 }
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestWithTransportFollowsNoRedirect(t *testing.T) {
+	var followed atomic.Bool
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		followed.Store(true)
+		answer(200, allowBody).ServeHTTP(w, r)
+	}))
+	t.Cleanup(elsewhere.Close)
+	rt := new(countingTransport)
+	c := newTestClient(t, http.RedirectHandler(elsewhere.URL+"/v1/check", http.StatusTemporaryRedirect), WithTransport(rt))
+	d, err := c.Check(context.Background(), bridgeRequest)
+	var se *StatusError
+	if !errors.As(err, &se) || se.StatusCode != 307 {
+		t.Fatalf("got %v, %v, want a *StatusError with status 307", d, err)
+	}
+	if followed.Load() {
+		t.Error("the redirect was followed")
+	}
+	if n := rt.n.Load(); n != 1 {
+		t.Errorf("got %d requests through the transport, want 1", n)
 	}
 }
 

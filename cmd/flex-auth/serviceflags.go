@@ -75,14 +75,8 @@ func (f *tlsFlags) options() ([]client.Option, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := &http.Client{
-		Transport: &http.Transport{TLSClientConfig: conf, Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true},
-		// As client.New's own: a policy endpoint that redirects is
-		// misconfigured, and following it could send the question, and
-		// the client certificate, somewhere else.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	return []client.Option{client.WithHTTPClient(hc)}, nil
+	rt := &http.Transport{TLSClientConfig: conf, Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
+	return []client.Option{client.WithTransport(rt)}, nil
 }
 
 func (f *tlsFlags) config() (*tls.Config, error) {

@@ -28,8 +28,6 @@ type LoadConfig struct {
 	Requests []client.Request
 	// Timeout bounds each request; 0 means client.DefaultTimeout.
 	Timeout time.Duration
-	// HTTPClient, when set, sends the requests (for TLS).
-	HTTPClient *http.Client
 	// Phase labels the first answers; "" is "start".
 	Phase string
 }
@@ -69,11 +67,8 @@ func StartLoad(cfg LoadConfig) (*Load, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = client.DefaultTimeout
 	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Workers, DisableCompression: true}}
-	}
-	c, err := client.New(cfg.URL, client.WithTimeout(cfg.Timeout), client.WithHTTPClient(hc))
+	rt := &http.Transport{MaxIdleConnsPerHost: cfg.Workers, DisableCompression: true}
+	c, err := client.New(cfg.URL, client.WithTimeout(cfg.Timeout), client.WithTransport(rt))
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
