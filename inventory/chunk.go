@@ -5,6 +5,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"gopkg.in/yaml.v3"
 )
@@ -219,12 +220,15 @@ func (e chunkError) Error() string { return string(e) }
 
 const errSecondDocument = chunkError("a second document")
 
-// A parsing is the parts of a plan being parsed in the background, a
-// window of them at a time, on as many goroutines as there are cores.
+// A parsing is the parts of a plan being parsed in the background, in
+// file order, on as many goroutines as there are cores. A goroutine takes
+// a token of the window before it takes the next part, so at most a
+// window of parts are being parsed or waiting to be released at once.
 type parsing struct {
 	pl      *plan
 	results []result
-	window  chan struct{} // a token for every part parsed and not released
+	next    atomic.Int64  // the next part to take
+	window  chan struct{} // a token for every part taken and not released
 	quit    chan struct{}
 	wg      sync.WaitGroup
 }
@@ -246,36 +250,30 @@ func (pl *plan) parse() *parsing {
 	for i := range ps.results {
 		ps.results[i].done = make(chan struct{})
 	}
-	next := make(chan int)
-	ps.wg.Add(1 + workers)
-	go func() {
-		defer ps.wg.Done()
-		defer close(next)
-		for i := range pl.chunks {
-			select {
-			case ps.window <- struct{}{}:
-			case <-ps.quit:
-				return
-			}
-			select {
-			case next <- i:
-			case <-ps.quit:
-				return
-			}
-		}
-	}()
 	for range workers {
-		go func() {
-			defer ps.wg.Done()
-			for i := range next {
-				c := pl.chunks[i]
-				r := &ps.results[i]
-				r.doc, r.err = decodeOne(pl.data[c.start:c.end])
-				close(r.done)
-			}
-		}()
+		ps.wg.Go(ps.work)
 	}
 	return ps
+}
+
+// work parses parts until none is left or the parsing stops.
+func (ps *parsing) work() {
+	for {
+		select {
+		case ps.window <- struct{}{}:
+		case <-ps.quit:
+			return
+		}
+		i := int(ps.next.Add(1) - 1)
+		if i >= len(ps.results) {
+			<-ps.window
+			return
+		}
+		c := ps.pl.chunks[i]
+		r := &ps.results[i]
+		r.doc, r.err = decodeOne(ps.pl.data[c.start:c.end])
+		close(r.done)
+	}
 }
 
 // wait returns part i once it is parsed.
