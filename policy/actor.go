@@ -31,6 +31,10 @@ const (
 	memberSubjects        = "subjects"
 )
 
+// actorMembers are the members of the `actor` variable, as the snapshot
+// names them (CONTRACT section 2).
+var actorMembers = []string{memberName, memberType, memberPrincipal, memberDefaultTTLHours, memberMaxTTLHours, memberSubjects}
+
 func (v actorValue) member(key string) (ref.Val, bool) {
 	a := v.a
 	switch key {
@@ -101,7 +105,7 @@ func (v actorValue) Contains(key ref.Val) ref.Val {
 }
 
 // Size implements traits.Sizer.
-func (v actorValue) Size() ref.Val { return types.Int(6) }
+func (v actorValue) Size() ref.Val { return types.Int(len(actorMembers)) }
 
 // IsZeroValue reports whether the map is empty: never.
 func (v actorValue) IsZeroValue() bool { return false }

@@ -23,10 +23,6 @@ const (
 	varActor    = "actor"
 )
 
-// actorMembers are the members of the `actor` variable: the snapshot's
-// member names for an actor (CONTRACT section 2).
-var actorMembers = []string{"name", "type", "principal", "default_ttl_hours", "max_ttl_hours", "subjects"}
-
 // Limits that keep a hostile or careless package from hurting the service.
 const (
 	// maxWhenLen bounds the size of one `when` expression, in code points.
