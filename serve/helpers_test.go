@@ -66,9 +66,12 @@ func (b *syncBuffer) lines(t *testing.T) []map[string]any {
 	return out
 }
 
+// fixedClock returns fixtureTime in a zone other than UTC, as time.Now
+// does on a host that is not set to UTC: every time the server shows must
+// still come out in UTC.
 func fixedClock() time.Time {
 	t, _ := time.Parse(time.RFC3339Nano, fixtureTime)
-	return t
+	return t.In(time.FixedZone("CEST", 2*60*60))
 }
 
 // newTestServer returns a server for src (the built-in example when src

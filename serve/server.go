@@ -95,14 +95,12 @@ func New(opts Options) (*Server, error) {
 	if s.clock == nil {
 		s.clock = time.Now
 	}
-	now := s.clock()
+	now := s.clock().UTC()
 	st, err := s.load(now)
 	if err != nil {
 		return nil, err
 	}
-	s.cur.Store(st)
-	s.reload.Store(&reloadStatus{at: now})
-	s.metrics.actors.Set(float64(len(st.snap.Actors)))
+	s.use(st, now)
 	s.log = newDecisionLog(opts.DecisionLog, opts.SyncLog, s.logger, func(n int) { s.metrics.logErrors.Add(float64(n)) })
 	if s.gcMinHeap > 0 {
 		collect(s.gcMinHeap, false)
@@ -123,7 +121,14 @@ func (s *Server) load(now time.Time) (*state, error) {
 		return nil, err
 	}
 	regName, polName := s.source.names()
-	return newState(snap, pkg, now.UTC(), regName, polName)
+	return newState(snap, pkg, now, regName, polName)
+}
+
+// use serves st from now on; now is when it was loaded, in UTC.
+func (s *Server) use(st *state, now time.Time) {
+	s.cur.Store(st)
+	s.reload.Store(&reloadStatus{at: now})
+	s.metrics.actors.Set(float64(len(st.snap.Actors)))
 }
 
 // Reload reads and validates the registry and policy again and, when both
@@ -138,7 +143,7 @@ func (s *Server) Reload() error {
 		// The old file stays open and in use.
 		s.logger.Error("reopen decision log failed; still writing to the old file", "err", err)
 	}
-	now := s.clock()
+	now := s.clock().UTC()
 	// A reload holds two registries at once, and with the default GC
 	// pacing the heap may double on top of that: collect first, so that
 	// the new registry is built on a heap that holds only the old one.
@@ -147,16 +152,15 @@ func (s *Server) Reload() error {
 	runtime.GC()
 	st, err := s.load(now)
 	if err != nil {
-		s.reload.Store(&reloadStatus{at: now.UTC(), err: oneLine(err)})
+		s.reload.Store(&reloadStatus{at: now, err: oneLine(err)})
 		s.metrics.reloadFailed.Inc()
+		old := s.cur.Load()
 		s.logger.Error("reload failed; still serving the last good registry and policy", "err", err,
-			"policy_digest", s.cur.Load().pkg.Digest(), "registry_digest", s.cur.Load().snap.Digest)
+			"policy_digest", old.pkg.Digest(), "registry_digest", old.snap.Digest)
 		return err
 	}
-	s.cur.Store(st)
-	s.reload.Store(&reloadStatus{at: now.UTC()})
+	s.use(st, now)
 	s.metrics.reloadOK.Inc()
-	s.metrics.actors.Set(float64(len(st.snap.Actors)))
 	s.logger.Info("reloaded registry and policy", "policy", st.pkg.Name(), "policy_digest", st.pkg.Digest(),
 		"registry_digest", st.snap.Digest, "actors", len(st.snap.Actors))
 	// The old pair is garbage now, once the requests in flight finish:
