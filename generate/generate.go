@@ -49,14 +49,11 @@ func Snapshot(inv *inventory.Inventory, policyPackage string) *registry.Snapshot
 	return registry.New(registry.DefaultSource, policyPackage, actors)
 }
 
-// File reads the inventory at path ("-" for standard input) and returns its
-// snapshot for policyPackage ("" means registry.DefaultPolicyPackage).
-// Problems in the inventory come back as inventory.Errors, each naming
-// FILE:LINE:COL.
+// File reads the inventory at path and returns its snapshot for
+// policyPackage ("" means registry.DefaultPolicyPackage). Problems in the
+// inventory come back as inventory.Errors, each naming FILE:LINE:COL.
+// Standard input is the caller's to pass to Read.
 func File(path, policyPackage string) (*registry.Snapshot, error) {
-	if path == "-" {
-		return Read("<stdin>", os.Stdin, policyPackage)
-	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read inventory: %w", err)
