@@ -156,6 +156,37 @@ func describe(tok json.Token) string {
 	return fmt.Sprint(tok)
 }
 
+// A member is one string member of a decision and its check.
+type member struct {
+	name  string
+	dst   *string
+	check func(string) error
+}
+
+// members returns the members of d other than the grant.
+func (d *Decision) members() []member {
+	return []member{
+		{"decision_id", &d.ID, checkDecisionID},
+		{"effect", &d.Effect, checkEffect},
+		{"reason", &d.Reason, checkReason},
+		{"policy", &d.Policy, registry.CheckPackageName},
+		{"policy_digest", &d.PolicyDigest, checkDigest},
+		{"registry_digest", &d.RegistryDigest, checkDigest},
+	}
+}
+
+// Check checks the members of d other than the grant, as an answer is
+// checked: what a decision answer and a decision log line have in common.
+// The error names the first member that is not well formed.
+func (d *Decision) Check() error {
+	for _, m := range d.members() {
+		if err := m.check(*m.dst); err != nil {
+			return fmt.Errorf("%s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
 // parseDecision decodes and checks a decision envelope.
 func parseDecision(data []byte) (*Decision, error) {
 	o, err := parseObject("", data)
@@ -163,18 +194,7 @@ func parseDecision(data []byte) (*Decision, error) {
 		return nil, err
 	}
 	d := new(Decision)
-	for _, m := range []struct {
-		name  string
-		dst   *string
-		check func(string) error
-	}{
-		{"decision_id", &d.ID, checkDecisionID},
-		{"effect", &d.Effect, checkEffect},
-		{"reason", &d.Reason, checkReason},
-		{"policy", &d.Policy, registry.CheckPackageName},
-		{"policy_digest", &d.PolicyDigest, checkDigest},
-		{"registry_digest", &d.RegistryDigest, checkDigest},
-	} {
+	for _, m := range d.members() {
 		if *m.dst, err = o.str(m.name); err != nil {
 			return nil, err
 		}

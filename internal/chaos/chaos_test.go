@@ -46,6 +46,9 @@ func TestReadLog(t *testing.T) {
 		{"extra member", strings.Replace(whole, `"subject":"s",`, `"subject":"s","authorization":"x",`, 1) + "\n", nil, 1},
 		{"bad id", strings.Replace(whole, id3, "decision:xyz", 1) + "\n", nil, 1},
 		{"bad effect", strings.Replace(whole, `"allow"`, `"maybe"`, 1) + "\n", nil, 1},
+		{"bad reason", strings.Replace(whole, `"signing_policy_matched"`, `"Signing policy"`, 1) + "\n", nil, 1},
+		{"bad policy", strings.Replace(whole, `"ops-warden/ssh-signing"`, `""`, 1) + "\n", nil, 1},
+		{"bad digest", strings.Replace(whole, `"sha256:a`, `"sha1:a`, 1) + "\n", nil, 1},
 		{"bad time", strings.Replace(whole, `2026-06-23T10:11:12.000000007Z`, `yesterday`, 1) + "\n", nil, 1},
 		{"context not an object", strings.Replace(whole, `"context":{}`, `"context":[]`, 1) + "\n", nil, 1},
 	}

@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"time"
+
+	"github.com/coulomb/flex-auth/client"
 )
 
 // A Received is a decision a client was given: a 200 answer of POST
@@ -21,7 +22,8 @@ type Received struct {
 
 // A Line is a decision log line that is a decision: a whole line (it ends
 // in a newline) holding one JSON object with exactly the members CONTRACT
-// section 6 lists, each of the right type.
+// section 6 lists, each of the right type, and the members it shares with
+// a decision answer well formed as client.Decision.Check has them.
 type Line struct {
 	Time           string          `json:"time"`
 	ID             string          `json:"decision_id"`
@@ -38,11 +40,6 @@ type Line struct {
 
 // lineMembers are the members every decision line has, and no other.
 var lineMembers = []string{"time", "decision_id", "subject", "action", "resource", "context", "effect", "reason", "policy", "policy_digest", "registry_digest"}
-
-var (
-	decisionIDRE = regexp.MustCompile(`^decision:[0-9a-f]{16}$`)
-	digestRE     = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-)
 
 // A Log is one or more decision log files, read: the decisions by id, and
 // the lines that are not decisions (fragments of writes cut short by a
@@ -120,17 +117,11 @@ func parseLine(line []byte) (Line, error) {
 	if _, err := time.Parse(time.RFC3339Nano, d.Time); err != nil {
 		return d, fmt.Errorf("time: %v", err)
 	}
-	switch {
-	case !decisionIDRE.MatchString(d.ID):
-		return d, fmt.Errorf("decision_id %q", d.ID)
-	case d.Effect != "allow" && d.Effect != "deny":
-		return d, fmt.Errorf("effect %q", d.Effect)
-	case !digestRE.MatchString(d.PolicyDigest) || !digestRE.MatchString(d.RegistryDigest):
-		return d, fmt.Errorf("digests %q %q", d.PolicyDigest, d.RegistryDigest)
-	case len(d.Context) == 0 || d.Context[0] != '{':
+	if len(d.Context) == 0 || d.Context[0] != '{' {
 		return d, fmt.Errorf("context %s is not an object", d.Context)
 	}
-	return d, nil
+	c := client.Decision{ID: d.ID, Effect: d.Effect, Reason: d.Reason, Policy: d.Policy, PolicyDigest: d.PolicyDigest, RegistryDigest: d.RegistryDigest}
+	return d, c.Check()
 }
 
 // A Verdict compares the decisions clients received with a Log.
