@@ -8,18 +8,21 @@ import (
 	"github.com/coulomb/flex-auth/registry"
 )
 
-// BenchmarkDecide measures the allow path of the ops-warden example: every
-// rule is evaluated, the last one matches.
-func BenchmarkDecide(b *testing.B) {
-	e := exampleEvaluator(b)
-	req := &Request{
+// allowReq is the allow path of the ops-warden example: every rule is
+// evaluated, the last one matches.
+func allowReq() *Request {
+	return &Request{
 		Subject:  "iam:agt-state-hub-bridge",
 		Action:   "ssh.sign",
 		Resource: "agt-state-hub-bridge",
 		Context:  map[string]any{"principal": "agt-task-bridge", "ttl_hours": int64(24)},
 	}
-	if d := e.Decide(req); d != (Decision{Allow, "signing_policy_matched"}) {
-		b.Fatalf("got %v, want allow signing_policy_matched", d)
+}
+
+// benchDecide checks that e decides req as want, then measures Decide.
+func benchDecide(b *testing.B, e *Evaluator, req *Request, want Decision) {
+	if d := e.Decide(req); d != want {
+		b.Fatalf("got %v, want %v", d, want)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -27,36 +30,27 @@ func BenchmarkDecide(b *testing.B) {
 	}
 }
 
+// BenchmarkDecide measures the allow path of the ops-warden example.
+func BenchmarkDecide(b *testing.B) {
+	benchDecide(b, exampleEvaluator(b), allowReq(), Decision{Allow, "signing_policy_matched"})
+}
+
 // BenchmarkDecideDeny measures the runbook's deny smoke: a TTL over the
 // actor's max, denied by the fifth rule.
 func BenchmarkDecideDeny(b *testing.B) {
-	e := exampleEvaluator(b)
 	req := &Request{
 		Subject:  "agt-state-hub-bridge",
 		Action:   "ssh.sign",
 		Resource: "agt-state-hub-bridge",
 		Context:  map[string]any{"ttl_hours": int64(999)},
 	}
-	if d := e.Decide(req); d != (Decision{Deny, "ttl_out_of_bounds"}) {
-		b.Fatalf("got %v, want deny ttl_out_of_bounds", d)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		e.Decide(req)
-	}
+	benchDecide(b, exampleEvaluator(b), req, Decision{Deny, "ttl_out_of_bounds"})
 }
 
 // BenchmarkDecideUnknownActor measures the cheapest deny: the first rule.
 func BenchmarkDecideUnknownActor(b *testing.B) {
-	e := exampleEvaluator(b)
 	req := &Request{Subject: "agt-nobody", Resource: "agt-nobody"}
-	if d := e.Decide(req); d != (Decision{Deny, "unknown_actor_resource"}) {
-		b.Fatalf("got %v, want deny unknown_actor_resource", d)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		e.Decide(req)
-	}
+	benchDecide(b, exampleEvaluator(b), req, Decision{Deny, "unknown_actor_resource"})
 }
 
 // BenchmarkDecideParallel measures the allow path from every core at once.
@@ -64,11 +58,7 @@ func BenchmarkDecideParallel(b *testing.B) {
 	e := exampleEvaluator(b)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		req := &Request{
-			Subject:  "iam:agt-state-hub-bridge",
-			Resource: "agt-state-hub-bridge",
-			Context:  map[string]any{"principal": "agt-task-bridge", "ttl_hours": int64(24)},
-		}
+		req := allowReq()
 		for pb.Next() {
 			e.Decide(req)
 		}
@@ -82,19 +72,7 @@ func BenchmarkDecideRuleByRule(b *testing.B) {
 	pkg := *e.pkg
 	pkg.chain = nil
 	e.pkg = &pkg
-	req := &Request{
-		Subject:  "iam:agt-state-hub-bridge",
-		Action:   "ssh.sign",
-		Resource: "agt-state-hub-bridge",
-		Context:  map[string]any{"principal": "agt-task-bridge", "ttl_hours": int64(24)},
-	}
-	if d := e.Decide(req); d != (Decision{Allow, "signing_policy_matched"}) {
-		b.Fatalf("got %v, want allow signing_policy_matched", d)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		e.Decide(req)
-	}
+	benchDecide(b, e, allowReq(), Decision{Allow, "signing_policy_matched"})
 }
 
 // BenchmarkParse measures loading the example package: what a reload costs.
