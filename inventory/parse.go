@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/coulomb/flex-auth/internal/yamlerr"
+
 	"github.com/coulomb/flex-auth/internal/suggest"
 	"github.com/coulomb/flex-auth/registry"
 	"gopkg.in/yaml.v3"
@@ -192,50 +194,22 @@ func (p *parser) parse(data []byte) *Inventory {
 // message" and gives no column; it leaves the line out when the problem is
 // on the first line, or is in the encoding, which this finds itself.
 func (p *parser) syntaxError(data []byte, err error) {
-	msg, _ := strings.CutPrefix(err.Error(), "yaml: ")
-	line := 1
-	if rest, ok := strings.CutPrefix(msg, "line "); ok {
-		if num, after, ok := strings.Cut(rest, ": "); ok {
-			if n, err := strconv.Atoi(num); err == nil {
-				line, msg = n, after
-				// yaml.v3 counts the lines of parser errors (as opposed to
-				// scanner errors) from 0.
-				if parserProblem(msg) {
-					line++
-				}
-			}
+	line, msg, ok := yamlerr.Line(err)
+	if !ok {
+		if l, c, bad, found := badChar(data); found {
+			p.errorAt(l, c, scope{}, bad)
+			return
 		}
-	} else if l, c, bad, ok := badChar(data); ok {
-		p.errorAt(l, c, scope{}, bad)
-		return
-	} else if name, ok := strings.CutPrefix(msg, "unknown anchor '"); ok {
-		// yaml.v3 gives no line for this one; find the alias.
-		name, _, _ = strings.Cut(name, "'")
-		line, col := findAlias(data, name)
-		p.errorAt(line, col, scope{}, "invalid YAML: "+msg)
-		return
+		if name, found := strings.CutPrefix(msg, "unknown anchor '"); found {
+			// yaml.v3 gives no line for this one; find the alias.
+			name, _, _ = strings.Cut(name, "'")
+			line, col := findAlias(data, name)
+			p.errorAt(line, col, scope{}, "invalid YAML: "+msg)
+			return
+		}
+		line = 1
 	}
 	p.errorAt(line, 1, scope{}, "invalid YAML: "+msg)
-}
-
-// parserProblem reports whether msg is one of the problems yaml.v3's
-// parser (rather than its scanner) reports.
-func parserProblem(msg string) bool {
-	switch msg {
-	case "did not find expected <stream-start>",
-		"did not find expected <document start>",
-		"found undefined tag handle",
-		"did not find expected node content",
-		"did not find expected '-' indicator",
-		"did not find expected key",
-		"did not find expected ',' or ']'",
-		"did not find expected ',' or '}'",
-		"found duplicate %YAML directive",
-		"found incompatible YAML document",
-		"found duplicate %TAG directive":
-		return true
-	}
-	return false
 }
 
 // findAlias returns the position of the first "*name" in data that can be

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/coulomb/flex-auth/internal/yamlerr"
 
 	"github.com/coulomb/flex-auth/internal/suggest"
 	"github.com/coulomb/flex-auth/registry"
@@ -673,9 +674,6 @@ func describe(n *yaml.Node) string {
 	return "an unsupported YAML value"
 }
 
-// yamlLine matches the position yaml.v3 puts in its syntax errors.
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // yamlDoc parses data as a single YAML document and returns its root node,
 // or nil for an empty document. Anchors and aliases are refused: a package
 // is read by people, and aliases make its size unbounded.
@@ -714,28 +712,11 @@ func (p *parser) yamlDoc(data []byte, r region, item, what string) (root *yaml.N
 }
 
 func (p *parser) yamlError(r region, err error, item, what string) {
-	msg := err.Error()
-	line := r.line(1)
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		if yamlParserError(m[2]) {
-			n++ // yaml.v3 counts lines from 0 in its parser's errors, from 1 in its scanner's
-		}
-		line, msg = r.line(n), m[2]
-	} else {
-		msg = strings.TrimPrefix(msg, "yaml: ")
+	n, msg, ok := yamlerr.Line(err)
+	if !ok {
+		n = 1
 	}
-	p.errorf(line, item, "%s: invalid YAML: %s", what, msg)
-}
-
-// yamlParserError reports whether msg is one of the errors of yaml.v3's
-// parser (as opposed to its scanner).
-func yamlParserError(msg string) bool {
-	return strings.HasPrefix(msg, "did not find expected ") && (strings.HasSuffix(msg, ">") ||
-		strings.HasSuffix(msg, "key") || strings.HasSuffix(msg, "indicator") || strings.HasSuffix(msg, "node content") ||
-		strings.HasPrefix(msg, "did not find expected ','")) ||
-		strings.HasPrefix(msg, "found duplicate %") || msg == "found incompatible YAML document" ||
-		msg == "found undefined tag handle"
+	p.errorf(r.line(n), item, "%s: invalid YAML: %s", what, msg)
 }
 
 // findAlias returns the first node that is or defines an alias.
