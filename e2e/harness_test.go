@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -47,7 +46,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	flexAuth = filepath.Join(dir, "flex-auth")
-	build := exec.Command(goTool(), "build", "-o", flexAuth, "github.com/coulomb/flex-auth/cmd/flex-auth")
+	build := exec.Command("go", "build", "-o", flexAuth, "github.com/coulomb/flex-auth/cmd/flex-auth")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/flex-auth: %v\n%s", err, out)
 		os.RemoveAll(dir)
@@ -56,19 +55,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// goTool returns the go command of the toolchain running the tests.
-func goTool() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
-		return p
-	}
-	return "go"
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }
 
 func skipShort(t *testing.T) {
@@ -444,4 +430,9 @@ func path(v map[string]any, p string) any {
 func str(v map[string]any, p string) string {
 	s, _ := path(v, p).(string)
 	return s
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -64,18 +64,12 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
-// TestDriftBinary builds flex-auth once and checks drift's exit codes,
+// TestDriftBinary runs the built flex-auth and checks drift's exit codes,
 // drift against a live server, --write and --github-comment the way CI and
 // operators run them.
 func TestDriftBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
+	bin := flexAuthBinary(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "flex-auth")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	t.Run("exit codes", func(t *testing.T) { testDriftExitCodes(t, bin, dir) })
 	t.Run("live server", func(t *testing.T) { testDriftLive(t, bin) })
 	t.Run("write", func(t *testing.T) { testDriftWrite(t, bin, dir) })

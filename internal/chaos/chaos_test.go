@@ -112,8 +112,7 @@ func TestRun(t *testing.T) {
 		t.Skip("builds and runs flex-auth; skipped with -short")
 	}
 	bin := filepath.Join(t.TempDir(), "flex-auth")
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if out, err := exec.Command(goTool, "build", "-o", bin, "github.com/coulomb/flex-auth/cmd/flex-auth").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/coulomb/flex-auth/cmd/flex-auth").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	var progress bytes.Buffer
