@@ -268,13 +268,13 @@ func TestAliasBomb(t *testing.T) {
 // them, and that errors point at where the alias is used.
 func TestAliases(t *testing.T) {
 	data := "version: 1\nx-shared: &shared [iam:role/ops]\nx-ttl: &ttl 12\ndefaults: {agt: {ttl_hours: *ttl}}\nactors:\n  agt-a: {subjects: *shared}\n  agt-b: &b {subjects: [*shared]}\n  agt-c: *b\n"
-	inv, err := Parse("inventory.yaml", []byte(data))
+	_, err := Parse("inventory.yaml", []byte(data))
 	want := `inventory.yaml:7:25: actor "agt-b": subjects: want a string, got a sequence`
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("got %v, want %s", err, want)
 	}
 	data = strings.Replace(data, "[*shared]", "[iam:role/dev]", 1)
-	inv, err = Parse("inventory.yaml", []byte(data))
+	inv, err := Parse("inventory.yaml", []byte(data))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ type histogram struct {
 	n      int64
 	min    int64
 	max    int64
-	sum    int64
 }
 
 const (
@@ -64,7 +63,6 @@ func (h *histogram) record(d time.Duration) {
 		h.max = v
 	}
 	h.n++
-	h.sum += v
 }
 
 // merge adds o's samples to h.
@@ -80,7 +78,6 @@ func (h *histogram) merge(o *histogram) {
 	}
 	h.max = max(h.max, o.max)
 	h.n += o.n
-	h.sum += o.sum
 }
 
 // count returns the number of recorded samples.
@@ -103,12 +100,4 @@ func (h *histogram) percentile(q float64) time.Duration {
 		}
 	}
 	return time.Duration(h.max)
-}
-
-// mean returns the mean of the recorded samples.
-func (h *histogram) mean() time.Duration {
-	if h.n == 0 {
-		return 0
-	}
-	return time.Duration(h.sum / h.n)
 }
