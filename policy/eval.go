@@ -29,14 +29,19 @@ type Evaluator struct {
 }
 
 // NewEvaluator binds p to the registry snapshot s. It refuses a snapshot
-// whose PolicyPackage is not p.Name(); the error wraps ErrPackageMismatch.
-// The snapshot must not change while the Evaluator is in use.
+// whose PolicyPackage is not p.Name() (the error wraps ErrPackageMismatch),
+// and a package that could cost more than CostLimit to decide a request
+// with the actors of s (an *Error naming the rule). The snapshot must not
+// change while the Evaluator is in use.
 func NewEvaluator(p *Package, s *registry.Snapshot) (*Evaluator, error) {
 	if p == nil || s == nil {
 		return nil, errors.New("bind policy package: nil package or registry")
 	}
 	if s.PolicyPackage != p.name {
 		return nil, fmt.Errorf("bind policy package %q: %w: the registry is for %q", p.name, ErrPackageMismatch, s.PolicyPackage)
+	}
+	if err := checkCost(p, s); err != nil {
+		return nil, err
 	}
 	e := &Evaluator{pkg: p, snap: s, actors: s.Actors}
 	if !normalized(s.Actors) {

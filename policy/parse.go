@@ -323,12 +323,12 @@ func (p *parser) parseRules(pkg *Package, b block) {
 				valid = false
 			} else {
 				rl.when = v.Value
-				prog, always, err := compile(v.Value)
+				prog, checked, always, err := compile(v.Value)
 				if err != nil {
 					p.errorf(r.line(v.Line), item, "when: %v", err)
 					valid = false
 				}
-				rl.prog = prog
+				rl.prog, rl.checked = prog, checked
 				if always && alwaysLine == 0 {
 					alwaysLine, alwaysReason = line, d.Reason
 				}

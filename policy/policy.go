@@ -72,6 +72,7 @@ type rule struct {
 	decision Decision
 	when     string
 	prog     cel.Program
+	checked  *cel.Ast // for checkCost
 }
 
 // A testCase is one entry of a tests block.
