@@ -39,6 +39,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: context.l.exists(x, x == 1)\n", "")))
 	f.Add([]byte(pkgSrc(goodFront, "- reason: a\n  effect: maybe\n  when: actor ==\n", "- name: t\n  request: {subject: a}\n")))
 	f.Add([]byte(strings.ReplaceAll(string(example), "\n", "\r\n")))
+	f.Add([]byte("---\n" + goodFront + "---\n<details>\n<summary>Rules</summary>\n\n```rules {.yaml}\n" + goodRules + "```\n\n</details>\n<div>\n~~~Tests\n[]\n~~~\n"))
 	snap, err := registry.Load(exampleRegistry)
 	if err != nil {
 		f.Fatal(err)

@@ -73,6 +73,7 @@ type rule struct {
 	when     string
 	prog     cel.Program
 	checked  *cel.Ast // for checkCost
+	always   bool     // when is the literal true
 }
 
 // A testCase is one entry of a tests block.
