@@ -48,9 +48,9 @@ const (
 	// compared or scanned. A request whose evaluation fails is evaluated
 	// twice (the rules one by one name the failing rule). On the
 	// project's 2-core machine, the worst requests constructed against
-	// packages at the limit cost up to 12 ns of CPU and 4 bytes of
-	// allocation per unit: 6 ms and 2 MB (BenchmarkWorstRequest,
-	// docs/policy-packages.md). The ops-warden example is estimated at
+	// packages at the limit cost about 12 ns of CPU (15 at worst) and 4
+	// bytes of allocation per unit: 6 to 8 ms and 2 MB
+	// (BenchmarkWorstRequest, docs/policy-packages.md). The ops-warden example is estimated at
 	// 6,653 units; a single loop over a request list with a cheap body,
 	// at 458,755, fits on its own.
 	CostLimit = 500_000
