@@ -372,6 +372,11 @@ func TestParseErrors(t *testing.T) {
 			want: []string{`12: rule "a": when: the keys of a map literal must be literals`},
 		},
 		{
+			name: "regular expression program too large",
+			src:  pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: \"subject.matches('(ab|cd){1000}')\"\n", ""),
+			want: []string{`12: rule "a": when: regex program size 7002 exceeds limit of 5000 (column 17)`},
+		},
+		{
 			name: "time zone by name",
 			src:  pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: timestamp(context.t).getHours('Europe/Berlin') > 17\n- reason: b\n  effect: deny\n  when: timestamp(context.t).getDayOfWeek(context.tz) == 0\n", ""),
 			want: []string{
