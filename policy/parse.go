@@ -368,7 +368,7 @@ func (p *parser) htmlFences(html *ast.HTMLBlock, body []byte, bodyOff int) {
 	first := lines.At(0)
 	tag := strings.TrimSpace(string(first.Value(body)))
 	if len(tag) > 40 {
-		tag = tag[:40] + "..."
+		tag = strings.ToValidUTF8(tag[:40], "") + "..."
 	}
 	for i := 0; i < lines.Len(); i++ {
 		seg := lines.At(i)

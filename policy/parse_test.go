@@ -320,6 +320,13 @@ func TestParseErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "a long HTML tag is cut at a character",
+			src:  pkgSrc(goodFront, goodRules, "") + "\n<div  class=\"" + strings.Repeat("é", 30) + "\">\n```tests\n" + goodTest + "```\n</div>\n",
+			want: []string{
+				`16: a "tests" fence inside the HTML block that starts at line 15 (<div  class="` + strings.Repeat("é", 13) + `...) is raw text to Markdown, not a code block, and flex-auth does not read it: leave a blank line between the HTML and the fence (for <details>, after </summary>)`,
+			},
+		},
+		{
 			name: "capitalized info string",
 			src:  "---\n" + goodFront + "---\n```Rules\n" + goodRules + "```\n",
 			want: []string{
