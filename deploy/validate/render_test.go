@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -92,7 +93,7 @@ func decodeStrict(data []byte) (any, error) {
 
 // A rendering is what one kustomization renders to: the objects, typed.
 type rendering struct {
-	dir     string // relative to deploy/
+	dir     string // relative to deploy/, or what else it is
 	objects []any
 }
 
@@ -142,26 +143,98 @@ func renderAll() ([]*rendering, error) {
 	}
 	var out []*rendering
 	for _, dir := range dirs {
-		k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-		m, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(deployDir, dir))
+		r, err := render(filepath.Join(deployDir, dir), dir)
 		if err != nil {
-			return nil, fmt.Errorf("kustomize build deploy/%s: %w", dir, err)
-		}
-		r := &rendering{dir: dir}
-		for _, res := range m.Resources() {
-			data, err := res.AsYAML()
-			if err != nil {
-				return nil, fmt.Errorf("deploy/%s: %s: %w", dir, res.CurId(), err)
-			}
-			obj, err := decodeStrict(data)
-			if err != nil {
-				return nil, fmt.Errorf("deploy/%s: %s: %w", dir, res.CurId(), err)
-			}
-			r.objects = append(r.objects, obj)
+			return nil, err
 		}
 		out = append(out, r)
 	}
-	return out, nil
+	doc, err := renderDocOverlay()
+	if err != nil {
+		return nil, err
+	}
+	return append(out, doc), nil
+}
+
+// renderDocOverlay renders the overlay docs/operating.md tells operators
+// to write, with its remote bases pointed at this checkout and the two
+// files it names beside it (the example's, the policy with a line more,
+// so that the replaced ConfigMap can be told from the base's).
+func renderDocOverlay() (*rendering, error) {
+	const docFile = "../../docs/operating.md"
+	doc, err := os.ReadFile(docFile)
+	if err != nil {
+		return nil, err
+	}
+	_, block, ok := strings.Cut(string(doc), "<!-- operator-overlay -->\n```yaml\n")
+	if ok {
+		block, _, ok = strings.Cut(block, "```")
+	}
+	if !ok {
+		return nil, fmt.Errorf("%s: no yaml block after <!-- operator-overlay -->", docFile)
+	}
+	dir, err := os.MkdirTemp("", "flex-auth-doc-overlay-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	abs, err := filepath.Abs(deployDir)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := filepath.Rel(dir, abs)
+	if err != nil {
+		return nil, err
+	}
+	remote := regexp.MustCompile(`https://github\.com/coulomb/flex-auth//deploy/([a-z/-]+)\?ref=v[0-9.]+`)
+	if !remote.MatchString(block) {
+		return nil, fmt.Errorf("%s: the overlay names no base in this repository", docFile)
+	}
+	block = remote.ReplaceAllString(block, filepath.ToSlash(rel)+"/$1")
+	files := map[string][]byte{"kustomization.yaml": []byte(block)}
+	for name, extra := range map[string]string{"production_registry_snapshot.json": "", "policy_package.md": docOverlayPolicyLine} {
+		data, err := os.ReadFile(filepath.Join("../../examples/ops-warden", name))
+		if err != nil {
+			return nil, err
+		}
+		files[name] = append(data, extra...)
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	r, err := render(dir, "docs/operating.md overlay")
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// docOverlayPolicyLine ends the policy package of the documented overlay.
+const docOverlayPolicyLine = "\n<!-- the operator's copy -->\n"
+
+// render renders the kustomization in path, named name in errors and
+// reports, and decodes every object strictly.
+func render(path, name string) (*rendering, error) {
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	m, err := k.Run(filesys.MakeFsOnDisk(), path)
+	if err != nil {
+		return nil, fmt.Errorf("kustomize build %s: %w", name, err)
+	}
+	r := &rendering{dir: name}
+	for _, res := range m.Resources() {
+		data, err := res.AsYAML()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", name, res.CurId(), err)
+		}
+		obj, err := decodeStrict(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", name, res.CurId(), err)
+		}
+		r.objects = append(r.objects, obj)
+	}
+	return r, nil
 }
 
 // kustomizations returns the directories under deploy/ whose
@@ -261,4 +334,28 @@ func TestDecodeStrictRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDocOverlay checks what the overlay docs/operating.md gives
+// operators changes: their image, their files in the ConfigMap, the
+// ServiceMonitor; the other tests check the rest of its rendering.
+func TestDocOverlay(t *testing.T) {
+	var doc *rendering
+	for _, r := range renderings(t) {
+		if r.dir == "docs/operating.md overlay" {
+			doc = r
+		}
+	}
+	if doc == nil {
+		t.Fatal("the documented overlay was not rendered")
+	}
+	d := one[*appsv1.Deployment](t, doc, "flex-auth")
+	if got := d.Spec.Template.Spec.Containers[0].Image; got != "REGISTRY/flex-auth:v1.2.3" {
+		t.Errorf("image %s, want REGISTRY/flex-auth:v1.2.3", got)
+	}
+	cm := one[*corev1.ConfigMap](t, doc, "flex-auth-registry")
+	if !strings.HasSuffix(cm.Data["policy_package.md"], docOverlayPolicyLine) || len(cm.Data) != 2 {
+		t.Errorf("the ConfigMap holds %v, want the overlay's two files", keys(cm.Data))
+	}
+	one[*monitoringv1.ServiceMonitor](t, doc, "flex-auth")
 }
