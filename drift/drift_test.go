@@ -20,7 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coulomb/flex-auth/jcs"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/coulomb/flex-auth/registry"
 )
 
@@ -138,8 +139,8 @@ func TestDigestOfDocumentAsWrittenIsNotAHandEdit(t *testing.T) {
 		buf.WriteString("]}")
 		return buf.Bytes()
 	}
-	content, err := jcs.Transform(doc(""))
-	if err != nil {
+	content := jsontext.Value(doc(""))
+	if err := content.Canonicalize(); err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(content)
