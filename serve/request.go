@@ -380,7 +380,8 @@ func (d *requestDecoder) syntaxError(err error) error {
 		return &requestError{msg: "duplicate key " + name + " in an object in the request"}
 	}
 	off := int(se.ByteOffset)
-	if off < len(d.data) && (d.data[off] >= utf8.RuneSelf || surrogateEscape(d.data[off:])) {
+	at := d.data[min(off, len(d.data)):]
+	if r, n := utf8.DecodeRune(at); r == utf8.RuneError && n == 1 || surrogateEscape(at) {
 		return &requestError{msg: "invalid request at byte " + strconv.Itoa(off) + ": " + se.Err.Error()}
 	}
 	return d.errorAt(off, se.Err.Error())
