@@ -101,7 +101,7 @@ func FuzzCheckRequest(f *testing.F) {
 	})
 }
 
-// FuzzDecodeRequest checks the hand-written decoder against encoding/json:
+// FuzzDecodeRequest checks the request decoder against encoding/json:
 // what it accepts, encoding/json reads as the same request; what is not
 // JSON, it rejects; and its syntax errors are for text that is not JSON.
 func FuzzDecodeRequest(f *testing.F) {
