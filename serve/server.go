@@ -306,8 +306,9 @@ type ReloadHealth struct {
 	LastAttemptAt time.Time `json:"last_attempt_at"`
 }
 
-// LogHealth says whether decision log writes are failing. It is an
-// addition to the contract's /healthz members.
+// LogHealth says what is wrong with the decision log, if anything: writes
+// failing or stuck, or the latest reopen failing. Either makes the status
+// degraded. It is an addition to the contract's /healthz members.
 type LogHealth struct {
 	LastError *string `json:"last_error"`
 }
