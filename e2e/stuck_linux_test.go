@@ -90,6 +90,31 @@ func fifoLog() stuckLog {
 	}
 }
 
+// stdoutPipeLog is --log - with the server's standard output a pipe to a
+// log shipper that stops reading: the descriptor is a blocking one, so
+// the write(2) blocks in the kernel, holding a thread.
+func stdoutPipeLog() stuckLog {
+	var r *pausableReader
+	return stuckLog{
+		name: "stdout piped to a log shipper that stopped reading",
+		prepare: func(t *testing.T, s *server) {
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { pw.Close() })
+			s.Log, s.Stdout = "-", pw
+			r = newPausableReader(t, pr)
+		},
+		stick:   func(t *testing.T) { r.pause() },
+		unstick: func(t *testing.T) { r.resume() },
+		logged: func(t *testing.T, want string) []byte {
+			waitData(t, r.data, want)
+			return r.data()
+		},
+	}
+}
+
 // waitData waits until data() holds want.
 func waitData(t *testing.T, data func() []byte, want string) {
 	t.Helper()
@@ -122,11 +147,23 @@ func openPausableReader(t *testing.T, fifo string) *pausableReader {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newPausableReader(t, os.NewFile(uintptr(fd), fifo))
+}
+
+// newPausableReader reads the pipe f, shrunk to one page.
+func newPausableReader(t *testing.T, f *os.File) *pausableReader {
+	t.Helper()
 	const fSetPipeSz = 1031
-	if _, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), fSetPipeSz, 4096); e != 0 {
-		t.Logf("F_SETPIPE_SZ: %v; the pipe keeps its size", e)
+	rc, err := f.SyscallConn() // not Fd, which would make reads blocking
+	if err != nil {
+		t.Fatal(err)
 	}
-	r := &pausableReader{f: os.NewFile(uintptr(fd), fifo)}
+	rc.Control(func(fd uintptr) {
+		if _, _, e := syscall.Syscall(syscall.SYS_FCNTL, fd, fSetPipeSz, 4096); e != 0 {
+			t.Logf("F_SETPIPE_SZ: %v; the pipe keeps its size", e)
+		}
+	})
+	r := &pausableReader{f: f}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -284,7 +321,7 @@ func flood(t *testing.T, s *server, clients int, d time.Duration) (requests int6
 func TestStuckDecisionLog(t *testing.T) {
 	skipShort(t)
 	t.Parallel()
-	for _, l := range []stuckLog{hungFSLog(), fifoLog()} {
+	for _, l := range []stuckLog{hungFSLog(), fifoLog(), stdoutPipeLog()} {
 		t.Run(l.name, func(t *testing.T) {
 			t.Parallel()
 			runStuckLog(t, l)
