@@ -241,3 +241,32 @@ func TestLogTimeoutInQueue(t *testing.T) {
 		t.Errorf("log: got %q, want only the first line", got)
 	}
 }
+
+// TestLogPendingBounded checks that the lines waiting for a write are
+// bounded: past maxPending bytes, a decision is refused at once.
+func TestLogPendingBounded(t *testing.T) {
+	w := &stuckWriter{}
+	l := newDecisionLog(w, logConfig{timeout: time.Minute})
+	w.block()
+	go l.write(&logEntry{line: []byte("first\n"), errc: make(chan error, 1)})
+	<-w.entered
+	line := make([]byte, 1<<20)
+	line[len(line)-1] = '\n'
+	results := make(chan error, maxPending>>20+1)
+	for range maxPending >> 20 {
+		go func() { results <- l.write(&logEntry{line: line, errc: make(chan error, 1)}) }()
+	}
+	waitFor(t, "the queue to fill", func() bool { return l.queued.Load() == maxPending>>20 })
+	if err := l.write(&logEntry{line: []byte("one more\n"), errc: make(chan error, 1)}); !errors.Is(err, errLogBusy) {
+		t.Errorf("a line past %d MiB waiting: got %v, want errLogBusy", maxPending>>20, err)
+	}
+	w.unblock()
+	for range maxPending >> 20 {
+		if err := <-results; err != nil {
+			t.Errorf("a line that fit in the queue: got %v, want written", err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
