@@ -745,6 +745,12 @@ func (l *decisionLog) close(ctx context.Context) error {
 	for {
 		l.mu.Lock()
 		busy, stuck := l.busy, l.stuck && len(l.pending) == 0
+		if !busy {
+			// Nothing will arm it again; stopped, it no longer keeps
+			// the log reachable.
+			l.watchdog.Stop()
+			l.armed = time.Time{}
+		}
 		l.mu.Unlock()
 		switch {
 		case !busy:
