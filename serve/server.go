@@ -554,33 +554,29 @@ func (s *Server) decide(st *state, req *policy.Request) (d policy.Decision) {
 		}
 	}()
 	d, err := st.eval.Evaluate(req)
-	if err != nil {
+	var ge *policy.GrantError
+	switch {
+	case errors.As(err, &ge):
+		s.logger.Warn("policy allowed what the registry forbids; denied", "err", err, "resource", req.Resource)
+	case err != nil:
 		s.logger.Warn("policy evaluation error; denied", "err", err, "resource", req.Resource)
 	}
 	return d
 }
 
-// grant returns the principal and TTL of an allow: the actor's principal,
-// and context.ttl_hours when it is an integer, else the actor's default
-// TTL. An allow that cannot be a valid grant (a resource that is not in
-// the registry, a TTL outside 1..max_ttl_hours) is a bug in the policy
-// package: it becomes a deny with reason policy_error, so that no grant the
-// registry forbids ever leaves the server.
+// grant returns the principal and TTL of an allow (policy.Evaluator.Grant:
+// the actor's principal, and context.ttl_hours or else the actor's default
+// TTL). Evaluate has already denied every allow the registry forbids; were
+// one to reach here, it becomes a deny with reason policy_error, so that no
+// grant the registry forbids ever leaves the server.
 func (s *Server) grant(st *state, req *checkRequest, d policy.Decision) (string, int64, policy.Decision) {
-	a := st.snap.Lookup(req.Resource)
-	if a == nil {
-		s.logger.Warn("policy allowed a resource that is not in the registry; denied", "resource", req.Resource, "reason", d.Reason)
+	preq := policy.Request{Subject: req.Subject, Action: req.Action, Resource: req.Resource, Context: req.Context}
+	g, err := st.eval.Grant(&preq)
+	if err != nil {
+		s.logger.Error("policy allowed what the registry forbids; denied", "err", err, "resource", req.Resource, "reason", d.Reason)
 		return "", 0, policy.Decision{Effect: policy.Deny, Reason: policy.ReasonPolicyError}
 	}
-	ttl := int64(a.DefaultTTLHours)
-	if v, ok := req.Context["ttl_hours"].(int64); ok {
-		ttl = v
-	}
-	if ttl < 1 || ttl > int64(a.MaxTTLHours) {
-		s.logger.Warn("policy allowed a TTL outside the actor's bounds; denied", "resource", req.Resource, "ttl_hours", ttl, "max_ttl_hours", a.MaxTTLHours, "reason", d.Reason)
-		return "", 0, policy.Decision{Effect: policy.Deny, Reason: policy.ReasonPolicyError}
-	}
-	return a.Principal, ttl, d
+	return g.Principal, g.TTLHours, d
 }
 
 // logTimeLayout is RFC 3339 in UTC with a fixed nine-digit fraction, so
