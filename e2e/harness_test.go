@@ -126,9 +126,12 @@ type server struct {
 	Log      string // the decision log file
 	cmd      *exec.Cmd
 	stdout   *output
-	stderr   *output
-	exited   chan struct{}
-	waitErr  error
+	// Stdout, when set, is the process's standard output instead of
+	// stdout: a pipe the test reads, or does not.
+	Stdout  *os.File
+	stderr  *output
+	exited  chan struct{}
+	waitErr error
 }
 
 var listenRE = regexp.MustCompile(`listening on (\S+?:\d+)`)
@@ -193,6 +196,9 @@ func (s *server) launch(t *testing.T, args ...string) {
 	s.exited = make(chan struct{})
 	s.cmd = exec.Command(flexAuth, args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
+	if s.Stdout != nil {
+		s.cmd.Stdout = s.Stdout
+	}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

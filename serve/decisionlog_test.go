@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -331,7 +332,7 @@ func TestLogFileReopen(t *testing.T) {
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.log.Reopen(); !errors.Is(err, os.ErrNotExist) {
+	if err := s.log.Reopen(context.Background()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("reopen in a removed directory: got %v, want not exist", err)
 	}
 	if resp := decodeCheck(t, post(s, allowBody)); resp.Effect != "allow" {
@@ -389,7 +390,7 @@ func TestDecisionLogConcurrentWritersReopenAndClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	l := newDecisionLog(f, true, slog.New(slog.DiscardHandler), nil)
+	l := newDecisionLog(f, logConfig{sync: true, logger: slog.New(slog.DiscardHandler)})
 	const writers, each = 16, 300
 	var wg sync.WaitGroup
 	var acked atomic.Int64
@@ -413,7 +414,7 @@ func TestDecisionLogConcurrentWritersReopenAndClose(t *testing.T) {
 		if err := os.Rename(path, fmt.Sprintf("%s.%d", path, rotated)); err != nil {
 			t.Fatal(err)
 		}
-		if err := l.Reopen(); err != nil {
+		if err := l.Reopen(context.Background()); err != nil {
 			t.Fatalf("Reopen: %v", err)
 		}
 		rotated++

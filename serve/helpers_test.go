@@ -83,7 +83,9 @@ func newTestServer(t testing.TB, src Source, log io.Writer) *Server {
 	if src.Registry == "" {
 		src = builtin
 	}
-	s, err := New(Options{Source: src, DecisionLog: log, Clock: fixedClock})
+	// A log timeout far beyond any stall of a loaded machine: these tests
+	// are not about it (logstuck_test.go is).
+	s, err := New(Options{Source: src, DecisionLog: log, Clock: fixedClock, LogTimeout: time.Minute})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -21,6 +21,7 @@ type metrics struct {
 	reloadOK      prometheus.Counter
 	reloadFailed  prometheus.Counter
 	logErrors     prometheus.Counter
+	logStuck      prometheus.Gauge
 	httpErrors    *prometheus.CounterVec
 	counters      *decisionCounters
 	handler       http.Handler
@@ -46,7 +47,11 @@ func newMetrics() *metrics {
 		}),
 		logErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "flexauth_decision_log_errors_total",
-			Help: "Decisions refused with 503 because their decision log line could not be written.",
+			Help: "Decisions refused with 503 because their decision log line could not be written, or not within the log timeout.",
+		}),
+		logStuck: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "flexauth_decision_log_stuck",
+			Help: "1 while a decision log write has not returned for longer than the log timeout (every decision is refused with 503 meanwhile), else 0.",
 		}),
 		httpErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flexauth_http_errors_total",
@@ -59,12 +64,21 @@ func newMetrics() *metrics {
 	}, []string{"result"})
 	m.reloadOK = reloads.WithLabelValues("success")
 	m.reloadFailed = reloads.WithLabelValues("failure")
-	m.reg.MustRegister(m.decisions, m.checkDuration, m.actors, reloads, m.logErrors, m.httpErrors,
+	m.reg.MustRegister(m.decisions, m.checkDuration, m.actors, reloads, m.logErrors, m.logStuck, m.httpErrors,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.counters = newDecisionCounters(m.decisions)
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m
+}
+
+// setLogStuck sets flexauth_decision_log_stuck.
+func (m *metrics) setLogStuck(stuck bool) {
+	if stuck {
+		m.logStuck.Set(1)
+	} else {
+		m.logStuck.Set(0)
+	}
 }
 
 // decisionCounters caches the decision counter of each effect and reason,

@@ -3,12 +3,16 @@ package serve
 import (
 	"encoding/json"
 	"errors"
+	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/fstest"
+	"time"
 
 	"github.com/coulomb/flex-auth/examples"
 	"github.com/coulomb/flex-auth/policy"
@@ -191,5 +195,94 @@ func TestReloadConcurrent(t *testing.T) {
 		if d := line["registry_digest"].(string); want[d] != got {
 			t.Errorf("log line for registry %s decided %s, want %s", d, got, want[d])
 		}
+	}
+}
+
+// gateFS is the built-in example, whose registry file blocks on open
+// while the gate is shut, as a file on a hung mount does.
+type gateFS struct {
+	mu   sync.Mutex
+	gate chan struct{} // nil: open
+	reg  []byte        // the registry served
+}
+
+func (g *gateFS) Open(name string) (fs.File, error) {
+	g.mu.Lock()
+	gate, reg := g.gate, g.reg
+	g.mu.Unlock()
+	if name != examples.OpsWardenRegistry {
+		return examples.OpsWarden.Open(name)
+	}
+	if gate != nil {
+		<-gate
+	}
+	return fstest.MapFS{name: {Data: reg}}.Open(name)
+}
+
+func (g *gateFS) shut() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.gate = make(chan struct{})
+}
+
+// TestReloadStuck checks that a reload blocked reading a file fails after
+// the reload timeout, that later reloads still run (until too many are
+// stuck, when they fail at once), and that what the stuck ones read at
+// last is discarded.
+func TestReloadStuck(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	_, fixtureDigest := builtinPair(t)
+	g := &gateFS{reg: fixture(t, examples.OpsWardenRegistry)}
+	src := builtin
+	src.FS = g
+	logs := &syncBuffer{}
+	s, err := New(Options{Source: src, DecisionLog: &syncBuffer{}, ReloadTimeout: timeout, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	g.shut()
+	for i := range maxStuckJobs {
+		start := time.Now()
+		err := s.Reload()
+		if err == nil || !strings.Contains(err.Error(), "reload timeout") {
+			t.Fatalf("reload %d while the registry blocks: got %v, want the reload timeout", i, err)
+		}
+		if took := time.Since(start); took > timeout+5*time.Second {
+			t.Errorf("reload %d returned after %s, want about %s", i, took, timeout)
+		}
+		if h := health(t, s); h.Status != "degraded" || h.Reload.LastError == nil {
+			t.Errorf("healthz after a stuck reload: %+v, want degraded", h)
+		}
+		if got := decodeCheck(t, post(s, allowBody)); got.RegistryDigest != fixtureDigest {
+			t.Errorf("served registry %s during stuck reloads, want %s", got.RegistryDigest, fixtureDigest)
+		}
+	}
+	start := time.Now()
+	if err := s.Reload(); err == nil || !strings.Contains(err.Error(), "still blocked") || time.Since(start) >= timeout {
+		t.Errorf("reload with %d stuck already: got %v after %s, want refused at once", maxStuckJobs, err, time.Since(start))
+	}
+
+	// The stuck reads return another registry: it is not applied.
+	alt := altRegistry(t, "ops-warden/ssh-signing")
+	g.mu.Lock()
+	g.reg = alt.Canonical()
+	close(g.gate)
+	g.gate = nil
+	g.mu.Unlock()
+	waitFor(t, "the stuck reloads to finish", func() bool { return s.stuckJobs.Load() == 0 })
+	if got := decodeCheck(t, post(s, allowBody)); got.RegistryDigest != fixtureDigest {
+		t.Errorf("after the stuck reloads returned: serving %s, want %s", got.RegistryDigest, fixtureDigest)
+	}
+	if n := strings.Count(logs.String(), "discarded"); n != maxStuckJobs {
+		t.Errorf("log lines about discarded reads: got %d, want %d", n, maxStuckJobs)
+	}
+	if err := s.Reload(); err != nil {
+		t.Fatalf("reload after the file system recovered: %v", err)
+	}
+	bridge24 := `{"subject":"agt-state-hub-bridge","resource":"agt-state-hub-bridge","context":{"ttl_hours":24}}`
+	if got := decodeCheck(t, post(s, bridge24)); got.RegistryDigest != alt.Digest || got.Effect != "deny" {
+		t.Errorf("after a good reload: %s %s from %s, want deny from %s", got.Effect, got.Reason, got.RegistryDigest, alt.Digest)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +30,11 @@ type Config struct {
 	// LogSync fsyncs the decision log file before answering. It applies
 	// to files, not to Stdout.
 	LogSync bool
+	// LogTimeout is Options.LogTimeout: how long a decision waits for its
+	// log line before it is answered 503.
+	LogTimeout time.Duration
+	// ReloadTimeout is Options.ReloadTimeout.
+	ReloadTimeout time.Duration
 	// Watch reloads when the registry or policy file changes.
 	Watch bool
 	// Hangup delivers a value for each SIGHUP: reload and reopen the log.
@@ -44,7 +50,9 @@ type Config struct {
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
 	// ShutdownTimeout bounds how long in-flight requests may take to
-	// finish after the context is cancelled.
+	// finish, and the decision log to flush, after the context is
+	// cancelled (and DrainDelay has passed): Run returns by then, whatever
+	// the log or a reload is doing.
 	ShutdownTimeout time.Duration
 	// DrainDelay keeps serving for this long after the context is
 	// cancelled, with /readyz answering 503, before the listener closes:
@@ -72,59 +80,38 @@ const (
 
 // Run serves decisions until ctx is cancelled, then shuts down gracefully:
 // /readyz turns 503, new requests are still served for DrainDelay, then
-// the listener closes and requests in flight finish (up to ShutdownTimeout),
-// the decision log is flushed and closed, and Run returns nil.
+// the listener closes and requests in flight finish and the decision log
+// is flushed and closed, within ShutdownTimeout, and Run returns nil; or
+// an error saying what did not finish in time.
 //
 // Everything that can fail at start-up (the registry, the policy, their
 // pairing, the decision log file, TLS files, the listen address) is checked
 // before anything is served; such an error is returned as one line that
-// names the file or address and the problem.
+// names the file or address and the problem. A start-up blocked on a file
+// system that stopped answering still returns when ctx is cancelled.
 func Run(ctx context.Context, c Config) error {
 	logger := c.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	var tlsConf *tls.Config
-	if c.TLSCert != "" || c.TLSKey != "" || c.ClientCA != "" {
-		var err error
-		if tlsConf, err = TLSConfig(c.TLSCert, c.TLSKey, c.ClientCA); err != nil {
-			return err
-		}
+	var stuck atomic.Int32 // start-up is abandoned at most once
+	start := startJob(func() started { return startUp(c, logger) }, func(st started) { st.close() }, &stuck)
+	st, ok := start.wait(ctx, &stuck)
+	if !ok {
+		return errors.New("interrupted during start-up, which was still reading its files")
 	}
-
-	var logW io.Writer
-	if c.LogPath == "" || c.LogPath == "-" {
-		// Hide Sync and Close: stdout is often a pipe, which cannot be
-		// fsynced, and it is not ours to close.
-		logW = struct{ io.Writer }{c.Stdout}
-	} else {
-		f, err := OpenLogFile(c.LogPath)
-		if err != nil {
-			return fmt.Errorf("open decision log: %w", err)
-		}
-		defer f.Close()
-		logW = f
+	if st.err != nil {
+		return st.err
 	}
-
-	srv, err := New(Options{Source: c.Source, DecisionLog: logW, SyncLog: c.LogSync, Logger: logger, Clock: c.Clock,
-		GCMinHeap: c.GCMinHeap})
-	if err != nil {
-		return errors.New(oneLine(err))
-	}
+	srv, tlsConf, watcher := st.srv, st.tls, st.watcher
 	logClosed := false
 	defer func() {
 		if !logClosed {
-			srv.Close()
+			st.close()
+		} else if watcher != nil {
+			watcher.close()
 		}
 	}()
-
-	var watcher *watcher
-	if c.Watch {
-		if watcher, err = srv.newWatcher(); err != nil {
-			return err
-		}
-		defer watcher.close()
-	}
 
 	tcpLn, err := net.Listen("tcp", c.Addr)
 	if err != nil {
@@ -184,13 +171,97 @@ func Run(ctx context.Context, c Config) error {
 	case <-ctx.Done():
 	}
 	logClosed = true // by shutdown, or abandoned if it hangs
-	return srv.shutdown(hs, ln, conns, served, c, logger)
+	if err := srv.shutdown(hs, ln, conns, served, c, logger); err != nil {
+		return err
+	}
+	if st.file != nil {
+		st.file.Close() // the writer has returned
+	}
+	return nil
+}
+
+// started is what start-up opened and loaded.
+type started struct {
+	srv     *Server
+	tls     *tls.Config
+	file    *LogFile // nil when the log is Stdout
+	watcher *watcher
+	err     error
+}
+
+// close closes what start-up opened, after a start-up error or when
+// shutdown did not run.
+func (st started) close() {
+	if st.watcher != nil {
+		st.watcher.close()
+	}
+	if st.srv != nil {
+		st.srv.Close()
+	}
+	if st.file != nil {
+		st.file.Close()
+	}
+}
+
+// startUp reads and checks everything Run needs before it serves: TLS
+// files, the decision log, the registry and policy, the watches.
+func startUp(c Config, logger *slog.Logger) (st started) {
+	defer func() {
+		if st.err != nil {
+			st.close()
+			st = started{err: st.err}
+		}
+	}()
+	if lt, wt := orDefault(c.LogTimeout, DefaultLogTimeout), orDefault(c.WriteTimeout, DefaultWriteTimeout); lt >= wt {
+		st.err = fmt.Errorf("the log timeout (%s) must be shorter than the write timeout (%s): a decision answered later never reaches its client", lt, wt)
+		return st
+	}
+	if c.TLSCert != "" || c.TLSKey != "" || c.ClientCA != "" {
+		if st.tls, st.err = TLSConfig(c.TLSCert, c.TLSKey, c.ClientCA); st.err != nil {
+			return st
+		}
+		if st.err = checkValidity(st.tls, c.TLSCert, clockNow(c.Clock)); st.err != nil {
+			return st
+		}
+	}
+	var logW io.Writer
+	if c.LogPath == "" || c.LogPath == "-" {
+		// Hide Sync and Close: stdout is often a pipe, which cannot be
+		// fsynced, and it is not ours to close.
+		logW = struct{ io.Writer }{c.Stdout}
+	} else {
+		if st.file, st.err = OpenLogFile(c.LogPath); st.err != nil {
+			st.err = fmt.Errorf("open decision log: %w", st.err)
+			return st
+		}
+		logW = st.file
+	}
+	var err error
+	st.srv, err = New(Options{Source: c.Source, DecisionLog: logW, SyncLog: c.LogSync, LogTimeout: c.LogTimeout,
+		ReloadTimeout: c.ReloadTimeout, Logger: logger, Clock: c.Clock, GCMinHeap: c.GCMinHeap})
+	if err != nil {
+		st.err = errors.New(oneLine(err))
+		return st
+	}
+	if c.Watch {
+		st.watcher, st.err = st.srv.newWatcher()
+	}
+	return st
+}
+
+func clockNow(clock func() time.Time) time.Time {
+	if clock == nil {
+		return time.Now()
+	}
+	return clock()
 }
 
 // shutdown stops serving gracefully: readiness off, an optional drain
 // delay, then the listener closes, connections already accepted get their
-// request read, http.Server.Shutdown lets requests finish within
-// ShutdownTimeout, and the decision log is flushed within it too.
+// request read, http.Server.Shutdown lets requests finish, and the
+// decision log is flushed, all within ShutdownTimeout. A decision log
+// write that is stuck is not waited for: the decisions it held were
+// answered 503 already.
 func (s *Server) shutdown(hs *http.Server, ln net.Listener, conns *connTracker, served <-chan error, c Config, logger *slog.Logger) error {
 	timeout := orDefault(c.ShutdownTimeout, DefaultShutdownTimeout)
 	s.BeginShutdown()
@@ -216,16 +287,10 @@ func (s *Server) shutdown(hs *http.Server, ln net.Listener, conns *connTracker, 
 		hs.Close()
 	}
 	<-served
-	// Flush the decision log, but do not hang forever on a disk that
-	// stopped answering: that is not a clean shutdown.
-	flushed := make(chan struct{})
-	go func() { s.Close(); close(flushed) }()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	select {
-	case <-flushed:
-	case <-timer.C:
-		return fmt.Errorf("shut down: the decision log did not flush within %s", timeout)
+	// Flush the decision log, but do not hang on a file that stopped
+	// taking writes: that is not a clean shutdown.
+	if err := s.log.close(sctx); err != nil {
+		return fmt.Errorf("shut down: %w", err)
 	}
 	logger.Info("stopped; decision log flushed")
 	return nil
@@ -325,12 +390,36 @@ func (s *Server) reloadLoop(ctx context.Context, hangup <-chan os.Signal, w *wat
 				continue
 			}
 			s.logger.Info("SIGHUP: reloading registry and policy, reopening the decision log")
-			s.Reload()
+			s.reloadCtx(ctx)
 		case <-changed:
 			s.logger.Info("registry or policy file changed: reloading")
-			s.Reload()
+			s.reloadCtx(ctx)
 		}
 	}
+}
+
+// checkValidity refuses a server certificate that is expired or not yet
+// valid at now: clients would refuse every handshake, and a service that
+// starts anyway looks healthy to its own probes while nobody can reach
+// it. Failing at start-up names the file and the dates instead.
+func checkValidity(conf *tls.Config, certFile string, now time.Time) error {
+	cert := conf.Certificates[0]
+	leaf := cert.Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return fmt.Errorf("load TLS certificate %s: %w", certFile, err)
+		}
+	}
+	const layout = time.RFC3339
+	valid := "valid from " + leaf.NotBefore.UTC().Format(layout) + " until " + leaf.NotAfter.UTC().Format(layout) + ", and it is " + now.UTC().Format(layout)
+	switch {
+	case now.Before(leaf.NotBefore):
+		return fmt.Errorf("TLS certificate %s is not valid yet: %s", certFile, valid)
+	case now.After(leaf.NotAfter):
+		return fmt.Errorf("TLS certificate %s has expired: %s", certFile, valid)
+	}
+	return nil
 }
 
 // TLSConfig returns a server TLS configuration (TLS 1.2 or later) with the

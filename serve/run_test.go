@@ -174,6 +174,10 @@ func TestRunStartupFailures(t *testing.T) {
 	}
 	defer busy.Close()
 	certs := newTestPKI(t, t.TempDir())
+	fifo := filepath.Join(dir, "nobody.pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name   string
@@ -194,6 +198,12 @@ func TestRunStartupFailures(t *testing.T) {
 		{"client CA not PEM", Config{Source: src, TLSCert: certs.serverCert, TLSKey: certs.serverKey, ClientCA: garbage}, []string{"garbage.pem", "no PEM certificates"}},
 		{"client CA without TLS", Config{Source: src, ClientCA: certs.ca}, []string{"--tls-cert"}},
 		{"decision log directory missing", Config{Source: src, LogPath: filepath.Join(dir, "no", "dir", "log.jsonl")}, []string{"log.jsonl", "no such file"}},
+		{"decision log a FIFO nobody reads", Config{Source: src, LogPath: fifo}, []string{"nobody.pipe", "no process reads"}},
+		{"log timeout not below the write timeout", Config{Source: src, LogTimeout: 10 * time.Second, WriteTimeout: 5 * time.Second}, []string{"log timeout (10s)", "write timeout (5s)"}},
+		{"server certificate expired", Config{Source: src, TLSCert: certs.serverCert, TLSKey: certs.serverKey, Clock: func() time.Time { return time.Now().Add(48 * time.Hour) }},
+			[]string{certs.serverCert, "has expired"}},
+		{"server certificate not valid yet", Config{Source: src, TLSCert: certs.serverCert, TLSKey: certs.serverKey, Clock: func() time.Time { return time.Now().Add(-48 * time.Hour) }},
+			[]string{certs.serverCert, "is not valid yet"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"runtime"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -39,11 +39,16 @@ type Options struct {
 	// Source is where the registry and policy come from (required).
 	Source Source
 	// DecisionLog receives one JSON line per decision (required). When it
-	// implements Reopener, Reload reopens it; when it implements Syncer
-	// and SyncLog is set, every batch of lines is fsynced before the
+	// is a *LogFile, Reload reopens it; when it implements Syncer and
+	// SyncLog is set, every batch of lines is fsynced before the
 	// decisions are answered. The Server does not close it.
 	DecisionLog io.Writer
 	SyncLog     bool
+	// LogTimeout bounds how long a decision waits for its log line to be
+	// written; past it, the answer is 503. Zero is DefaultLogTimeout.
+	LogTimeout time.Duration
+	// ReloadTimeout bounds a reload; zero is DefaultReloadTimeout.
+	ReloadTimeout time.Duration
 	// Logger receives operational logs; nil discards them.
 	Logger *slog.Logger
 	// Clock stamps decision log lines and load times; nil is time.Now.
@@ -69,6 +74,10 @@ type Server struct {
 	reloadMu     sync.Mutex // one reload at a time
 	reload       atomic.Pointer[reloadStatus]
 	shuttingDown atomic.Bool
+	// reloadTimeout bounds a reload; stuckJobs counts the goroutines of
+	// reloads given up on that have not returned yet.
+	reloadTimeout time.Duration
+	stuckJobs     atomic.Int32
 }
 
 // reloadStatus is the outcome of the latest load attempt, for /healthz.
@@ -90,7 +99,8 @@ func New(opts Options) (*Server, error) {
 		clock:   opts.Clock,
 		metrics: newMetrics(),
 
-		gcMinHeap: opts.GCMinHeap,
+		gcMinHeap:     opts.GCMinHeap,
+		reloadTimeout: orDefault(opts.ReloadTimeout, DefaultReloadTimeout),
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -104,7 +114,8 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.use(st, now)
-	s.log = newDecisionLog(opts.DecisionLog, opts.SyncLog, s.logger, func(n int) { s.metrics.logErrors.Add(float64(n)) })
+	s.log = newDecisionLog(opts.DecisionLog, logConfig{sync: opts.SyncLog, timeout: opts.LogTimeout, clock: s.clock, logger: s.logger,
+		onError: func(n int) { s.metrics.logErrors.Add(float64(n)) }, onStuck: s.metrics.setLogStuck, rescue: s.rescue})
 	if s.gcMinHeap > 0 {
 		collect(s.gcMinHeap, false)
 	}
@@ -134,58 +145,11 @@ func (s *Server) use(st *state, now time.Time) {
 	s.metrics.actors.Set(float64(len(st.snap.Actors)))
 }
 
-// Reload reads and validates the registry and policy again and, when both
-// are good and belong together, swaps them in atomically; otherwise the
-// last good pair keeps serving and /healthz says degraded. It also reopens
-// the decision log file. Requests in flight finish with the pair they
-// started with.
-func (s *Server) Reload() error {
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
-	if err := s.log.Reopen(); err != nil {
-		// The old file stays open and in use.
-		s.logger.Error("reopen decision log failed; still writing to the old file", "err", err)
-	}
-	now := s.clock().UTC()
-	// A reload holds two registries at once, and with the default GC
-	// pacing the heap may double on top of that: collect first, so that
-	// the new registry is built on a heap that holds only the old one.
-	// For 100,000 actors this cuts the peak resident size of a reload by
-	// a third.
-	runtime.GC()
-	st, err := s.load(now)
-	if err != nil {
-		s.reload.Store(&reloadStatus{at: now, err: oneLine(err)})
-		s.metrics.reloadFailed.Inc()
-		old := s.cur.Load()
-		s.logger.Error("reload failed; still serving the last good registry and policy", "err", err,
-			"policy_digest", old.pkg.Digest(), "registry_digest", old.snap.Digest)
-		return err
-	}
-	s.use(st, now)
-	s.metrics.reloadOK.Inc()
-	s.logger.Info("reloaded registry and policy", "policy", st.pkg.Name(), "policy_digest", st.pkg.Digest(),
-		"registry_digest", st.snap.Digest, "actors", len(st.snap.Actors))
-	// The old pair is garbage now, once the requests in flight finish:
-	// give its memory back rather than let the next reload start from
-	// this high-water mark, and retune the GC for the new live heap.
-	collect(s.gcMinHeap, true)
-	return nil
-}
-
-// BeginShutdown makes /readyz answer 503, so that load balancers stop
-// sending new requests; everything else keeps working.
-func (s *Server) BeginShutdown() { s.shuttingDown.Store(true) }
-
-// Close writes the decision log lines still queued and stops the log
-// writer. Decisions requested afterwards are refused with 503.
-func (s *Server) Close() error { return s.log.Close() }
-
 // ServeHTTP routes a request. Every response is JSON except /metrics; a
 // panic, which no input should cause, still gets a JSON 500.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.recoverPanic(w, r)
-	switch r.URL.Path {
+	switch routePath(r.URL) {
 	case "/v1/check":
 		if r.Method != http.MethodPost {
 			s.methodNotAllowed(w, "POST")
@@ -211,6 +175,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.writeError(w, errNotFound)
 	}
+}
+
+// routePath returns the path a request is routed by: its path, decoded,
+// or "" (no endpoint) when an encoded slash is in it. Go decodes
+// "/v1%2Fcheck" to "/v1/check", but %2F is a character of a segment, not
+// a separator (RFC 3986, 2.2), so such a path names no endpoint. Other
+// percent-encodings (/v1/%63heck) name what they decode to, as RFC 3986
+// 6.2.2.2 allows.
+func routePath(u *url.URL) string {
+	if u.RawPath != "" && (strings.Contains(u.RawPath, "%2F") || strings.Contains(u.RawPath, "%2f")) {
+		return ""
+	}
+	return u.Path
 }
 
 func (s *Server) getOnly(w http.ResponseWriter, r *http.Request) bool {
@@ -332,8 +309,9 @@ type ReloadHealth struct {
 	LastAttemptAt time.Time `json:"last_attempt_at"`
 }
 
-// LogHealth says whether decision log writes are failing. It is an
-// addition to the contract's /healthz members.
+// LogHealth says what is wrong with the decision log, if anything: writes
+// failing or stuck, or the latest reopen failing. Either makes the status
+// degraded. It is an addition to the contract's /healthz members.
 type LogHealth struct {
 	LastError *string `json:"last_error"`
 }
@@ -352,6 +330,7 @@ func (s *Server) healthz(w http.ResponseWriter) {
 		h.Reload.LastError = &rs.err
 	}
 	if e := s.log.Err(); e != "" {
+		h.Status = "degraded"
 		h.DecisionLog.LastError = &e
 	}
 	s.writeJSON(w, http.StatusOK, h)
@@ -456,12 +435,14 @@ type checkScratch struct {
 }
 
 var scratchPool = sync.Pool{New: func() any {
-	return &checkScratch{
+	sc := &checkScratch{
 		body:  make([]byte, 0, 1024),
 		resp:  make([]byte, 0, 512),
 		ctx:   make(map[string]any, 8),
 		entry: &logEntry{line: make([]byte, 0, 512), errc: make(chan error, 1)},
 	}
+	sc.entry.id = sc.id[:]
+	return sc
 }}
 
 // check answers POST /v1/check.
@@ -505,8 +486,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	newDecisionID(&sc.id)
 	e := sc.entry
 	e.line = appendLogLine(e.line[:0], s.clock(), sc.id[:], req, d, st)
-	if err := s.log.write(e); err != nil {
-		s.writeError(w, errLogUnavailable)
+	if !s.record(w, r, e) {
 		return
 	}
 	s.metrics.counters.inc(d)

@@ -28,9 +28,10 @@ registry snapshot, and GET /healthz, /readyz, /v1/registry and /metrics.
 Without --registry and --policy it serves the ops-warden example built into
 the binary; give both or neither. Every decision is written to the decision
 log (--log FILE; stdout by default or with -) before it is answered, and a
-decision that cannot be written is refused with 503. SIGHUP reloads the
-registry and policy and reopens the log file; --watch also reloads when
-either file changes. SIGTERM and SIGINT shut down gracefully.
+decision that cannot be written, or not within --log-timeout, is refused
+with 503. SIGHUP reloads the registry and policy and reopens the log file;
+--watch also reloads when either file changes. SIGTERM and SIGINT shut down
+gracefully, within --shutdown-timeout whatever the log or a reload is doing.
 Operational logs go to stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -79,11 +80,13 @@ Operational logs go to stderr.`,
 	f.StringVar(&policy, "policy", "", "policy package `FILE` (with --registry)")
 	f.StringVar(&c.LogPath, "log", "-", "decision log `FILE`, appended to; - is stdout")
 	f.BoolVar(&c.LogSync, "log-sync", false, "fsync the decision log before answering each batch of decisions")
+	f.DurationVar(&c.LogTimeout, "log-timeout", serve.DefaultLogTimeout, "answer 503 when a decision's log line is not written within this time (a stuck log)")
+	f.DurationVar(&c.ReloadTimeout, "reload-timeout", serve.DefaultReloadTimeout, "give up on a reload still reading its files after this time (a hung file system)")
 	f.BoolVar(&c.Watch, "watch", false, "reload when the registry or policy file changes")
 	f.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this certificate `FILE` (PEM, with --tls-key)")
 	f.StringVar(&c.TLSKey, "tls-key", "", "private key `FILE` of --tls-cert (PEM)")
 	f.StringVar(&c.ClientCA, "client-ca", "", "require client certificates signed by a CA in this `FILE` (PEM; mutual TLS)")
-	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", serve.DefaultShutdownTimeout, "how long requests in flight may take to finish at shutdown")
+	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", serve.DefaultShutdownTimeout, "how long requests in flight may take to finish, and the decision log to flush, at shutdown")
 	f.DurationVar(&c.DrainDelay, "drain-delay", 0, "at shutdown, keep serving this long with /readyz answering 503 before closing the listener")
 	f.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", serve.DefaultReadHeaderTimeout, "time allowed to read request headers")
 	f.DurationVar(&c.ReadTimeout, "read-timeout", serve.DefaultReadTimeout, "time allowed to read a whole request")

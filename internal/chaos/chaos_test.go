@@ -103,6 +103,20 @@ func TestVerify(t *testing.T) {
 	if v := ReadLog("log", []byte(log)).Verify([]Received{received(id1, "allow", "a")}); !v.OK() || v.Extra != 1 {
 		t.Errorf("got %s (ok %v), want ok with one decision no client received", v, v.OK())
 	}
+
+	// A not_given record names decisions written although their
+	// requests were answered 503.
+	notGiven := log[:len(log)-90] + `{"time":"2026-06-23T10:11:12.000000007Z","not_given":["` + id2 + `"],"why":"answered 503"}` + "\n"
+	l := ReadLog("log", []byte(notGiven))
+	if len(l.Torn) != 0 || !l.NotGiven[id2] {
+		t.Errorf("not_given record: torn %v, not given %v; want it read as a record naming %s", l.Torn, l.NotGiven, id2)
+	}
+	if v := l.Verify([]Received{received(id1, "allow", "a")}); !v.OK() || v.Extra != 0 || v.Withdrawn != 1 {
+		t.Errorf("got %s (ok %v), want ok with the one decision not received marked not given", v, v.OK())
+	}
+	if v := l.Verify([]Received{received(id1, "allow", "a"), received(id2, "deny", "d")}); v.OK() || len(v.GivenNotGiven) != 1 {
+		t.Errorf("got %s (ok %v), want a received decision marked not given reported", v, v.OK())
+	}
 }
 
 // TestRun runs the chaos check for a few seconds against a freshly built

@@ -51,6 +51,9 @@ type Log struct {
 	Torn []TornLine
 	// Duplicates lists decision ids logged more than once.
 	Duplicates []string
+	// NotGiven holds the decision ids named by not_given records: lines
+	// the server wrote although it answered their requests 503.
+	NotGiven map[string]bool
 }
 
 // A TornLine is a log line that is not a decision.
@@ -62,7 +65,7 @@ type TornLine struct {
 }
 
 // NewLog returns an empty Log; Add reads files into it.
-func NewLog() *Log { return &Log{Decisions: map[string]Line{}} }
+func NewLog() *Log { return &Log{Decisions: map[string]Line{}, NotGiven: map[string]bool{}} }
 
 // ReadLog reads one decision log file's contents.
 func ReadLog(name string, data []byte) *Log {
@@ -84,6 +87,12 @@ func (l *Log) Add(name string, data []byte) {
 			break
 		}
 		line, data = data[:i], data[i+1:]
+		if ids, ok := parseNotGiven(line); ok {
+			for _, id := range ids {
+				l.NotGiven[id] = true
+			}
+			continue
+		}
 		d, err := parseLine(line)
 		if err != nil {
 			l.Torn = append(l.Torn, TornLine{name, n, line, err.Error()})
@@ -94,6 +103,25 @@ func (l *Log) Add(name string, data []byte) {
 		}
 		l.Decisions[d.ID] = d
 	}
+}
+
+// parseNotGiven parses a line (without its newline) as a not_given
+// record: {"time", "not_given": [ids], "why"}.
+func parseNotGiven(line []byte) ([]string, bool) {
+	var r struct {
+		Time     string   `json:"time"`
+		NotGiven []string `json:"not_given"`
+		Why      string   `json:"why"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&r) != nil || r.NotGiven == nil || r.Why == "" || dec.More() {
+		return nil, false
+	}
+	if _, err := time.Parse(time.RFC3339Nano, r.Time); err != nil {
+		return nil, false
+	}
+	return r.NotGiven, true
 }
 
 // parseLine parses a line (without its newline) as a decision.
@@ -138,15 +166,21 @@ type Verdict struct {
 	TornWithReceived []string
 	// Duplicates are decision ids logged more than once.
 	Duplicates []string
+	// GivenNotGiven lists received decisions that a not_given record
+	// says nobody was given.
+	GivenNotGiven []string
 	// Extra counts logged decisions no client received (answered to a
-	// client that went away, or logged before a crash cut the answer).
-	// They are not a failure: the log may know more than the clients.
+	// client that went away, or logged before a crash cut the answer)
+	// and that no not_given record names. They are not a failure: the
+	// log may know more than the clients.
 	Extra int
+	// Withdrawn counts logged decisions that not_given records name.
+	Withdrawn int
 }
 
 // OK reports whether nothing a client received is missing from the log.
 func (v *Verdict) OK() bool {
-	return len(v.Lost) == 0 && v.UnloggedAllows == 0 && len(v.TornWithReceived) == 0 && len(v.Duplicates) == 0
+	return len(v.Lost) == 0 && v.UnloggedAllows == 0 && len(v.TornWithReceived) == 0 && len(v.Duplicates) == 0 && len(v.GivenNotGiven) == 0
 }
 
 // Verify checks that every received decision is in the log with what the
@@ -156,6 +190,9 @@ func (l *Log) Verify(received []Received) *Verdict {
 	seen := make(map[string]bool, len(received))
 	for _, r := range received {
 		seen[r.ID] = true
+		if l.NotGiven[r.ID] {
+			v.GivenNotGiven = append(v.GivenNotGiven, r.ID)
+		}
 		d, ok := l.Decisions[r.ID]
 		if !ok || d.Effect != r.Effect || d.Reason != r.Reason || d.Policy != r.Policy ||
 			d.PolicyDigest != r.PolicyDigest || d.RegistryDigest != r.RegistryDigest {
@@ -171,7 +208,10 @@ func (l *Log) Verify(received []Received) *Verdict {
 		}
 	}
 	for id := range l.Decisions {
-		if !seen[id] {
+		switch {
+		case l.NotGiven[id]:
+			v.Withdrawn++
+		case !seen[id]:
 			v.Extra++
 		}
 	}
@@ -180,8 +220,8 @@ func (l *Log) Verify(received []Received) *Verdict {
 
 // String summarizes the verdict in one line.
 func (v *Verdict) String() string {
-	return fmt.Sprintf("received %d, logged %d, lost %d, unlogged allows %d, torn lines holding a received decision %d, duplicates %d, logged but not received %d",
-		v.Received, v.Logged, len(v.Lost), v.UnloggedAllows, len(v.TornWithReceived), len(v.Duplicates), v.Extra)
+	return fmt.Sprintf("received %d, logged %d, lost %d, unlogged allows %d, torn lines holding a received decision %d, duplicates %d, received but marked not given %d, logged and marked not given %d, logged but not received %d",
+		v.Received, v.Logged, len(v.Lost), v.UnloggedAllows, len(v.TornWithReceived), len(v.Duplicates), len(v.GivenNotGiven), v.Withdrawn, v.Extra)
 }
 
 func (t TornLine) String() string {

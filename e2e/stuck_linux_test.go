@@ -1,0 +1,580 @@
+package e2e
+
+// A decision log, or a reload, that blocks for good: a FIFO whose reader
+// stopped reading, a file system that stopped answering (a FUSE file
+// system the test serves and hangs, as a network mount hangs), a log path
+// swapped for a FIFO before SIGHUP. No request waits longer than
+// --log-timeout, none gets an allow, goroutines and memory stay bounded
+// under a flood, later reloads are not held up, SIGTERM ends the process
+// within --shutdown-timeout, and all recovers when the file does.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coulomb/flex-auth/client"
+	"github.com/coulomb/flex-auth/internal/chaos"
+)
+
+// logTimeout is the --log-timeout of these tests.
+const logTimeout = time.Second
+
+// margin is what a bound may be exceeded by on a loaded machine: process
+// scheduling, not waiting.
+const margin = 2 * time.Second
+
+var allowRequest = checkRequest{"iam:" + bridge, "ssh.sign", bridge, map[string]any{"ttl_hours": 24}}
+
+// A stuckLog makes the decision log's writes block for good, and lets
+// them go on again.
+type stuckLog struct {
+	name string
+	// prepare runs before the server starts: it points s.Log at the
+	// file to hang.
+	prepare func(t *testing.T, s *server)
+	// stick makes writes block from now on; unstick lets them go on.
+	stick, unstick func(t *testing.T)
+	// logged returns what the server wrote, once it holds want.
+	logged func(t *testing.T, want string) []byte
+}
+
+// hungFSLog is a log file on a file system that stops answering: the
+// write(2) blocks in the kernel, holding a thread.
+func hungFSLog() stuckLog {
+	var f *hungFile
+	return stuckLog{
+		name: "file on a hung file system",
+		prepare: func(t *testing.T, s *server) {
+			h := mountHungFS(t, map[string][]byte{"decisions.jsonl": nil})
+			f, s.Log = h.File("decisions.jsonl"), h.Path("decisions.jsonl")
+		},
+		stick:   func(t *testing.T) { f.hang() },
+		unstick: func(t *testing.T) { f.release() },
+		logged: func(t *testing.T, want string) []byte {
+			waitData(t, f.Data, want)
+			return f.Data()
+		},
+	}
+}
+
+// fifoLog is a FIFO whose reader stops reading: once the pipe is full,
+// the write waits in Go's poller.
+func fifoLog() stuckLog {
+	var r *pausableReader
+	return stuckLog{
+		name: "FIFO whose reader stopped reading",
+		prepare: func(t *testing.T, s *server) {
+			s.Log = filepath.Join(s.Dir, "decisions.pipe")
+			r = openPausableReader(t, s.Log)
+		},
+		stick:   func(t *testing.T) { r.pause() },
+		unstick: func(t *testing.T) { r.resume() },
+		logged: func(t *testing.T, want string) []byte {
+			waitData(t, r.data, want)
+			return r.data()
+		},
+	}
+}
+
+// stdoutPipeLog is --log - with the server's standard output a pipe to a
+// log shipper that stops reading: the descriptor is a blocking one, so
+// the write(2) blocks in the kernel, holding a thread.
+func stdoutPipeLog() stuckLog {
+	var r *pausableReader
+	return stuckLog{
+		name: "stdout piped to a log shipper that stopped reading",
+		prepare: func(t *testing.T, s *server) {
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { pw.Close() })
+			s.Log, s.Stdout = "-", pw
+			r = newPausableReader(t, pr)
+		},
+		stick:   func(t *testing.T) { r.pause() },
+		unstick: func(t *testing.T) { r.resume() },
+		logged: func(t *testing.T, want string) []byte {
+			waitData(t, r.data, want)
+			return r.data()
+		},
+	}
+}
+
+// waitData waits until data() holds want.
+func waitData(t *testing.T, data func() []byte, want string) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !strings.Contains(string(data()), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the decision log does not hold %q within %s; it holds:\n%s", want, waitTimeout, data())
+		}
+		time.Sleep(5 * time.Millisecond) // polling a copy in progress, with a deadline
+	}
+}
+
+// A pausableReader reads a FIFO the way a log shipper does, until it is
+// paused: then the pipe, shrunk to one page, fills after a dozen lines.
+type pausableReader struct {
+	mu     sync.Mutex
+	buf    []byte
+	paused chan struct{} // non-nil while paused; closed to resume
+	f      *os.File
+}
+
+func openPausableReader(t *testing.T, fifo string) *pausableReader {
+	t.Helper()
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// O_RDWR: the server's open finds a reader, and reads never see end
+	// of file. Nonblocking: Close wakes a read in progress.
+	fd, err := syscall.Open(fifo, syscall.O_RDWR|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newPausableReader(t, os.NewFile(uintptr(fd), fifo))
+}
+
+// newPausableReader reads the pipe f, shrunk to one page.
+func newPausableReader(t *testing.T, f *os.File) *pausableReader {
+	t.Helper()
+	const fSetPipeSz = 1031
+	rc, err := f.SyscallConn() // not Fd, which would make reads blocking
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(fd uintptr) {
+		if _, _, e := syscall.Syscall(syscall.SYS_FCNTL, fd, fSetPipeSz, 4096); e != 0 {
+			t.Logf("F_SETPIPE_SZ: %v; the pipe keeps its size", e)
+		}
+	})
+	r := &pausableReader{f: f}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 32<<10)
+		for {
+			r.mu.Lock()
+			paused := r.paused
+			r.mu.Unlock()
+			if paused != nil {
+				<-paused
+			}
+			n, err := r.f.Read(buf)
+			r.mu.Lock()
+			r.buf = append(r.buf, buf[:n]...)
+			r.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		r.resume()
+		r.f.Close()
+		<-done
+	})
+	return r
+}
+
+func (r *pausableReader) pause() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.paused == nil {
+		r.paused = make(chan struct{})
+	}
+}
+
+func (r *pausableReader) resume() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.paused != nil {
+		close(r.paused)
+		r.paused = nil
+	}
+}
+
+func (r *pausableReader) data() []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]byte(nil), r.buf...)
+}
+
+// timedCheck sends the allow request and returns the answer and how long
+// it took.
+func (s *server) timedCheck() (*reply, time.Duration) {
+	start := time.Now()
+	r := s.check(allowRequest)
+	return r, time.Since(start)
+}
+
+// received decodes a 200 answer into what the log check needs.
+func received(t *testing.T, r *reply) chaos.Received {
+	t.Helper()
+	var d client.Decision
+	if err := json.Unmarshal(r.Body, &d); err != nil {
+		t.Fatalf("decision %s: %v", r.Body, err)
+	}
+	if d.Effect != "allow" {
+		t.Fatalf("got %s %s, want an allow", d.Effect, d.Reason)
+	}
+	return chaos.Received{ID: d.ID, Effect: d.Effect, Reason: d.Reason, Policy: d.Policy, PolicyDigest: d.PolicyDigest, RegistryDigest: d.RegistryDigest}
+}
+
+// metricValue returns the value of a gauge or counter without labels.
+func metricValue(t *testing.T, s *server, name string) float64 {
+	t.Helper()
+	f, ok := metricFamilies(t, s.do("GET", "/metrics", "", nil).Body)[name]
+	if !ok || len(f.GetMetric()) != 1 {
+		t.Fatalf("/metrics has no %s", name)
+	}
+	m := f.GetMetric()[0]
+	if g := m.GetGauge(); g != nil {
+		return g.GetValue()
+	}
+	return m.GetCounter().GetValue()
+}
+
+// stuckClients is how many clients flood a stuck log; FLEXAUTH_E2E_CLIENTS
+// changes it.
+func stuckClients(t *testing.T) int {
+	if v := os.Getenv("FLEXAUTH_E2E_CLIENTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("FLEXAUTH_E2E_CLIENTS=%q: want a positive number", v)
+		}
+		return n
+	}
+	return 1000
+}
+
+// flood has clients, each on a keep-alive connection of its own, send
+// allow requests for d, and returns the most goroutines and resident
+// memory the server had meanwhile. Every answer must be 503
+// decision_log_unavailable.
+func flood(t *testing.T, s *server, clients int, d time.Duration) (requests int64, goroutines float64, rss int64) {
+	t.Helper()
+	tr := &http.Transport{MaxIdleConnsPerHost: clients}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: logTimeout + margin}
+	body, _ := json.Marshal(allowRequest)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var sent, failed atomic.Int64
+	var bad atomic.Pointer[string]
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				resp, err := hc.Post(s.URL+"/v1/check", "application/json", strings.NewReader(string(body)))
+				if err != nil {
+					msg := err.Error()
+					bad.Store(&msg)
+					failed.Add(1)
+					return
+				}
+				data, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				sent.Add(1)
+				if resp.StatusCode != 503 || !strings.Contains(string(data), "decision_log_unavailable") {
+					msg := fmt.Sprintf("%d %s", resp.StatusCode, data)
+					bad.Store(&msg)
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	for ctx.Err() == nil {
+		goroutines = max(goroutines, metricValue(t, s, "go_goroutines"))
+		r, _ := memory(t, s)
+		rss = max(rss, r)
+		time.Sleep(50 * time.Millisecond) // sampling while the flood runs
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Errorf("flood of a stuck log: %d of %d answers were not 503 decision_log_unavailable, for example: %s", n, sent.Load(), *bad.Load())
+	}
+	return sent.Load(), goroutines, rss
+}
+
+// TestStuckDecisionLog makes decision log writes block for good: the
+// request whose write blocks is answered 503 within --log-timeout, later
+// ones at once; /healthz is degraded and says why; a flood of clients
+// keeps the server's goroutines and memory bounded and gets no allow; when
+// the write returns, decisions are given again, and every decision in the
+// log that no client was given is named by a not_given record.
+func TestStuckDecisionLog(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	for _, l := range []stuckLog{hungFSLog(), fifoLog(), stdoutPipeLog()} {
+		t.Run(l.name, func(t *testing.T) {
+			t.Parallel()
+			runStuckLog(t, l)
+		})
+	}
+}
+
+func runStuckLog(t *testing.T, l stuckLog) {
+	s := newServer(t)
+	l.prepare(t, s)
+	s.start(t, s.serveArgs("--log-timeout", logTimeout.String())...)
+	var got []chaos.Received
+	for range 5 {
+		r := s.check(allowRequest)
+		if r.Status != 200 {
+			t.Fatalf("before the log is stuck: got %d %s", r.Status, r.Body)
+		}
+		got = append(got, received(t, r))
+	}
+
+	l.stick(t)
+	// Decisions until the log is stuck (a FIFO takes a dozen lines before
+	// its pipe is full): the first 503 is a request whose own handler is
+	// blocked writing the log.
+	var first time.Duration
+	for i := 0; first == 0; i++ {
+		if i == 1000 {
+			t.Fatal("no 503 after 1000 requests to a stuck log")
+		}
+		r, took := s.timedCheck()
+		if r.Status == 200 {
+			got = append(got, received(t, r))
+			continue
+		}
+		wantEnvelope(t, "the request whose log write is stuck", r, 503, "decision_log_unavailable", s)
+		first = took
+	}
+	if first > logTimeout+margin {
+		t.Errorf("the request whose log write is stuck was answered after %s, want within about --log-timeout %s", first, logTimeout)
+	}
+	// Stuck: refused at once.
+	var took []time.Duration
+	for range 21 {
+		r, d := s.timedCheck()
+		wantEnvelope(t, "a request to a stuck log", r, 503, "decision_log_unavailable", s)
+		took = append(took, d)
+	}
+	slices.Sort(took)
+	if median := took[len(took)/2]; median >= logTimeout/2 {
+		t.Errorf("requests to a stuck log: answered after %s (median), want at once, not after --log-timeout %s", median, logTimeout)
+	}
+	slowest := took[len(took)-1]
+	h := s.health()
+	if str(h, "status") != "degraded" || !strings.Contains(str(h, "decision_log.last_error"), "has not returned") {
+		t.Errorf("/healthz while the log is stuck: got %v, want degraded with the stuck write", h)
+	}
+	if v := metricValue(t, s, "flexauth_decision_log_stuck"); v != 1 {
+		t.Errorf("flexauth_decision_log_stuck while stuck: got %v, want 1", v)
+	}
+
+	clients := stuckClients(t)
+	_, rssBefore := memory(t, s)
+	requests, goroutines, rss := flood(t, s, clients, 3*time.Second)
+	// net/http runs a connection's requests on one goroutine, and reads
+	// ahead on a second while a request is in its handler.
+	if goroutines > float64(2*clients+100) {
+		t.Errorf("server goroutines under %d clients against a stuck log: %v, want at most two a connection and a few more", clients, goroutines)
+	}
+	if rss > 512<<20 {
+		t.Errorf("server resident memory under %d clients against a stuck log: %d MiB, want bounded", clients, rss>>20)
+	}
+	t.Logf("%s: first 503 after %s (--log-timeout %s), then at most %s; %d clients sent %d requests in 3s, all 503: server goroutines at most %v, RSS at most %d MiB (peak before %d MiB)",
+		l.name, first.Round(time.Millisecond), logTimeout, slowest.Round(time.Millisecond), clients, requests, goroutines, rss>>20, rssBefore>>20)
+
+	l.unstick(t)
+	s.waitFor("decisions given again", func() bool {
+		r := s.check(allowRequest)
+		if r.Status == 200 {
+			got = append(got, received(t, r))
+			return true
+		}
+		return false
+	})
+	for range 5 {
+		r := s.check(allowRequest)
+		if r.Status != 200 {
+			t.Fatalf("after the log recovered: got %d %s", r.Status, r.Body)
+		}
+		got = append(got, received(t, r))
+	}
+	if h := s.health(); str(h, "status") != "ok" || path(h, "decision_log.last_error") != nil {
+		t.Errorf("/healthz after the log recovered: got %v, want ok", h)
+	}
+	if v := metricValue(t, s, "flexauth_decision_log_stuck"); v != 0 {
+		t.Errorf("flexauth_decision_log_stuck after recovery: got %v, want 0", v)
+	}
+
+	log := chaos.ReadLog(s.Log, l.logged(t, got[len(got)-1].ID))
+	v := log.Verify(got)
+	if !v.OK() || v.Extra != 0 || v.Withdrawn == 0 || len(log.Torn) != 0 {
+		t.Errorf("decision log against the answers: %s; torn lines %v; want every decision received logged, and the one written late marked not given", v, log.Torn)
+	}
+}
+
+// TestShutdownWithStuckLog sends SIGTERM while a decision log write is
+// stuck: the process ends within --shutdown-timeout, saying the log did
+// not flush.
+func TestShutdownWithStuckLog(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	l := fifoLog()
+	s := newServer(t)
+	l.prepare(t, s)
+	const shutdown = 2 * time.Second
+	s.start(t, s.serveArgs("--log-timeout", logTimeout.String(), "--shutdown-timeout", shutdown.String())...)
+	l.stick(t)
+	s.waitFor("the log to be stuck", func() bool { return s.check(allowRequest).Status == 503 })
+	start := time.Now()
+	s.signal(sigterm)
+	code := s.wait()
+	took := time.Since(start)
+	if took > shutdown+margin {
+		t.Errorf("SIGTERM with a stuck decision log: exited after %s, want within --shutdown-timeout %s", took, shutdown)
+	}
+	if code != 1 || !strings.Contains(s.stderr.String(), "stuck") {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit 1 saying the log is stuck", code, s.stderr)
+	}
+	t.Logf("SIGTERM to exit with a stuck decision log: %s (--shutdown-timeout %s)", took.Round(time.Millisecond), shutdown)
+}
+
+// TestReopenLogSwappedForFIFO swaps the decision log for a FIFO that no
+// process reads, then sends SIGHUP: reopening does not wait for a reader
+// (open(2) would block), the reload completes, /healthz says the log was
+// not reopened, decisions go on to the file opened before; and a regular
+// file put back is reopened on the next SIGHUP.
+func TestReopenLogSwappedForFIFO(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	s := startServer(t)
+	before := received(t, s.check(allowRequest))
+	old := s.Log + ".old"
+	if err := os.Link(s.Log, old); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(s.Dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(fifo, s.Log); err != nil {
+		t.Fatal(err)
+	}
+	since := time.Now()
+	s.signal(sighup)
+	h := s.waitReloaded(since, "degraded")
+	if path(h, "reload.last_error") != nil || !strings.Contains(str(h, "decision_log.last_error"), "reopen") {
+		t.Errorf("/healthz after SIGHUP with the log swapped for a FIFO: got %v, want the reload done and the reopen failure", h)
+	}
+	during := received(t, s.check(allowRequest))
+
+	if err := os.Remove(s.Log); err != nil {
+		t.Fatal(err)
+	}
+	since = time.Now()
+	s.signal(sighup)
+	if h := s.waitReloaded(since, "ok"); path(h, "decision_log.last_error") != nil {
+		t.Errorf("/healthz after the log file is back: got %v, want ok", h)
+	}
+	after := received(t, s.check(allowRequest))
+	if v := chaos.ReadLog(old, readFile(t, old)).Verify([]chaos.Received{before, during}); !v.OK() {
+		t.Errorf("the file opened first: %s", v)
+	}
+	if v := chaos.ReadLog(s.Log, readFile(t, s.Log)).Verify([]chaos.Received{after}); !v.OK() {
+		t.Errorf("the file reopened: %s", v)
+	}
+}
+
+// TestStuckReload hangs the registry's file system during a reload: the
+// reload fails after --reload-timeout (degraded, the last good pair still
+// serving), a later SIGHUP starts a reload at once rather than queue
+// behind the stuck one, what the stuck reads return at last is discarded,
+// a reload after that works, and SIGTERM with a reload stuck ends the
+// process within --shutdown-timeout.
+func TestStuckReload(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	h := mountHungFS(t, map[string][]byte{"registry.json": readFile(t, fixtureRegistry)})
+	reg := h.File("registry.json")
+	s := newServer(t)
+	s.Registry = h.Path("registry.json")
+	const reloadTimeout, shutdown = time.Second, 2 * time.Second
+	s.start(t, s.serveArgs("--reload-timeout", reloadTimeout.String(), "--shutdown-timeout", shutdown.String())...)
+	digest := str(s.health(), "registry.digest")
+
+	entered := reg.hang()
+	since := time.Now()
+	s.signal(sighup)
+	waitClosed(t, entered, "the reload to block reading the registry")
+	hz := s.waitReloaded(since, "degraded")
+	failedAfter := time.Since(since)
+	if e := str(hz, "reload.last_error"); !strings.Contains(e, "reload timeout") {
+		t.Errorf("reload.last_error: got %q, want it to say the reload did not finish within the reload timeout", e)
+	}
+	if failedAfter > reloadTimeout+margin {
+		t.Errorf("the stuck reload was reported after %s, want within about --reload-timeout %s", failedAfter, reloadTimeout)
+	}
+	if r := received(t, s.check(allowRequest)); r.RegistryDigest != digest {
+		t.Errorf("decision during the stuck reload from registry %s, want the last good %s", r.RegistryDigest, digest)
+	}
+
+	// A later SIGHUP is not queued behind the stuck reload: it runs (and
+	// fails the same way while the file system hangs).
+	since = time.Now()
+	s.signal(sighup)
+	s.waitReloaded(since, "degraded")
+
+	// The stuck reads return, with a registry nobody asked to load any
+	// more: what they read is discarded.
+	alt := withBridgeTTL(t, loadFixture(t), 12)
+	reg.SetData(alt.Canonical())
+	reg.release()
+	if s.waitStderr(regexp.MustCompile(`(?s)discarded.*discarded`)) == nil {
+		t.Fatalf("no log line saying the two stuck reloads' reads were discarded; stderr:\n%s", s.stderr)
+	}
+	if d := str(s.health(), "registry.digest"); d != digest {
+		t.Errorf("after the stuck reloads returned: serving %s, want still %s", d, digest)
+	}
+	since = time.Now()
+	s.signal(sighup)
+	if d := str(s.waitReloaded(since, "ok"), "registry.digest"); d != alt.Digest {
+		t.Errorf("a reload after the file system recovered: serving %s, want %s", d, alt.Digest)
+	}
+
+	// SIGTERM while a reload is stuck.
+	entered = reg.hang()
+	s.signal(sighup)
+	waitClosed(t, entered, "the reload to block reading the registry")
+	start := time.Now()
+	s.signal(sigterm)
+	code := s.wait()
+	took := time.Since(start)
+	if code != 0 || took > shutdown+margin {
+		t.Errorf("SIGTERM with a reload stuck: exit %d after %s, want 0 within --shutdown-timeout %s", code, took, shutdown)
+	}
+	t.Logf("stuck reload reported after %s (--reload-timeout %s); SIGTERM to exit with a reload stuck: %s (--shutdown-timeout %s)",
+		failedAfter.Round(time.Millisecond), reloadTimeout, took.Round(time.Millisecond), shutdown)
+}
+
+// waitClosed waits for c to be closed.
+func waitClosed(t *testing.T, c <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-c:
+	case <-time.After(waitTimeout):
+		t.Fatalf("waiting for %s: not within %s", what, waitTimeout)
+	}
+}
