@@ -24,9 +24,11 @@ import (
 // whole lines of one block mapping at one indentation, and a cut can only
 // fall inside something that spans lines (a quoted scalar, a flow
 // collection) if that something is left unclosed, which is a syntax error
-// in the part. Any error in any part, or anything unusual about the
-// layout, makes Parse start again and parse the file as one document, so
-// errors and results are the same either way; FuzzChunked checks that.
+// in the part. Any error in any part (an alias of an anchor outside its
+// part is one), an alias after the actors that may name an anchor of
+// theirs, or anything unusual about the layout, makes Parse start again
+// and parse the file as one document, so errors and results are the same
+// either way; FuzzChunked and FuzzChunkedVsWhole check that.
 const chunkSize = 128 << 10
 
 // A plan says how to cut an inventory.
@@ -154,7 +156,7 @@ func (p *parser) parseChunks(pl *plan) (*Inventory, bool) {
 		return nil, false
 	}
 	root := doc.Content[0]
-	if root.Kind != yaml.MappingNode || root.Style&yaml.FlowStyle != 0 {
+	if root.Kind != yaml.MappingNode || root.Style&yaml.FlowStyle != 0 || pl.aliasesActors(root) {
 		return nil, false
 	}
 	p.plan = pl
@@ -162,6 +164,27 @@ func (p *parser) parseChunks(pl *plan) (*Inventory, bool) {
 	// Unless every part was parsed and looked at, a problem in the parts
 	// might have gone unseen.
 	return inv, p.chunksDone
+}
+
+// aliasesActors reports whether an alias in the skeleton n may stand for
+// an anchor of the actors mapping. A part that aliases an anchor outside
+// it fails to parse, which starts the one-document parse; but an alias
+// after the actors is resolved in the skeleton, which has no actors, so
+// when the actors define an anchor of the same name again, the skeleton
+// would resolve it to the older one and the one-document parse to the
+// actors' one. An anchor is written "&name", so an alias after the actors
+// whose "&name" appears nowhere in them cannot stand for one of theirs.
+func (pl *plan) aliasesActors(n *yaml.Node) bool {
+	if n.Kind == yaml.AliasNode {
+		body := pl.data[pl.chunks[0].start:pl.chunks[len(pl.chunks)-1].end]
+		return n.Line > pl.actorsLine && bytes.Contains(body, []byte("&"+n.Value))
+	}
+	for _, c := range n.Content {
+		if pl.aliasesActors(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // chunkedActors does what actors does, with the actors mapping coming in

@@ -28,8 +28,13 @@ var layouts = []string{
 	// Anchors used across actors, and in the tail.
 	"version: 1\ndefaults: {agt: {ttl_hours: 1}}\nactors:\n  agt-a: &a {subjects: [iam:role/x]}\n  agt-b: *a\nx-again: *a\n",
 	"version: 1\nx-d: &d {ttl_hours: 3}\nactors:\n  agt-a: *d\n  agt-b: *d\n",
-	// Anchors redefined.
+	// Anchors redefined, and aliased in the actors or after them: an alias
+	// after the actors stands for the actors' anchor, not the older one.
 	"version: 1\nactors:\n  agt-a: &d {ttl_hours: 3}\n  agt-b: &d {ttl_hours: 4}\n  agt-c: *d\n",
+	"x-t: &t 3\nactors:\n  agt-a: {ttl_hours: &t 5}\n  agt-b: {}\ndefaults: {agt: {ttl_hours: *t}}\nversion: 1\n",
+	"x-v: &v 1\nactors:\n  agt-a: {ttl_hours: 1, x-v: &v 2}\n  agt-b: {ttl_hours: 1}\nversion: *v\n",
+	"x-v: &v 1\nactors:\n  agt-a: {ttl_hours: 1}\n  agt-b: {ttl_hours: 1}\nversion: *v\n",
+	"version: 1\nx-t: &t 3\nactors:\n  agt-a: {ttl_hours: *t}\n  agt-b: {ttl_hours: 1}\n",
 	// What follows the actors: more keys, a sequence, a second document.
 	"version: 1\nactors:\n  agt-a: {ttl_hours: 1}\n  agt-b: {ttl_hours: 1}\nx-tail: [1]\ndefaults: {}\n",
 	"version: 1\nactors:\n  agt-a: {ttl_hours: 1}\n  agt-b: {ttl_hours: 1}\n- item\n",
@@ -74,10 +79,15 @@ func TestChunkedSameResult(t *testing.T) {
 	}
 }
 
-func checkChunked(t *testing.T, data []byte) {
+// checkChunked checks that parsing data in parts of each of the sizes
+// gives what parsing it as one document gives, inventory or errors.
+func checkChunked(t *testing.T, data []byte, sizes ...int) {
 	t.Helper()
+	if len(sizes) == 0 {
+		sizes = []int{1, 7, 64}
+	}
 	whole, wholeErr := parse("inventory.yaml", data, 0)
-	for _, size := range []int{1, 7, 64} {
+	for _, size := range sizes {
 		parts, partsErr := parse("inventory.yaml", data, size)
 		if fmt.Sprint(wholeErr) != fmt.Sprint(partsErr) {
 			t.Fatalf("chunk size %d: got errors\n%v\nwant\n%v", size, partsErr, wholeErr)
@@ -135,5 +145,98 @@ func FuzzChunked(f *testing.F) {
 			return
 		}
 		checkChunked(t, data)
+	})
+}
+
+// A piece is the parts of an inventory that FuzzChunkedVsWhole puts
+// around filler actors: head before "actors:", a and b among the actors,
+// tail after them.
+type piece struct {
+	head, a, b, tail string
+}
+
+// pieces are the cases where the chunked parse once disagreed with the
+// one-document parse, and others of the same kind.
+var pieces = []piece{
+	// An anchor redefined in the actors and aliased after them: every
+	// actor that takes its TTL from defaults gets the actors' 5, not 3.
+	{"x-t: &t 3\n", "  agt-a: {ttl_hours: &t 5}\n", "  agt-b: {}\n", "defaults: {agt: {ttl_hours: *t}}\nversion: 1\n"},
+	// version: *v is 2, not 1.
+	{"x-v: &v 1\n", "  agt-a: {ttl_hours: 1, x-v: &v 2}\n", "", "version: *v\n"},
+	// The same, with the anchor on a key.
+	{"x-k: &k version\n", "  agt-a: {ttl_hours: 1, x-k: [&k x-other]}\n", "", "*k : 1\n"},
+	// An alias after the actors of an anchor they do not redefine.
+	{"x-v: &v 1\n", "", "", "version: *v\n"},
+	// Anchors across parts, and from before the actors.
+	{"version: 1\n", "  agt-a: &s {ttl_hours: 2}\n", "  agt-b: *s\n", ""},
+	{"version: 1\nx-s: &s [iam:role/x]\n", "  agt-a: {ttl_hours: 1, subjects: *s}\n", "", ""},
+	// Errors in parts, duplicates and claims across parts.
+	{"version: 1\n", "  agt-a: {ttl_hours: 0, subjects: [agt-b]}\n", "  agt-a: {}\n  agt-b: {ttl_hours: 1}\n", ""},
+	// What the fragments can break: an unclosed flow, a deeper indentation.
+	{"version: 1\n", "  agt-a: {ttl_hours: 1,\n", "", ""},
+	{"version: 1\n", "    agt-a: {ttl_hours: 1}\n", "", ""},
+}
+
+// build makes an inventory of the piece with n filler actors, a among
+// them after the first third and b after the second.
+func (pc piece) build(n int) []byte {
+	var b strings.Builder
+	b.WriteString(pc.head)
+	b.WriteString("actors:\n")
+	for i := range n {
+		switch i {
+		case n / 3:
+			b.WriteString(pc.a)
+		case 2 * n / 3:
+			b.WriteString(pc.b)
+		}
+		fmt.Fprintf(&b, "  agt-fill-%d: {ttl_hours: 1}\n", i)
+	}
+	b.WriteString(pc.tail)
+	return []byte(b.String())
+}
+
+// TestChunkedVsWholeLarge checks the pieces at the size where Parse cuts
+// a file: over 256 KiB, in parts of 128 KiB.
+func TestChunkedVsWholeLarge(t *testing.T) {
+	for i, pc := range pieces {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			data := pc.build(10_000)
+			if planChunks(data, chunkSize) == nil {
+				t.Fatalf("got no plan for %d bytes; the test would not cut the file", len(data))
+			}
+			whole, wholeErr := parse("inventory.yaml", data, 0)
+			parts, partsErr := Parse("inventory.yaml", data)
+			if fmt.Sprint(wholeErr) != fmt.Sprint(partsErr) {
+				t.Fatalf("got errors\n%v\nwant\n%v", partsErr, wholeErr)
+			}
+			if diff := cmp.Diff(whole, parts); diff != "" {
+				t.Fatalf("inventory (-whole +parts):\n%s", diff)
+			}
+		})
+	}
+}
+
+// FuzzChunkedVsWhole checks that Parse gives the same result, inventory
+// or errors with their positions, whether it cuts the actors into parts
+// or parses the file as one document. A fuzz input is small and a small
+// file is not cut, so the fuzzed fragments are set among filler actors
+// (piece.build), and the file is cut in parts of a quarter of its size,
+// as Parse cuts files of 256 KiB and more, and at every actor.
+func FuzzChunkedVsWhole(f *testing.F) {
+	for _, pc := range pieces {
+		f.Add(pc.head, pc.a, pc.b, pc.tail, uint8(30))
+	}
+	for _, l := range layouts {
+		if head, rest, ok := strings.Cut(l, "actors:\n"); ok {
+			f.Add(head, rest, "", "", uint8(10))
+		}
+	}
+	f.Fuzz(func(t *testing.T, head, a, b, tail string, fill uint8) {
+		if len(head)+len(a)+len(b)+len(tail) > 16<<10 {
+			return
+		}
+		data := piece{head, a, b, tail}.build(8 + int(fill%64))
+		checkChunked(t, data, 1, len(data)/4)
 	})
 }
