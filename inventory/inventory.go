@@ -22,6 +22,9 @@
 //   - The file must be UTF-8 and hold exactly one YAML document.
 //   - Every occurrence of a duplicated actor is checked; the later ones
 //     are reported as duplicates of the first.
+//   - Keys are compared as YAML 1.2 values, not as text (keys.go): true
+//     and True are one key, 1 and "1" two. A key written as an alias is
+//     reported where the alias is, not where its anchor is.
 //
 // A large inventory is cut at the lines where actors start and parsed in
 // parts on every core; the result, errors included, is the same as parsing

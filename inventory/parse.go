@@ -291,58 +291,60 @@ func isExtension(key string) bool { return strings.HasPrefix(key, "x-") }
 
 const secretMsg = "key %q looks like key material; credentials never belong in the inventory (flex-auth never receives SSH private keys or Vault tokens): remove it, and rotate the credential if it was real"
 
-// key returns the text of mapping key k (already resolved), or false after
-// reporting a key that is not a plain scalar.
-func (p *parser) key(k *yaml.Node, s scope) (string, bool) {
+// key returns the text of mapping key k, written at at (k itself, or an
+// alias of it), or false after reporting a key that is not a scalar.
+func (p *parser) key(at, k *yaml.Node, s scope) (string, bool) {
 	switch {
 	case k.Kind != yaml.ScalarNode:
-		p.errorf(k, s, "want a string key, got %s", describe(k))
+		p.errorf(at, s, "want a string key, got %s", describe(k))
 		return "", false
 	case k.Tag == tagMerge:
-		p.errorf(k, s, "merge keys (<<) are not supported (they are not YAML 1.2); write the settings out, or use defaults")
+		p.errorf(at, s, "merge keys (<<) are not supported (they are not YAML 1.2); write the settings out, or use defaults")
 		return "", false
 	}
 	return k.Value, true
 }
 
 // fields reads the members of mapping n into vals: vals[i] is the value
-// of known[i] and keys[i] its key, nil when absent. It reports non-string,
-// duplicate, secret-looking and unknown keys, and skips x- keys after
-// checking their values.
+// of known[i] and keys[i] its key as written, nil when absent. It reports
+// non-scalar, duplicate, secret-looking and unknown keys, and skips x- keys
+// after checking their values. Keys are compared as YAML values (keys.go);
+// a problem with a key written as an alias is reported at the alias.
 func (p *parser) fields(n *yaml.Node, s scope, known []string, keys, vals []*yaml.Node) {
 	// others holds the keys that are not known, to find their duplicates;
 	// a mapping has few, unless it is garbage.
 	var others map[string]*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k := p.resolve(n.Content[i])
-		key, ok := p.key(k, s)
+		at := n.Content[i]
+		k := p.resolve(at)
+		key, ok := p.key(at, k, s)
 		if !ok {
 			continue
 		}
-		j := slices.Index(known, key)
-		if j >= 0 {
+		if j := slices.Index(known, key); j >= 0 && isText(k) {
 			if keys[j] != nil {
-				p.errorf(k, s, "duplicate key %q (first at line %d)", key, p.line(keys[j]))
+				p.errorf(at, s, "duplicate key %q (first at line %d)", key, p.line(keys[j]))
 				continue
 			}
-			keys[j], vals[j] = k, n.Content[i+1]
+			keys[j], vals[j] = at, n.Content[i+1]
 			continue
 		}
-		if first := others[key]; first != nil {
-			p.errorf(k, s, "duplicate key %q (first at line %d)", key, p.line(first))
+		id := keyID(k)
+		if first := others[id]; first != nil {
+			p.errorf(at, s, "%s", duplicateKey(k, p.line(first)))
 			continue
 		}
 		if others == nil {
 			others = make(map[string]*yaml.Node)
 		}
-		others[key] = k
+		others[id] = at
 		switch {
 		case registry.LooksSecret(key):
-			p.errorf(k, s, secretMsg, key)
+			p.errorf(at, s, secretMsg, key)
 		case isExtension(key):
 			p.ignored(n.Content[i+1])
 		default:
-			p.unknownKey(k, s, key, known)
+			p.unknownKey(at, s, key, known)
 		}
 	}
 }
@@ -374,25 +376,24 @@ func (p *parser) ignored(n *yaml.Node) {
 	case yaml.MappingNode:
 		var seen map[string]*yaml.Node
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
-			p.ignored(k)
+			at := n.Content[i]
+			p.ignored(at)
 			p.ignored(n.Content[i+1])
-			if k.Kind == yaml.AliasNode && k.Alias != nil {
+			k := at
+			for k.Kind == yaml.AliasNode && k.Alias != nil {
 				k = k.Alias
-			}
-			if k.Kind != yaml.ScalarNode {
-				continue
 			}
 			if seen == nil {
 				seen = make(map[string]*yaml.Node)
 			}
-			if first := seen[k.Value]; first != nil {
-				p.errorf(n.Content[i], scope{}, "duplicate key %q (first at line %d)", k.Value, p.line(first))
+			id := keyID(k)
+			if first := seen[id]; first != nil {
+				p.errorf(at, scope{}, "%s", duplicateKey(k, p.line(first)))
 				continue
 			}
-			seen[k.Value] = k
-			if registry.LooksSecret(k.Value) {
-				p.errorf(n.Content[i], scope{}, secretMsg, k.Value)
+			seen[id] = at
+			if k.Kind == yaml.ScalarNode && registry.LooksSecret(k.Value) {
+				p.errorf(at, scope{}, secretMsg, k.Value)
 			}
 		}
 	}
@@ -590,6 +591,10 @@ type state struct {
 	// claimed as a subject.
 	valid    bool
 	disabled bool
+	// text is false for an actor whose name is a key that is not text (a
+	// number, a boolean, null): its duplicates are found by value, as the
+	// actors come, not by name.
+	text bool
 	// extra is the sequence of extra subjects, checked against the other
 	// actors' identities once all names are known; off is the line offset
 	// of the chunk it came from.
@@ -612,6 +617,9 @@ func (p *parser) actors(key, n *yaml.Node, d *defaults) *Inventory {
 type builder struct {
 	actors []Actor
 	states []state
+	// others holds the line of the first actor of each key that is not
+	// text, by value.
+	others map[string]int
 }
 
 func newBuilder(n int) *builder {
@@ -621,31 +629,51 @@ func newBuilder(n int) *builder {
 // entries adds the actors of mapping m to b.
 func (p *parser) entries(b *builder, m *yaml.Node, d *defaults) {
 	for i := 0; i+1 < len(m.Content) && !p.exhausted; i += 2 {
-		k := p.resolve(m.Content[i])
-		name, ok := p.key(k, scope{kind: inActors})
+		at := m.Content[i]
+		k := p.resolve(at)
+		name, ok := p.key(at, k, scope{kind: inActors})
 		if !ok {
 			continue
 		}
 		if isExtension(name) {
 			if registry.LooksSecret(name) {
-				p.errorf(k, scope{kind: inActors}, secretMsg, name)
+				p.errorf(at, scope{kind: inActors}, secretMsg, name)
 			}
 			p.ignored(m.Content[i+1])
 			continue
 		}
-		b.actors = append(b.actors, Actor{Name: name, Line: p.line(k), Col: k.Column})
-		b.states = append(b.states, state{valid: true, off: int32(p.off)})
+		b.actors = append(b.actors, Actor{Name: name, Line: p.line(at), Col: at.Column})
+		b.states = append(b.states, state{valid: true, text: true, off: int32(p.off)})
 		a, st := &b.actors[len(b.actors)-1], &b.states[len(b.states)-1]
 		if err := registry.CheckName(name); err != nil {
 			st.valid = false
 			if registry.LooksSecret(name) {
-				p.errorf(k, scope{}, secretMsg, name)
+				p.errorf(at, scope{}, secretMsg, name)
 			} else {
-				p.errorf(k, scope{}, "%v", err)
+				p.errorf(at, scope{}, "%v", err)
 			}
 		}
-		p.actor(a, st, k, m.Content[i+1], d)
+		if !isText(k) {
+			// Never a valid name, so reported above; a duplicate too.
+			st.text = false
+			p.otherActor(b, a, k)
+		}
+		p.actor(a, st, at, m.Content[i+1], d)
 	}
+}
+
+// otherActor reports actor a, whose key k is not text, when an earlier
+// actor's key has the same value.
+func (p *parser) otherActor(b *builder, a *Actor, k *yaml.Node) {
+	id, value := keyID(k), valueName(k)
+	if first, dup := b.others[id]; dup {
+		p.errorAt(a.Line, a.Col, scope{kind: inActors}, fmt.Sprintf("duplicate actor %q (%s, first at line %d)", a.Name, value, first))
+		return
+	}
+	if b.others == nil {
+		b.others = make(map[string]int)
+	}
+	b.others[id] = a.Line
 }
 
 // finish checks what needs every actor known, and returns the inventory.
@@ -660,17 +688,26 @@ func (p *parser) finish(key *yaml.Node, b *builder) *Inventory {
 	}
 	actors, states := b.actors, b.states
 	names := sortNames(actors)
-	for k := 1; k < len(names); k++ {
-		if names[k].name != names[k-1].name {
-			continue
+	// Actors of one name are together, in file order; only text keys are
+	// compared by name (otherActor has compared the others).
+	for lo := 0; lo < len(names); {
+		hi := lo + 1
+		for hi < len(names) && names[hi].name == names[lo].name {
+			hi++
 		}
-		first := k - 1
-		for first > 0 && names[first-1].name == names[k].name {
-			first--
+		first := int32(-1)
+		for _, n := range names[lo:hi] {
+			switch {
+			case hi-lo == 1 || !states[n.i].text:
+			case first < 0:
+				first = n.i
+			default:
+				a := &actors[n.i]
+				p.errorAt(a.Line, a.Col, scope{kind: inActors}, fmt.Sprintf("duplicate actor %q (first at line %d)", a.Name, actors[first].Line))
+				states[n.i].valid = false
+			}
 		}
-		a := &actors[names[k].i]
-		p.errorAt(a.Line, a.Col, scope{kind: inActors}, fmt.Sprintf("duplicate actor %q (first at line %d)", a.Name, actors[names[first].i].Line))
-		states[names[k].i].valid = false
+		lo = hi
 	}
 
 	enabled := 0

@@ -136,6 +136,40 @@ func TestParseErrors(t *testing.T) {
 			`inventory.yaml:11:5: actor "agt-x": duplicate key "x-a" (first at line 10)`}},
 		{"duplicate key inside an x- value", base + "x-notes:\n  a: 1\n  a: 2\n", []string{
 			`inventory.yaml:11:3: duplicate key "a" (first at line 10)`}},
+		// Keys are compared as YAML values, and a duplicate written as an
+		// alias is reported where the alias is.
+		{"duplicate boolean key", base + "x-notes: {true: 1, True: 2}\n", []string{
+			`inventory.yaml:9:20: duplicate key "True" (boolean true, first at line 9)`}},
+		{"duplicate null key", base + "x-notes: {~: 1, null: 2}\n", []string{
+			`inventory.yaml:9:17: duplicate key "null" (null, first at line 9)`}},
+		{"duplicate float key", base + "x-notes: {.inf: 1, +.INF: 2, 1.0: 3, 1e0: 4}\n", []string{
+			`inventory.yaml:9:20: duplicate key "+.INF" (float +.inf, first at line 9)`,
+			`inventory.yaml:9:38: duplicate key "1e0" (float 1, first at line 9)`}},
+		{"duplicate quoted key", base + "x-notes: {a: 1, 'a': 2, \"\\x61\": 3}\n", []string{
+			`inventory.yaml:9:17: duplicate key "a" (first at line 9)`,
+			`inventory.yaml:9:25: duplicate key "a" (first at line 9)`}},
+		{"duplicate integer key at the top", "version: 1\n0x1: a\n1: b\nactors: {adm-a: {ttl_hours: 1}}\n", []string{
+			`inventory.yaml:2:1: unknown key "0x1" (want one of version, defaults, actors)`,
+			`inventory.yaml:3:1: duplicate key "1" (integer 1, first at line 2)`}},
+		{"duplicate collection key", base + "x-notes:\n  ? [a, {b: c, d: e}]\n  : 1\n  ? [a, {d: e, b: c}]\n  : 2\n", []string{
+			`inventory.yaml:12:5: duplicate key, a sequence equal to the key at line 10`}},
+		{"duplicate key written as an alias", base + "  agt-x: {&k x-a: 1, *k : 2}\n", []string{
+			`inventory.yaml:9:22: actor "agt-x": duplicate key "x-a" (first at line 9)`}},
+		{"duplicate known key written as an alias", "version: 1\nx-k: &k ttl_hours\nactors:\n  agt-x:\n    ttl_hours: 1\n    *k : 2\n", []string{
+			`inventory.yaml:6:5: actor "agt-x": duplicate key "ttl_hours" (first at line 5)`}},
+		{"alias first, duplicate after", "version: 1\nx-k: &k ttl_hours\nactors:\n  agt-x:\n    *k : 1\n    ttl_hours: 2\n", []string{
+			`inventory.yaml:6:5: actor "agt-x": duplicate key "ttl_hours" (first at line 5)`}},
+		{"duplicate key in an x- value written as an alias", base + "x-notes: {&k a: 1, *k : 2}\n", []string{
+			`inventory.yaml:9:20: duplicate key "a" (first at line 9)`}},
+		{"duplicate actor name as a value", base + "  true: {}\n  True: {}\n", []string{
+			`inventory.yaml:9:3: invalid actor name "true": want adm-, agt- or atm- followed by dash-separated words of a-z and 0-9`,
+			`inventory.yaml:10:3: invalid actor name "True": want adm-, agt- or atm- followed by dash-separated words of a-z and 0-9`,
+			`inventory.yaml:10:3: actors: duplicate actor "True" (boolean true, first at line 9)`}},
+		{"actor names of different values", base + "  1: {}\n  \"1\": {}\n", []string{
+			`inventory.yaml:9:3: invalid actor name "1": want adm-, agt- or atm- followed by dash-separated words of a-z and 0-9`,
+			`inventory.yaml:10:3: invalid actor name "1": want adm-, agt- or atm- followed by dash-separated words of a-z and 0-9`}},
+		{"duplicate actor written as an alias", "version: 1\ndefaults: {agt: {ttl_hours: 1}}\nx-n: &n agt-a\nactors:\n  agt-a: {}\n  *n : {}\n", []string{
+			`inventory.yaml:6:3: actors: duplicate actor "agt-a" (first at line 5)`}},
 		{"private key", base + "  agt-x:\n    private_key: abc\n", []string{
 			`inventory.yaml:10:5: actor "agt-x": key "private_key" looks like key material; credentials never belong in the inventory (flex-auth never receives SSH private keys or Vault tokens): remove it, and rotate the credential if it was real`}},
 		{"vault token at the top", base + "vault_token: abc\n", []string{
@@ -292,5 +326,15 @@ func TestAliases(t *testing.T) {
 	}
 	if !cmp.Equal(got, wantSubjects) {
 		t.Errorf("got subjects %v, want %v", got, wantSubjects)
+	}
+}
+
+// TestKeysOfDifferentValues checks that keys that differ as YAML values
+// are not duplicates, however alike their text: an integer and a string,
+// an integer and a float, null and "null", two different sequences.
+func TestKeysOfDifferentValues(t *testing.T) {
+	data := base + "x-notes: {1: a, \"1\": b, 1.0: c, null: d, \"null\": e, true: f, \"true\": g, !!str 2: h, 2: i, [a]: j, [b]: k, 0o10: l, \"0o10\": m}\n"
+	if _, err := Parse("inventory.yaml", []byte(data)); err != nil {
+		t.Errorf("got %v, want no error", err)
 	}
 }
