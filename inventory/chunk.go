@@ -54,12 +54,13 @@ type span struct{ start, end, line int }
 // a line at column 1, followed by the actor names at one indentation,
 // each starting with a lower-case letter, and no line breaks other than
 // "\n" (yaml.v3 also counts "\r", NEL, LS and PS, which would shift the
-// lines of the parts) and no directives (%TAG changes what tags mean).
+// lines of the parts), no directives (%TAG changes what tags mean), and
+// nothing that checkEscapes has to look at.
 func planChunks(data []byte, size int) *plan {
 	if size <= 0 || len(data) < 2*size ||
 		bytes.IndexByte(data, '\r') >= 0 || bytes.Contains(data, []byte("\u0085")) ||
 		bytes.Contains(data, []byte("\u2028")) || bytes.Contains(data, []byte("\u2029")) ||
-		data[0] == '%' || bytes.Contains(data, []byte("\n%")) {
+		data[0] == '%' || bytes.Contains(data, []byte("\n%")) || hasBadEscape(data) {
 		return nil
 	}
 	// Find the only line that starts with "actors:".

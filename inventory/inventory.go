@@ -20,6 +20,10 @@
 //   - An integer written with a leading zero (024) is refused: YAML 1.1
 //     reads it as octal, YAML 1.2 as decimal.
 //   - The file must be UTF-8 and hold exactly one YAML document.
+//   - Where yaml.v3 departs from YAML 1.2 (yaml12.go): a %YAML 1.2
+//     directive is accepted and the escape "\'" refused; "\/" and a "?"
+//     inside a plain scalar in a flow collection, valid YAML 1.2 that
+//     yaml.v3 refuses, are refused with a hint.
 //   - Every occurrence of a duplicated actor is checked; the later ones
 //     are reported as duplicates of the first.
 //   - Keys are compared as YAML 1.2 values, not as text (keys.go): true

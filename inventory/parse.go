@@ -164,6 +164,7 @@ func (p *parser) resolve(n *yaml.Node) *yaml.Node {
 }
 
 func (p *parser) parse(data []byte) *Inventory {
+	data = directive12(data)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -187,6 +188,9 @@ func (p *parser) parse(data []byte) *Inventory {
 		p.errorf(&doc, scope{}, "empty inventory; want a mapping with version and actors")
 		return nil
 	}
+	if hasBadEscape(data) {
+		p.checkEscapes(data, &doc)
+	}
 	return p.inventory(doc.Content[0])
 }
 
@@ -209,7 +213,8 @@ func (p *parser) syntaxError(data []byte, err error) {
 		}
 		line = 1
 	}
-	p.errorAt(line, 1, scope{}, "invalid YAML: "+msg)
+	line, col, msg := hint(data, line, msg)
+	p.errorAt(line, col, scope{}, "invalid YAML: "+msg)
 }
 
 // findAlias returns the position of the first "*name" in data that can be

@@ -51,6 +51,20 @@ func TestParseErrors(t *testing.T) {
 			`inventory.yaml:4:10: invalid YAML: unknown anchor 'nope' referenced`}},
 		{"control character", "version: 1\nactors:\n  adm-a: {description: \"a\x01\"}\n", []string{
 			`inventory.yaml:3:26: control character U+0001 is not allowed in YAML`}},
+		// YAML 1.2 has no escape \'; yaml.v3 reads it as '.
+		{"escaped single quote", base + "  agt-x: {description: \"it\\'s\"}\n", []string{
+			`inventory.yaml:9:27: invalid YAML: "\'" is not an escape in YAML 1.2; write ' alone`}},
+		{"escaped single quote after properties and a line break", base + "  agt-x:\n    description: !!str &d # why\n      \"it is\n      ok, it\\'s \\\\'\"\n", []string{
+			`inventory.yaml:12:13: invalid YAML: "\'" is not an escape in YAML 1.2; write ' alone`}},
+		{"escaped single quote in a key", base + "x-notes: {\"\\'\": 1}\n", []string{
+			`inventory.yaml:9:12: invalid YAML: "\'" is not an escape in YAML 1.2; write ' alone`}},
+		// Valid YAML 1.2 that yaml.v3 refuses: the error says so.
+		{"escaped slash", base + "  agt-x: {subjects: [\"iam:role\\/x\"]}\n", []string{
+			`inventory.yaml:9:31: invalid YAML: found unknown escape character "\/": valid in YAML 1.2 and JSON, but not to the YAML parser flex-auth uses (gopkg.in/yaml.v3); write "/" alone`}},
+		{"question mark in a flow value", base + "  agt-x: {description: why? because}\n", []string{
+			`inventory.yaml:9:1: invalid YAML: did not find expected ',' or '}' (a "?" in an unquoted value inside {...} or [...] is valid YAML 1.2, but the YAML parser flex-auth uses (gopkg.in/yaml.v3) takes it for a key: quote the value)`}},
+		{"YAML 1.3", "%YAML 1.3\n---\n" + base, []string{
+			`inventory.yaml:1:1: invalid YAML: found incompatible YAML document`}},
 
 		// version.
 		{"missing version", "actors:\n  adm-a: {ttl_hours: 1}\n", []string{
@@ -336,5 +350,46 @@ func TestKeysOfDifferentValues(t *testing.T) {
 	data := base + "x-notes: {1: a, \"1\": b, 1.0: c, null: d, \"null\": e, true: f, \"true\": g, !!str 2: h, 2: i, [a]: j, [b]: k, 0o10: l, \"0o10\": m}\n"
 	if _, err := Parse("inventory.yaml", []byte(data)); err != nil {
 		t.Errorf("got %v, want no error", err)
+	}
+}
+
+// TestYAML12 checks what flex-auth accepts of YAML 1.2 where yaml.v3 on
+// its own departs from it: a %YAML 1.2 directive reads like %YAML 1.1
+// (yaml.v3 reads both by the same rules), and "\'" is refused only where
+// it is an escape.
+func TestYAML12(t *testing.T) {
+	want, err := Parse("inventory.yaml", []byte("%YAML 1.1\n---\n"+base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, head := range []string{"%YAML 1.2\n---\n", "# ops\n%YAML\t1.2 # the version\r\n---\n", "\uFEFF%YAML 1.2\n--- # one\n"} {
+		got, err := Parse("inventory.yaml", []byte(head+base))
+		if err != nil {
+			t.Errorf("%q: got %v, want no error", head, err)
+			continue
+		}
+		if head[0] == '#' {
+			for i := range got.Actors {
+				got.Actors[i].Line--
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%q: inventory (-1.1 +1.2):\n%s", head, diff)
+		}
+	}
+	for _, head := range []string{"%YAML 1.20\n---\n", "%YAML  \n---\n", "---\n%YAML 1.2\n---\n"} {
+		if _, err := Parse("inventory.yaml", []byte(head+base)); err == nil {
+			t.Errorf("%q: got no error, want one", head)
+		}
+	}
+	// \' where it is not an escape: plain and single-quoted scalars,
+	// comments, block scalars, an escaped backslash.
+	data := base + "  agt-x: # it\\'s\n    description: it\\'s\n  agt-y: {description: 'it\\''s'}\n  agt-z:\n    description: |\n      it\\'s\n  agt-w: {description: \"\\\\'\"}\n"
+	inv, err := Parse("inventory.yaml", []byte(data))
+	if err != nil {
+		t.Fatalf("got %v, want no error for\n%s", err, data)
+	}
+	if len(inv.Actors) != 5 {
+		t.Errorf("got %d actors, want 5", len(inv.Actors))
 	}
 }
