@@ -20,6 +20,9 @@
 //   - An integer written with a leading zero (024) is refused: YAML 1.1
 //     reads it as octal, YAML 1.2 as decimal.
 //   - The file must be UTF-8 and hold exactly one YAML document.
+//   - Scalars are read by YAML 1.2's core schema (keys.go), not by the
+//     tags yaml.v3 gives them, which follow YAML 1.1 in places: 1_000 and
+//     0b1 are strings, not integers, and so is 2001-12-14.
 //   - Where yaml.v3 departs from YAML 1.2 (yaml12.go): a %YAML 1.2
 //     directive is accepted and the escape "\'" refused; "\/" and a "?"
 //     inside a plain scalar in a flow collection, valid YAML 1.2 that

@@ -21,29 +21,29 @@ const tagFloat = "!!float"
 
 // scalarValue returns the tag of scalar n and its canonical form.
 func scalarValue(n *yaml.Node) (tag, canon string) {
+	tag = tagOf(n)
+	return tag, canonical(tag, n.Value)
+}
+
+// tagOf returns the tag of scalar n: the one it is given, else !!str when
+// it is quoted or a block scalar, else what the core schema resolves.
+// Values are read by it too, not by yaml.v3's tags, so that a TTL of
+// 1_000 is the string YAML 1.2 says it is.
+func tagOf(n *yaml.Node) string {
 	switch {
 	case n.Style&yaml.TaggedStyle != 0:
-		tag = n.Tag
+		return n.Tag
 	case n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) != 0:
-		return tagStr, n.Value
-	default:
-		tag = coreTag(n.Value)
+		return tagStr
 	}
-	return tag, canonical(tag, n.Value)
+	return coreTag(n.Value)
 }
 
 // isText reports whether key k (a resolved scalar) is text: not a null,
 // boolean, integer or float. Only text keys can be the inventory's keys
 // and actor names.
 func isText(k *yaml.Node) bool {
-	tag := k.Tag
-	if k.Style&yaml.TaggedStyle == 0 {
-		if k.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
-			return true
-		}
-		tag = coreTag(k.Value)
-	}
-	switch tag {
+	switch tagOf(k) {
 	case tagNull, tagBool, tagInt, tagFloat:
 		return false
 	}

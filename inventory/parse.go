@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -271,7 +272,7 @@ func describe(n *yaml.Node) string {
 	if len(v) > 40 {
 		v = v[:40] + "..."
 	}
-	switch n.Tag {
+	switch tag := tagOf(n); tag {
 	case tagStr:
 		return "string " + strconv.Quote(v)
 	case tagInt:
@@ -280,12 +281,11 @@ func describe(n *yaml.Node) string {
 		return "boolean " + v
 	case tagNull:
 		return "null"
-	case "!!float":
+	case tagFloat:
 		return "float " + v
-	case "!!timestamp":
-		return "timestamp " + v
+	default:
+		return tag + " " + strconv.Quote(v)
 	}
-	return n.Tag + " " + strconv.Quote(v)
 }
 
 func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == tagNull }
@@ -407,7 +407,7 @@ func (p *parser) ignored(n *yaml.Node) {
 // str reads a string value; it reports anything else and returns false.
 func (p *parser) str(n *yaml.Node, s scope, field string) (string, bool) {
 	v := p.resolve(n)
-	if v.Kind != yaml.ScalarNode || v.Tag != tagStr {
+	if v.Kind != yaml.ScalarNode || tagOf(v) != tagStr {
 		p.errorf(n, s, "%s: want a string, got %s", field, describe(v))
 		return "", false
 	}
@@ -418,8 +418,8 @@ func (p *parser) str(n *yaml.Node, s scope, field string) (string, bool) {
 // 1..8760. It reports a bad value and returns 0.
 func (p *parser) hours(n *yaml.Node, s scope, field string) int {
 	v := p.resolve(n)
-	if v.Kind != yaml.ScalarNode || v.Tag != tagInt {
-		p.errorf(n, s, "%s: want an integer from %d to %d, got %s", field, registry.MinTTLHours, registry.MaxTTLHours, describe(v))
+	if v.Kind != yaml.ScalarNode || tagOf(v) != tagInt {
+		p.errorf(n, s, "%s: want an integer from %d to %d, got %s%s", field, registry.MinTTLHours, registry.MaxTTLHours, describe(v), yaml11Int(v))
 		return 0
 	}
 	h, ok := smallDecimal(v.Value)
@@ -429,9 +429,14 @@ func (p *parser) hours(n *yaml.Node, s scope, field string) int {
 			p.errorf(n, s, "%s: %s has a leading zero, which YAML 1.1 reads as octal and YAML 1.2 as decimal; write it without", field, v.Value)
 			return 0
 		}
-		var wide int64
-		if err := v.Decode(&wide); err != nil {
+		canon := canonical(tagInt, v.Value)
+		wide, err := strconv.ParseInt(canon, 10, 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
 			p.errorf(n, s, "%s: want an integer from %d to %d, got %s", field, registry.MinTTLHours, registry.MaxTTLHours, describe(v))
+			return 0
+		}
+		if err != nil {
+			p.errorf(n, s, "%s: must be between %d and %d, got %s", field, registry.MinTTLHours, registry.MaxTTLHours, canon)
 			return 0
 		}
 		h = wide
@@ -441,6 +446,15 @@ func (p *parser) hours(n *yaml.Node, s scope, field string) int {
 		return 0
 	}
 	return int(h)
+}
+
+// yaml11Int returns a note for a scalar that yaml.v3 reads as an integer
+// and YAML 1.2 as a string (1_000, 0b101), or "".
+func yaml11Int(v *yaml.Node) string {
+	if v.Kind == yaml.ScalarNode && v.Tag == tagInt && tagOf(v) == tagStr {
+		return " (an integer in YAML 1.1, not in YAML 1.2)"
+	}
+	return ""
 }
 
 // smallDecimal parses the common spelling of a TTL, a few decimal digits
@@ -463,15 +477,12 @@ func smallDecimal(s string) (int64, bool) {
 // boolean reads a YAML boolean.
 func (p *parser) boolean(n *yaml.Node, s scope, field string) (val, ok bool) {
 	v := p.resolve(n)
-	if v.Kind == yaml.ScalarNode && v.Tag == tagBool {
-		switch v.Value {
-		case "true", "True", "TRUE":
+	if v.Kind == yaml.ScalarNode && tagOf(v) == tagBool {
+		switch canonical(tagBool, v.Value) {
+		case "true":
 			return true, true
-		case "false", "False", "FALSE":
+		case "false":
 			return false, true
-		}
-		if err := v.Decode(&val); err == nil {
-			return val, true
 		}
 	}
 	p.errorf(n, s, "%s: want true or false, got %s", field, describe(v))
@@ -503,9 +514,9 @@ func (p *parser) inventory(root *yaml.Node) *Inventory {
 
 	if vals[topVersion] == nil {
 		p.errorf(n, scope{}, "missing version (want \"version: %d\")", Version)
-	} else if v := p.resolve(vals[topVersion]); v.Kind != yaml.ScalarNode || v.Tag != tagInt {
-		p.errorf(vals[topVersion], scope{}, "version: want the integer %d, got %s", Version, describe(v))
-	} else if ver, err := strconv.ParseInt(v.Value, 0, 64); err != nil || ver != Version {
+	} else if v := p.resolve(vals[topVersion]); v.Kind != yaml.ScalarNode || tagOf(v) != tagInt {
+		p.errorf(vals[topVersion], scope{}, "version: want the integer %d, got %s%s", Version, describe(v), yaml11Int(v))
+	} else if canonical(tagInt, v.Value) != strconv.Itoa(Version) {
 		p.errorf(vals[topVersion], scope{}, "unsupported version %s; this flex-auth understands version %d", v.Value, Version)
 	}
 
@@ -788,7 +799,7 @@ func (p *parser) claims(i int32, actors []Actor, states []state, names []sortedN
 		for v.Kind == yaml.AliasNode && v.Alias != nil {
 			v = v.Alias
 		}
-		if v.Kind != yaml.ScalarNode || v.Tag != tagStr {
+		if v.Kind != yaml.ScalarNode || tagOf(v) != tagStr {
 			continue // reported already
 		}
 		other, ok := lookup(names, v.Value)

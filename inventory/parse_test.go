@@ -3,6 +3,7 @@ package inventory
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -75,6 +76,8 @@ func TestParseErrors(t *testing.T) {
 			`inventory.yaml:1:10: version: want the integer 1, got string "1"`}},
 		{"version is a float", strings.Replace(base, "version: 1", `version: 1.0`, 1), []string{
 			`inventory.yaml:1:10: version: want the integer 1, got float 1.0`}},
+		{"version in binary", strings.Replace(base, "version: 1", `version: 0b1`, 1), []string{
+			`inventory.yaml:1:10: version: want the integer 1, got string "0b1" (an integer in YAML 1.1, not in YAML 1.2)`}},
 
 		// Top-level keys.
 		{"unknown top key with hint", base + "actor: {}\n", []string{
@@ -223,7 +226,11 @@ func TestParseErrors(t *testing.T) {
 		{"ttl too large", base + "  agt-x: {ttl_hours: 8761}\n", []string{
 			`inventory.yaml:9:22: actor "agt-x": ttl_hours: must be between 1 and 8760, got 8761`}},
 		{"ttl huge", base + "  agt-x: {ttl_hours: 99999999999999999999}\n", []string{
-			`inventory.yaml:9:22: actor "agt-x": ttl_hours: want an integer from 1 to 8760, got float 99999999999999999999`}},
+			`inventory.yaml:9:22: actor "agt-x": ttl_hours: must be between 1 and 8760, got 99999999999999999999`}},
+		{"ttl with digit groups", base + "  agt-x: {ttl_hours: 1_2}\n", []string{
+			`inventory.yaml:9:22: actor "agt-x": ttl_hours: want an integer from 1 to 8760, got string "1_2" (an integer in YAML 1.1, not in YAML 1.2)`}},
+		{"ttl in binary", base + "  agt-x: {max_ttl_hours: 0b11000}\n", []string{
+			`inventory.yaml:9:26: actor "agt-x": max_ttl_hours: want an integer from 1 to 8760, got string "0b11000" (an integer in YAML 1.1, not in YAML 1.2)`}},
 		{"ttl leading zero", base + "  agt-x: {ttl_hours: 024}\n", []string{
 			`inventory.yaml:9:22: actor "agt-x": ttl_hours: 024 has a leading zero, which YAML 1.1 reads as octal and YAML 1.2 as decimal; write it without`}},
 		{"max ttl is a string", base + "  agt-x: {max_ttl_hours: \"48\"}\n", []string{
@@ -242,6 +249,8 @@ func TestParseErrors(t *testing.T) {
 			`inventory.yaml:9:21: actor "agt-x": subjects: want a sequence of subjects, got string "iam:role/x"`}},
 		{"subject not a string", base + "  agt-x: {subjects: [1234]}\n", []string{
 			`inventory.yaml:9:22: actor "agt-x": subjects: want a string, got integer 1234`}},
+		{"subject a float to YAML 1.2", base + "  agt-x: {subjects: [1e400]}\n", []string{
+			`inventory.yaml:9:22: actor "agt-x": subjects: want a string, got float 1e400`}},
 		{"invalid subject", base + "  agt-x: {subjects: [\"a b\"]}\n", []string{
 			`inventory.yaml:9:22: actor "agt-x": invalid subject "a b": want 1 to 256 bytes of [A-Za-z0-9._:/@+=-]`}},
 		{"empty subject", base + "  agt-x: {subjects: [\"\"]}\n", []string{
@@ -382,10 +391,22 @@ func TestYAML12(t *testing.T) {
 			t.Errorf("%q: got no error, want one", head)
 		}
 	}
+	// Values are read as YAML 1.2 reads them, not as yaml.v3 tags them: a
+	// date is a string, 0x18, 0o30 and +24 are integers.
+	data := "version: 0x1\nactors:\n  agt-x: {ttl_hours: 0x18, max_ttl_hours: 0o30, subjects: [2001-12-14]}\n  agt-y: {ttl_hours: +24, disabled: False}\n"
+	inv, err := Parse("inventory.yaml", []byte(data))
+	if err != nil {
+		t.Fatalf("got %v, want no error for\n%s", err, data)
+	}
+	x := inv.Actors[0]
+	if x.TTLHours != 24 || x.MaxTTLHours != 24 || !slices.Contains(x.Subjects, "2001-12-14") || inv.Actors[1].TTLHours != 24 {
+		t.Errorf("got %+v, want TTLs of 24 and the subject 2001-12-14", inv.Actors)
+	}
+
 	// \' where it is not an escape: plain and single-quoted scalars,
 	// comments, block scalars, an escaped backslash.
-	data := base + "  agt-x: # it\\'s\n    description: it\\'s\n  agt-y: {description: 'it\\''s'}\n  agt-z:\n    description: |\n      it\\'s\n  agt-w: {description: \"\\\\'\"}\n"
-	inv, err := Parse("inventory.yaml", []byte(data))
+	data = base + "  agt-x: # it\\'s\n    description: it\\'s\n  agt-y: {description: 'it\\''s'}\n  agt-z:\n    description: |\n      it\\'s\n  agt-w: {description: \"\\\\'\"}\n"
+	inv, err = Parse("inventory.yaml", []byte(data))
 	if err != nil {
 		t.Fatalf("got %v, want no error for\n%s", err, data)
 	}

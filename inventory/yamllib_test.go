@@ -28,9 +28,9 @@ func TestYAMLLibraries(t *testing.T) {
 		{"%YAML 1.2 directive", "%YAML 1.2\n---\na: 1\n", "!!int", "error", "reads it as %YAML 1.1 (directive12)"},
 		{`"\/" escape`, "a: \"\\/\"\n", "!!str", "error", "refuses it, with a hint to write / alone"},
 		{`"\'" escape`, "a: \"\\'\"\n", "error", "!!str", "refuses it (checkEscapes)"},
-		{"digit groups", "a: 1_000\n", "!!str", "!!int", "compares keys as strings; refuses it as a TTL or version"},
-		{"binary", "a: 0b101\n", "!!str", "!!int", "compares keys as strings; refuses it as a TTL or version"},
-		{"timestamp", "a: 2001-12-14\n", "!!str", "!!timestamp", "compares keys as strings; refuses it where a string is wanted, like YAML 1.2 would not"},
+		{"digit groups", "a: 1_000\n", "!!str", "!!int", "reads it as a string, as YAML 1.2 does (tagOf)"},
+		{"binary", "a: 0b101\n", "!!str", "!!int", "reads it as a string, as YAML 1.2 does (tagOf)"},
+		{"timestamp", "a: 2001-12-14\n", "!!str", "!!timestamp", "reads it as a string, as YAML 1.2 does (tagOf)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
