@@ -183,7 +183,15 @@ var pieces = []piece{
 
 // build makes an inventory of the piece with n filler actors, a among
 // them after the first third and b after the second.
-func (pc piece) build(n int) []byte {
+func (pc piece) build(n int) []byte { return pc.buildPadded(n, "") }
+
+// buildLarge makes an inventory of the piece that Parse cuts in parts:
+// over 256 KiB, most of it comments, which cost the parser little.
+func (pc piece) buildLarge() []byte {
+	return pc.buildPadded(2500, "  # "+strings.Repeat("padding ", 14))
+}
+
+func (pc piece) buildPadded(n int, pad string) []byte {
 	var b strings.Builder
 	b.WriteString(pc.head)
 	b.WriteString("actors:\n")
@@ -194,7 +202,7 @@ func (pc piece) build(n int) []byte {
 		case 2 * n / 3:
 			b.WriteString(pc.b)
 		}
-		fmt.Fprintf(&b, "  agt-fill-%d: {ttl_hours: 1}\n", i)
+		fmt.Fprintf(&b, "  agt-fill-%d: {ttl_hours: 1}%s\n", i, pad)
 	}
 	b.WriteString(pc.tail)
 	return []byte(b.String())
@@ -205,7 +213,7 @@ func (pc piece) build(n int) []byte {
 func TestChunkedVsWholeLarge(t *testing.T) {
 	for i, pc := range pieces {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			data := pc.build(10_000)
+			data := pc.buildLarge()
 			// A file with a directive is never cut.
 			if planChunks(data, chunkSize) == nil && !strings.HasPrefix(pc.head, "%") {
 				t.Fatalf("got no plan for %d bytes; the test would not cut the file", len(data))
@@ -227,11 +235,14 @@ func TestChunkedVsWholeLarge(t *testing.T) {
 // or parses the file as one document. A fuzz input is small and a small
 // file is not cut, so the fuzzed fragments are set among filler actors
 // (piece.build), and the file is cut in parts of a quarter of its size,
-// as Parse cuts files of 256 KiB and more, and at every actor.
+// as Parse cuts files of 256 KiB and more, and at every actor. With fill
+// 255 the file is as large as Parse's own cut needs (over 256 KiB), and
+// cut where Parse cuts it.
 func FuzzChunkedVsWhole(f *testing.F) {
 	for _, pc := range pieces {
 		f.Add(pc.head, pc.a, pc.b, pc.tail, uint8(30))
 	}
+	f.Add(pieces[0].head, pieces[0].a, pieces[0].b, pieces[0].tail, uint8(255))
 	for _, l := range layouts {
 		if head, rest, ok := strings.Cut(l, "actors:\n"); ok {
 			f.Add(head, rest, "", "", uint8(10))
@@ -239,6 +250,10 @@ func FuzzChunkedVsWhole(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, head, a, b, tail string, fill uint8) {
 		if len(head)+len(a)+len(b)+len(tail) > 16<<10 {
+			return
+		}
+		if fill == 255 {
+			checkChunked(t, piece{head, a, b, tail}.buildLarge(), chunkSize)
 			return
 		}
 		data := piece{head, a, b, tail}.build(8 + int(fill%64))
