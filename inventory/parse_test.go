@@ -59,6 +59,8 @@ func TestParseErrors(t *testing.T) {
 			`inventory.yaml:12:13: invalid YAML: "\'" is not an escape in YAML 1.2; write ' alone`}},
 		{"escaped single quote in a key", base + "x-notes: {\"\\'\": 1}\n", []string{
 			`inventory.yaml:9:12: invalid YAML: "\'" is not an escape in YAML 1.2; write ' alone`}},
+		{"escaped single quote after a byte order mark", "\uFEFFx-a: \"\\'\"\n" + base, []string{
+			`inventory.yaml:1:7: invalid YAML: "\'" is not an escape in YAML 1.2; write ' alone`}},
 		// Valid YAML 1.2 that yaml.v3 refuses: the error says so.
 		{"escaped slash", base + "  agt-x: {subjects: [\"iam:role\\/x\"]}\n", []string{
 			`inventory.yaml:9:31: invalid YAML: found unknown escape character "\/": valid in YAML 1.2 and JSON, but not to the YAML parser flex-auth uses (gopkg.in/yaml.v3); write "/" alone`}},

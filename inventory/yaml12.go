@@ -77,7 +77,7 @@ func (p *parser) checkEscapes(data []byte, root *yaml.Node) {
 		}
 		return a.Column - b.Column
 	})
-	c := cursor{data: data, line: 1, col: 1}
+	c := newCursor(data)
 	for _, n := range starts {
 		if !c.seek(n.Line, n.Column) || !c.skipProperties() {
 			continue
@@ -105,6 +105,16 @@ type cursor struct {
 	data      []byte
 	off       int
 	line, col int
+}
+
+// newCursor returns a cursor at the start of data, past a byte order
+// mark, which yaml.v3 does not count as a column.
+func newCursor(data []byte) cursor {
+	c := cursor{data: data, line: 1, col: 1}
+	if bytes.HasPrefix(data, []byte("\uFEFF")) {
+		c.off = 3
+	}
+	return c
 }
 
 func (c *cursor) done() bool { return c.off >= len(c.data) }
@@ -198,7 +208,7 @@ func hint(data []byte, line int, msg string) (int, int, string) {
 // lineStart returns the offset of line in data, counting lines as yaml.v3
 // does, or -1 when data is shorter.
 func lineStart(data []byte, line int) int {
-	c := cursor{data: data, line: 1, col: 1}
+	c := newCursor(data)
 	for !c.done() && c.line < line {
 		c.next()
 	}
