@@ -64,6 +64,10 @@ func TestParseErrors(t *testing.T) {
 		// Valid YAML 1.2 that yaml.v3 refuses: the error says so.
 		{"escaped slash", base + "  agt-x: {subjects: [\"iam:role\\/x\"]}\n", []string{
 			`inventory.yaml:9:31: invalid YAML: found unknown escape character "\/": valid in YAML 1.2 and JSON, but not to the YAML parser flex-auth uses (gopkg.in/yaml.v3); write "/" alone`}},
+		{"escaped slash after an escaped backslash", base + "  agt-x: {description: \"a\\\\b\\/c\"}\n", []string{
+			`inventory.yaml:9:29: invalid YAML: found unknown escape character "\/": valid in YAML 1.2 and JSON, but not to the YAML parser flex-auth uses (gopkg.in/yaml.v3); write "/" alone`}},
+		{"unknown escape, and a slash after it", base + "  agt-x: {description: \"\\q\"}\n  agt-y: {description: a\\/b}\n", []string{
+			`inventory.yaml:9:1: invalid YAML: found unknown escape character`}},
 		{"question mark in a flow value", base + "  agt-x: {description: why? because}\n", []string{
 			`inventory.yaml:9:1: invalid YAML: did not find expected ',' or '}' (a "?" in an unquoted value inside {...} or [...] is valid YAML 1.2, but the YAML parser flex-auth uses (gopkg.in/yaml.v3) takes it for a key: quote the value)`}},
 		{"YAML 1.3", "%YAML 1.3\n---\n" + base, []string{

@@ -186,9 +186,9 @@ func hint(data []byte, line int, msg string) (int, int, string) {
 	}
 	switch msg {
 	case "found unknown escape character":
-		if i := bytes.Index(data[start:], []byte(`\/`)); i >= 0 {
+		if i := firstBadEscape(data, start); i >= 0 && data[i+1] == '/' {
 			c := cursor{data: data, off: start, line: line, col: 1}
-			for c.off < start+i {
+			for c.off < i {
 				c.next()
 			}
 			return c.line, c.col, msg + ` "\/": valid in YAML 1.2 and JSON, but not to the YAML parser flex-auth uses (gopkg.in/yaml.v3); write "/" alone`
@@ -203,6 +203,21 @@ func hint(data []byte, line int, msg string) (int, int, string) {
 		}
 	}
 	return line, 1, msg
+}
+
+// firstBadEscape returns the offset of the first backslash from start on
+// that yaml.v3 does not take as the start of an escape, or -1.
+func firstBadEscape(data []byte, start int) int {
+	for i := start; i+1 < len(data); i++ {
+		if data[i] != '\\' {
+			continue
+		}
+		if !strings.ContainsRune("0abt\tnvfre \"'\\N_LPxuU\r\n", rune(data[i+1])) {
+			return i
+		}
+		i++
+	}
+	return -1
 }
 
 // lineStart returns the offset of line in data, counting lines as yaml.v3
