@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/coulomb/flex-auth/drift/udiff"
 	"github.com/coulomb/flex-auth/drift/udiff/udifftest"
+	"github.com/coulomb/flex-auth/internal/termsafe"
 	"github.com/coulomb/flex-auth/jcs"
 	"github.com/coulomb/flex-auth/registry"
 )
@@ -364,8 +366,9 @@ func TestEscapeWorkflowCommand(t *testing.T) {
 	}{
 		{"plain", "plain", "plain"},
 		{"50% a:b, c", "50%25 a:b, c", "50%25 a%3Ab%2C c"},
-		{"line\r\nnext", "line%0D%0Anext", "line%0D%0Anext"},
+		{"line\r\nnext", `line\r\nnext`, `line\r\nnext`},
 		{"%0A", "%250A", "%250A"},
+		{"esc \x1b[2J::error::x", `esc \x1b[2J::error::x`, `esc \x1b[2J%3A%3Aerror%3A%3Ax`},
 	}
 	for _, tt := range tests {
 		if got := escapeData(tt.in); got != tt.data {
@@ -524,10 +527,17 @@ func TestRuntime(t *testing.T) {
 		{name: "drifted", body: edited, status: 200},
 		{name: "not 200", body: []byte(`{"error": {"code": "x", "message": "registry not loaded"}}`), status: 503, wantErr: "503 Service Unavailable: registry not loaded"},
 		{name: "invalid", body: []byte(`{"schema": 1}`), status: 200, wantErr: "invalid snapshot"},
+		{name: "redirect", status: 0, wantErr: "a redirect to http://elsewhere.example/v1/registry: drift does not follow redirects"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := registryServer(t, tt.body, tt.status)
+			var srv *httptest.Server
+			if tt.status == 0 {
+				srv = httptest.NewServer(http.RedirectHandler("http://elsewhere.example/v1/registry", http.StatusFound))
+				defer srv.Close()
+			} else {
+				srv = registryServer(t, tt.body, tt.status)
+			}
 			r, err := Run(context.Background(), "../examples/ops-warden/inventory.yaml", srv.URL+tt.suffix, Options{})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -695,5 +705,56 @@ func TestLargeNonCanonical(t *testing.T) {
 				t.Error("the diff applied to ACTUAL does not give EXPECTED")
 			}
 		})
+	}
+}
+
+// TestUntrustedText: a source named with control characters and a file
+// with CRLF line endings render in every format with nothing a terminal
+// would act on, and the JSON report, decoded, still gives them exactly.
+func TestUntrustedText(t *testing.T) {
+	data := fixture(t)
+	crlf := bytes.ReplaceAll(data, []byte("\n"), []byte("\r\n"))
+	e := mustSide(t, "expected\u202e.json", data)
+	a := mustSide(t, "actual\x1b[2J\a.json", crlf)
+	r := Compare(e, a)
+	for _, f := range Formats {
+		var out, summary bytes.Buffer
+		if err := r.Render(&out, f, &summary); err != nil {
+			t.Fatal(err)
+		}
+		for _, text := range []string{out.String(), summary.String()} {
+			for _, c := range text {
+				if termsafe.Escaped(c) && c != '\n' {
+					t.Fatalf("format %s: got %U in\n%s", f, c, text)
+				}
+			}
+		}
+		if f != JSON {
+			continue
+		}
+		var got struct {
+			Actual struct{ Source string }
+			Diff   string
+		}
+		if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Actual.Source != a.Source || got.Diff != r.Diff {
+			t.Errorf("JSON: got source %q and a diff of %d bytes, want %q and %d", got.Actual.Source, len(got.Diff), a.Source, len(r.Diff))
+		}
+	}
+}
+
+func TestLabel(t *testing.T) {
+	tests := []struct{ source, want string }{
+		{"examples/registry.json", "examples/registry.json"},
+		{"odd?name#.json", "odd?name#.json"},
+		{"https://user:pw@flex-auth.example/", "https://xxxxx@flex-auth.example/"},
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8080"},
+	}
+	for _, tt := range tests {
+		if got := Label(tt.source); got != tt.want {
+			t.Errorf("Label(%q) = %q, want %q", tt.source, got, tt.want)
+		}
 	}
 }
