@@ -87,7 +87,7 @@ func unifiedDiff(actual *Side, want *registry.Snapshot, wantText []byte, wantSou
 // anchors. Both block lists are sorted by name.
 func labelActors(ta *udiff.Text, blocksA []block, tb *udiff.Text, blocksB []block) []udiff.Match {
 	la, lb := make([]int32, ta.Len()), make([]int32, tb.Len())
-	var anchors []udiff.Match
+	anchors := make([]udiff.Match, 0, min(len(blocksA), len(blocksB)))
 	label := int32(0)
 	setLabel := func(t *udiff.Text, labels []int32, bl block, l int32) {
 		for k := bl.start; k < bl.end; k++ {

@@ -3,7 +3,9 @@ package udiff
 import "math"
 
 // A Match is a run of N lines, from line A of the old text and line B of
-// the new one, that the caller knows to be the same and to pair up.
+// the new one, that the caller knows to be the same and to pair up. An
+// empty Match (N = 0) says where the texts line up: lines before it only
+// pair with lines before it.
 type Match struct{ A, B, N int }
 
 // A Script is an edit script: for each line of the old text and of the
@@ -45,9 +47,10 @@ func budget(lines int) int { return baseBudget + perLineBudget*lines }
 // shortest one unless the work budget (budget of both texts' lines) runs
 // out, after which each part of a stretch still to be searched shows as
 // replaced wholesale. Runs of changes are then placed as GNU diff places
-// them, so that the hunks are those of diff -u when the script is a
-// shortest one. Diff panics if the anchors are out of order or out of
-// range.
+// them, so that the hunks are those of diff -u wherever the shortest diff
+// is one but for where its runs sit; where shortest diffs differ more
+// (lines that repeat a lot), GNU diff may pick another. Diff panics if
+// the anchors are out of order or out of range.
 func Diff(a, b *Text, anchors []Match) *Script {
 	return diff(a, b, anchors, budget(a.Len()+b.Len()))
 }
