@@ -25,6 +25,12 @@ type line struct {
 	k int
 }
 
+// hashLine hashes a line and its label; a variable, so that a test can
+// make every line collide.
+var hashLine = func(seed maphash.Seed, label uint32, line []byte) uint64 {
+	return maphash.Bytes(seed, line) ^ uint64(label)*0x9e3779b97f4a7c15
+}
+
 func newClassifier(lines int) *classifier {
 	return &classifier{seed: maphash.MakeSeed(), byKey: make(map[uint64]int32, lines)}
 }
@@ -43,7 +49,7 @@ func (c *classifier) classify(t *Text, ks []int) []int32 {
 
 func (c *classifier) class(t *Text, k int) int32 {
 	label := uint32(t.labelOf(k))
-	sum := maphash.Bytes(c.seed, t.Line(k)) ^ uint64(label)*0x9e3779b97f4a7c15
+	sum := hashLine(c.seed, label, t.Line(k))
 	id, ok := c.byKey[sum]
 	if !ok {
 		id = c.add(t, k)

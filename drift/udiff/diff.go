@@ -108,7 +108,7 @@ func (d *differ) stretch(i0, i1, j0, j1 int) {
 	// (discard_confusing_lines); it makes a file that differs on every
 	// line, reindented say, cheap to diff. Lines whose label the other
 	// side lacks need no class.
-	xk, yk := d.candidates(a, i0, i1, b, j0, j1, d.s.ca), d.candidates(b, j0, j1, a, i0, i1, d.s.cb)
+	xk, yk := candidates(a, i0, i1, b, j0, j1, d.s.ca), candidates(b, j0, j1, a, i0, i1, d.s.cb)
 	cl := newClassifier(len(xk) + len(yk))
 	xc, yc := cl.classify(a, xk), cl.classify(b, yk)
 	inA, inB := make([]bool, cl.n()), make([]bool, cl.n())
@@ -129,7 +129,7 @@ func (d *differ) stretch(i0, i1, j0, j1 int) {
 
 // candidates returns the lines among [k0, k1) of t whose label occurs
 // among lines [l0, l1) of u, and marks the others changed.
-func (d *differ) candidates(t *Text, k0, k1 int, u *Text, l0, l1 int, changed []bool) []int {
+func candidates(t *Text, k0, k1 int, u *Text, l0, l1 int, changed []bool) []int {
 	idx := make([]int, 0, k1-k0)
 	if t.label == nil && u.label == nil {
 		for k := k0; k < k1; k++ {

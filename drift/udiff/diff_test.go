@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"go/build"
+	"hash/maphash"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -114,6 +115,33 @@ func TestApplies(t *testing.T) {
 		checkScript(t, s)
 		if got := udifftest.Apply(t, string(a), s.Unified("a", "b")); got != string(b) {
 			t.Fatalf("case %d: the diff does not apply", i)
+		}
+	}
+}
+
+// TestHashCollisions: the hash that finds a line's class never decides
+// it: with every line hashing alike, the diffs are the same.
+func TestHashCollisions(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	words := []string{"{", "}", "a", "b", "c", "d"}
+	type pair struct{ a, b *Text }
+	var cases []pair
+	var want []string
+	for i := range 100 {
+		a := Split(randomText(rng, words, rng.IntN(40)))
+		b := Split(edit(rng, a.data, words))
+		if i%2 == 0 {
+			a.SetLabels(randomLabels(rng, a.Len()))
+			b.SetLabels(randomLabels(rng, b.Len()))
+		}
+		cases = append(cases, pair{a, b})
+		want = append(want, Diff(a, b, nil).Unified("a", "b"))
+	}
+	defer func(h func(maphash.Seed, uint32, []byte) uint64) { hashLine = h }(hashLine)
+	hashLine = func(maphash.Seed, uint32, []byte) uint64 { return 42 }
+	for i, c := range cases {
+		if got := Diff(c.a, c.b, nil).Unified("a", "b"); got != want[i] {
+			t.Fatalf("case %d: with colliding hashes got\n%s\nwant\n%s", i, got, want[i])
 		}
 	}
 }
