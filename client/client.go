@@ -7,7 +7,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json"
 
 	"github.com/coulomb/flex-auth/registry"
 )
@@ -166,7 +167,7 @@ func (c *Client) Check(ctx context.Context, req Request) (*Decision, error) {
 	if req.Subject == "" || req.Resource == "" {
 		return nil, errors.New("check: subject and resource are required")
 	}
-	body, err := json.Marshal(req)
+	body, err := json.Marshal(req, json.Deterministic(true))
 	if err != nil {
 		return nil, fmt.Errorf("check: encode request: %w", err)
 	}

@@ -2,60 +2,51 @@ package client
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/coulomb/flex-auth/registry"
 )
 
-// The answers are decoded by hand rather than with json.Unmarshal into a
-// struct: Unmarshal matches member names case-insensitively and keeps the
-// last of duplicate members, so {"effect":"deny","EFFECT":"allow"} would
-// read as an allow. Here a member counts only under its exact name, a
-// duplicate name is an error, and so is anything after the object.
+// The answers are read member by member with jsontext rather than
+// unmarshaled into a struct, so that each member is checked, and named in
+// the error, in the order of the contract. jsontext is strict: a member
+// counts only under its exact name, a duplicate name (as decoded, at any
+// level) is an error, and so is anything after the object, so that
+// {"effect":"deny","effect":"allow"} is never read as an allow.
 
 // object is one JSON object's members by exact name.
 type object struct {
 	path    string // "" for the answer itself, "grant" for a member
-	members map[string]json.RawMessage
+	members map[string]jsontext.Value
 }
 
 func parseObject(path string, data []byte) (object, error) {
-	o := object{path: path, members: make(map[string]json.RawMessage)}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	tok, err := dec.Token()
+	o := object{path: path, members: make(map[string]jsontext.Value)}
+	dec := jsontext.NewDecoder(bytes.NewBuffer(data))
+	v, err := dec.ReadValue()
 	if err != nil {
+		var se *jsontext.SyntacticError
+		if errors.As(err, &se) && se.Err == jsontext.ErrDuplicateName {
+			return o, o.errorf(strings.Join(slices.Collect(se.JSONPointer.Tokens()), "."), "appears twice")
+		}
 		return o, o.errorf("", "not JSON: %v", err)
 	}
-	if tok != json.Delim('{') {
-		return o, o.errorf("", "want a JSON object, got %s", describe(tok))
-	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return o, o.errorf("", "not JSON: %v", err)
-		}
-		name := tok.(string) // object keys are always strings
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return o, o.errorf(name, "not JSON: %v", err)
-		}
-		if _, dup := o.members[name]; dup {
-			return o, o.errorf(name, "appears twice")
-		}
-		o.members[name] = raw
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return o, o.errorf("", "not JSON: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
+	if len(bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n")) > 0 {
 		return o, o.errorf("", "data after the JSON object")
 	}
-	return o, nil
+	if v.Kind() != '{' {
+		return o, o.errorf("", "want a JSON object, got %s", describe(v))
+	}
+	err = json.Unmarshal(v, &o.members) // checked above: this cannot fail
+	return o, err
 }
 
 func (o object) name(member string) string {
@@ -77,9 +68,9 @@ func (o object) errorf(member, format string, args ...any) error {
 }
 
 // raw returns a member's value, or nil when it is absent or null.
-func (o object) raw(member string) json.RawMessage {
+func (o object) raw(member string) jsontext.Value {
 	v := o.members[member]
-	if string(v) == "null" {
+	if v.Kind() == 'n' {
 		return nil
 	}
 	return v
@@ -100,11 +91,11 @@ func (o object) optStr(member string) (string, bool, error) {
 	if v == nil {
 		return "", false, nil
 	}
-	var s string
-	if v[0] != '"' || json.Unmarshal(v, &s) != nil {
+	if v.Kind() != '"' {
 		return "", false, o.errorf(member, "want a string, got %s", v)
 	}
-	return s, true, nil
+	s, _ := jsontext.AppendUnquote(nil, v) // checked by parseObject
+	return string(s), true, nil
 }
 
 // integer returns a required integer member; 24.0 and "24" are not integers.
@@ -144,16 +135,16 @@ func (o object) timestamp(member string) (t time.Time, ok bool, err error) {
 	return t, true, nil
 }
 
-func describe(tok json.Token) string {
-	switch t := tok.(type) {
-	case json.Delim:
+// describe names a value that is not an object, for messages.
+func describe(v jsontext.Value) string {
+	switch v.Kind() {
+	case '[':
 		return "an array"
-	case string:
-		return strconv.Quote(t)
-	case nil:
-		return "null"
+	case '"':
+		s, _ := jsontext.AppendUnquote(nil, v)
+		return strconv.Quote(string(s))
 	}
-	return fmt.Sprint(tok)
+	return string(v)
 }
 
 // A member is one string member of a decision and its check.

@@ -6,7 +6,8 @@ import (
 )
 
 // FuzzParseDecision checks that whatever a server sends, an accepted
-// decision is one the contract allows, and that it survives a round trip.
+// decision is one the contract allows, that encoding/json reads the same
+// decision from it, and that it survives a round trip.
 func FuzzParseDecision(f *testing.F) {
 	f.Add([]byte(allowBody))
 	f.Add([]byte(denyBody))
@@ -23,6 +24,14 @@ func FuzzParseDecision(f *testing.F) {
 		}
 		if d.Allowed() != (d.Grant != nil) {
 			t.Fatalf("accepted %s with grant %v from %q", d.Effect, d.Grant, data)
+		}
+		// encoding/json, another reader, sees the same decision.
+		var m map[string]any
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatalf("accepted %q, which encoding/json refuses: %v", data, err)
+		}
+		if m["decision_id"] != d.ID || m["effect"] != d.Effect || m["reason"] != d.Reason {
+			t.Fatalf("accepted %+v from %q, which encoding/json reads as %v", d, data, m)
 		}
 		again, err := json.Marshal(d)
 		if err != nil {

@@ -20,10 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/coulomb/flex-auth/drift/udiff"
 	"github.com/coulomb/flex-auth/drift/udiff/udifftest"
 	"github.com/coulomb/flex-auth/internal/termsafe"
-	"github.com/coulomb/flex-auth/jcs"
 	"github.com/coulomb/flex-auth/registry"
 )
 
@@ -141,8 +142,8 @@ func TestDigestOfDocumentAsWrittenIsNotAHandEdit(t *testing.T) {
 		buf.WriteString("]}")
 		return buf.Bytes()
 	}
-	content, err := jcs.Transform(doc(""))
-	if err != nil {
+	content := jsontext.Value(doc(""))
+	if err := content.Canonicalize(); err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(content)

@@ -2,8 +2,8 @@ package drift
 
 import (
 	"bytes"
-	"encoding/json"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"gopkg.in/yaml.v3"
 )
 
@@ -44,177 +44,94 @@ func (p *positions) line(c Change) int {
 	return a.line
 }
 
-// snapshotPositions scans a snapshot file that registry.Decode accepted.
-// It is a small scanner rather than encoding/json's token stream, which
-// costs about a second on a 100,000-actor file; it trusts the input to be
-// valid JSON and stops quietly when it is not.
+// snapshotPositions finds the lines of the members of a snapshot file that
+// registry.Decode accepted: top-level members, actors and their members.
+// It walks the file's tokens with jsontext and stops quietly at anything
+// it does not expect.
 func snapshotPositions(data []byte) *positions {
 	p := &positions{top: map[string]int{}, actors: map[string]*actorPos{}}
-	sc := &posScanner{data: data, line: 1}
-	sc.object(func(key string, line int) bool {
+	w := &lineWalker{data: data, line: 1}
+	w.dec.Reset(bytes.NewBuffer(data))
+	w.object(func(key string, line int) bool {
 		p.top[key] = line
-		if key != "actors" {
+		if key != "actors" || w.dec.PeekKind() != '[' {
 			return false
 		}
 		p.list = line
-		if !sc.peek('[') {
-			return false
+		if _, err := w.dec.ReadToken(); err != nil {
+			return true
 		}
-		sc.i++
-		for !sc.failed {
-			if sc.peek(']') {
-				sc.i++
-				return true
-			}
-			if sc.peek(',') {
-				sc.i++
-				continue
-			}
-			if !sc.peek('{') {
-				return false
-			}
-			a := &actorPos{line: sc.line, members: map[string]int{}}
+		for w.dec.PeekKind() == '{' {
+			a := &actorPos{line: w.nextLine(), members: map[string]int{}}
 			name := ""
-			sc.object(func(key string, line int) bool {
+			w.object(func(key string, line int) bool {
 				a.members[key] = line
-				if key == "name" && sc.peek('"') {
-					name = sc.str()
-					return true
+				if key != "name" || w.dec.PeekKind() != '"' {
+					return false
 				}
-				return false
+				v, err := w.dec.ReadValue()
+				if err == nil {
+					b, _ := jsontext.AppendUnquote(nil, v)
+					name = string(b)
+				}
+				return true
 			})
-			if name != "" {
-				if _, dup := p.actors[name]; !dup {
-					p.actors[name] = a
-				}
+			if _, dup := p.actors[name]; name != "" && !dup {
+				p.actors[name] = a
 			}
 		}
+		w.dec.ReadToken() // ']'
 		return true
 	})
 	return p
 }
 
-type posScanner struct {
-	data   []byte
-	i      int
-	line   int
-	failed bool
+// A lineWalker reads JSON tokens and knows the line of the last one.
+type lineWalker struct {
+	dec  jsontext.Decoder
+	data []byte
+	line int   // the line of byte off
+	off  int64 // where lines were counted to
 }
 
-func (sc *posScanner) ws() {
-	for sc.i < len(sc.data) {
-		switch sc.data[sc.i] {
-		case '\n':
-			sc.line++
-		case ' ', '\t', '\r':
-		default:
-			return
-		}
-		sc.i++
-	}
+// lineAt returns the 1-based line of byte offset off, which must not be
+// before the offset of the last call.
+func (w *lineWalker) lineAt(off int64) int {
+	w.line += bytes.Count(w.data[w.off:off], []byte{'\n'})
+	w.off = off
+	return w.line
 }
 
-// peek skips white space and reports whether the next byte is c.
-func (sc *posScanner) peek(c byte) bool {
-	sc.ws()
-	if sc.i >= len(sc.data) {
-		sc.failed = true
-		return false
-	}
-	return sc.data[sc.i] == c
+// nextLine returns the line of the next token.
+func (w *lineWalker) nextLine() int {
+	rest := w.data[w.dec.InputOffset():]
+	return w.lineAt(int64(len(w.data) - len(bytes.TrimLeft(rest, ", \t\r\n"))))
 }
 
-// str reads a string at the current position.
-func (sc *posScanner) str() string {
-	start := sc.i
-	sc.i++
-	for sc.i < len(sc.data) && sc.data[sc.i] != '"' {
-		if sc.data[sc.i] == '\\' {
-			sc.i++
-		}
-		sc.i++
-	}
-	if sc.i >= len(sc.data) {
-		sc.failed = true
-		return ""
-	}
-	sc.i++
-	raw := sc.data[start:sc.i]
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw[1 : len(raw)-1])
-	}
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		sc.failed = true
-	}
-	return s
-}
-
-// object walks an object, calling member with each key and its line, with
-// the scanner at the value. member reports whether it consumed the value;
-// if not, object skips it.
-func (sc *posScanner) object(member func(key string, line int) bool) {
-	if !sc.peek('{') {
-		sc.failed = true
+// object walks the object at the decoder's position, calling member with
+// each member name and its line, with the decoder at the value. member
+// reports whether it read the value; if not, object skips it.
+func (w *lineWalker) object(member func(key string, line int) bool) {
+	if w.dec.PeekKind() != '{' {
 		return
 	}
-	sc.i++
-	for !sc.failed {
-		switch {
-		case sc.peek('}'):
-			sc.i++
+	if _, err := w.dec.ReadToken(); err != nil {
+		return
+	}
+	for w.dec.PeekKind() == '"' {
+		k, err := w.dec.ReadValue()
+		if err != nil {
 			return
-		case sc.peek(','):
-			sc.i++
-		case sc.peek('"'):
-			line := sc.line
-			key := sc.str()
-			if !sc.peek(':') {
-				sc.failed = true
-				return
-			}
-			sc.i++
-			if !member(key, line) {
-				sc.skip()
-			}
-		default:
-			sc.failed = true
 		}
-	}
-}
-
-// skip skips one value.
-func (sc *posScanner) skip() {
-	sc.ws()
-	depth := 0
-	for sc.i < len(sc.data) {
-		switch c := sc.data[sc.i]; c {
-		case '"':
-			sc.str()
-			if depth == 0 {
-				return
-			}
-			continue
-		case '{', '[':
-			depth++
-		case '}', ']':
-			if depth == 0 {
-				return // the end of the enclosing object or array
-			}
-			depth--
-			if depth == 0 {
-				sc.i++
-				return
-			}
-		case '\n':
-			sc.line++
-		case ',':
-			if depth == 0 {
+		key, _ := jsontext.AppendUnquote(nil, k)
+		// A member name cannot span lines: it is on the line it ends on.
+		if !member(string(key), w.lineAt(w.dec.InputOffset())) {
+			if w.dec.SkipValue() != nil {
 				return
 			}
 		}
-		sc.i++
 	}
+	w.dec.ReadToken() // '}'
 }
 
 // inventoryMembers maps snapshot members to the inventory keys that set

@@ -86,6 +86,15 @@ func TestReadyz(t *testing.T) {
 	wantJSONContentType(t, "GET /readyz", r)
 }
 
+// contextOf returns the request context of the key, value pairs kv.
+func contextOf(kv ...any) map[string]any {
+	m := map[string]any{}
+	for i := 0; i < len(kv); i += 2 {
+		m[kv[i].(string)] = kv[i+1]
+	}
+	return m
+}
+
 // checkRequest is a /v1/check request in the contract's shape.
 type checkRequest struct {
 	Subject  string         `json:"subject"`
@@ -100,13 +109,7 @@ func TestDecisions(t *testing.T) {
 	s := startServer(t)
 	fixture := loadFixture(t)
 	h := s.health()
-	ctx := func(kv ...any) map[string]any {
-		m := map[string]any{}
-		for i := 0; i < len(kv); i += 2 {
-			m[kv[i].(string)] = kv[i+1]
-		}
-		return m
-	}
+	ctx := contextOf
 	tests := []struct {
 		name       string
 		req        any

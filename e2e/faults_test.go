@@ -451,59 +451,30 @@ func TestRegistryFaultsConfigMap(t *testing.T) {
 	fixture := loadFixture(t)
 	good12 := withBridgeTTL(t, fixture, 12)
 	policy := readFile(t, fixturePolicy)
-	dir := t.TempDir()
-	current := ""
-	// swap points ..data at a generation, made with reg unless it is nil
-	// (a dangling link), and deletes the previous generation.
-	swap := func(name string, reg []byte) time.Time {
-		t.Helper()
-		gen := filepath.Join(dir, name)
-		if reg != nil {
-			if err := os.Mkdir(gen, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			writeFile(t, filepath.Join(gen, "registry.json"), reg)
-			writeFile(t, filepath.Join(gen, "policy_package.md"), policy)
+	files := func(reg []byte) map[string][]byte {
+		if reg == nil {
+			return nil // a dangling ..data
 		}
-		since := time.Now()
-		tmp := filepath.Join(dir, "..data_tmp")
-		if err := os.Symlink(name, tmp); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
-			t.Fatal(err)
-		}
-		if current != "" {
-			if err := os.RemoveAll(filepath.Join(dir, current)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		current = name
-		return since
+		return map[string][]byte{"registry.json": reg, "policy_package.md": policy}
 	}
-	swap("..2026_06_24_1", fixture.Canonical())
-	for _, f := range []string{"registry.json", "policy_package.md"} {
-		if err := os.Symlink(filepath.Join("..data", f), filepath.Join(dir, f)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s := &server{Dir: dir, Registry: filepath.Join(dir, "registry.json"), Policy: filepath.Join(dir, "policy_package.md"), Log: filepath.Join(t.TempDir(), "decisions.jsonl")}
+	vol := newConfigMapVolume(t, files(fixture.Canonical()))
+	s := &server{Dir: vol.Dir, Registry: vol.Path("registry.json"), Policy: vol.Path("policy_package.md"), Log: filepath.Join(t.TempDir(), "decisions.jsonl")}
 	s.start(t, s.serveArgs("--watch")...)
 	load := startLoad(t, s.URL, 4)
 
 	steps := []struct {
-		name, gen string
-		reg       []byte
-		want      string // status
-		digest    string
+		name   string
+		reg    []byte
+		want   string // status
+		digest string
 	}{
-		{"truncated generation", "..2026_06_24_2", fixture.Canonical()[:100], "degraded", fixture.Digest},
-		{"dangling ..data", "..2026_06_24_3", nil, "degraded", fixture.Digest},
-		{"good generation", "..2026_06_24_4", good12.Canonical(), "ok", good12.Digest},
+		{"truncated generation", fixture.Canonical()[:100], "degraded", fixture.Digest},
+		{"dangling ..data", nil, "degraded", fixture.Digest},
+		{"good generation", good12.Canonical(), "ok", good12.Digest},
 	}
 	for _, st := range steps {
 		load.SetPhase(st.name)
-		h := s.waitReloaded(swap(st.gen, st.reg), st.want)
+		h := s.waitReloaded(vol.update(files(st.reg)), st.want)
 		if got := str(h, "registry.digest"); got != st.digest {
 			t.Errorf("%s: registry.digest %s, want %s", st.name, got, st.digest)
 		}

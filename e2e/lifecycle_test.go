@@ -431,37 +431,17 @@ func TestWatch(t *testing.T) {
 
 	t.Run("configmap symlink swap", func(t *testing.T) {
 		t.Parallel()
-		dir := t.TempDir()
-		// version writes one ConfigMap generation and points ..data at it.
-		version := func(name string, reg []byte) {
-			t.Helper()
-			gen := filepath.Join(dir, name)
-			if err := os.Mkdir(gen, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			writeFile(t, filepath.Join(gen, "registry.json"), reg)
-			writeFile(t, filepath.Join(gen, "policy_package.md"), policy)
-			tmp := filepath.Join(dir, "..data_tmp")
-			if err := os.Symlink(name, tmp); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
-				t.Fatal(err)
-			}
+		files := func(reg []byte) map[string][]byte {
+			return map[string][]byte{"registry.json": reg, "policy_package.md": policy}
 		}
-		version("..2026_06_24_1", fixture.Canonical())
-		for _, f := range []string{"registry.json", "policy_package.md"} {
-			if err := os.Symlink(filepath.Join("..data", f), filepath.Join(dir, f)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		s := &server{Registry: filepath.Join(dir, "registry.json"), Policy: filepath.Join(dir, "policy_package.md"), Log: filepath.Join(t.TempDir(), "decisions.jsonl")}
+		vol := newConfigMapVolume(t, files(fixture.Canonical()))
+		s := &server{Registry: vol.Path("registry.json"), Policy: vol.Path("policy_package.md"), Log: filepath.Join(t.TempDir(), "decisions.jsonl")}
 		s.start(t, s.serveArgs("--watch")...)
 		if got := digest(s); got != fixture.Digest {
 			t.Fatalf("registry.digest: got %s, want %s", got, fixture.Digest)
 		}
 		changed := withBridgeTTL(t, fixture, 12)
-		version("..2026_06_24_2", changed.Canonical())
+		vol.update(files(changed.Canonical()))
 		s.waitFor("the swapped registry is served", func() bool { return digest(s) == changed.Digest })
 		d := s.check(checkRequest{bridge, "ssh.sign", bridge, map[string]any{"ttl_hours": 24}}).JSON(t)
 		if str(d, "reason") != "ttl_out_of_bounds" || str(d, "registry_digest") != changed.Digest {

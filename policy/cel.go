@@ -23,21 +23,17 @@ const (
 	varActor    = "actor"
 )
 
-// Limits that keep a hostile or careless package from hurting the service.
+// Limits that keep a hostile or careless package from hurting the service;
+// CostLimit (cost.go) is the other.
 const (
 	// maxWhenLen bounds the size of one `when` expression, in code points.
 	maxWhenLen = 4096
 
-	// costLimit bounds the work one `when` may do per request, in CEL cost
-	// units (about one per operation, more per element for operations on
-	// lists, maps and strings). Without comprehension macros (all, exists,
-	// map, filter, ...) an expression's cost is bounded by its size times
-	// the request's size; with them, nested loops over a request's lists
-	// could run for hours, so such programs are compiled with this limit.
-	// A hundred thousand units is some ten milliseconds of looping on this
-	// project's 2-core machine (TestCostLimit), and far more than a loop
-	// over any list a sane request carries needs.
-	costLimit = 100_000
+	// maxRegexProgram bounds a regular expression's compiled program, in
+	// RE2 instructions: a literal pattern over it is refused when the
+	// package loads, any other when it is matched (policy_error). Matching
+	// costs up to the program's size per byte of the text.
+	maxRegexProgram = 5000
 )
 
 // celEnv is the CEL environment every package compiles in. Building one
@@ -52,41 +48,41 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 		// JSON numbers arrive as int or double: let 1.5 < 2 mean what it says.
 		cel.CrossTypeNumericComparisons(true),
 		cel.ParserExpressionSizeLimit(maxWhenLen),
+		cel.RegexProgramSizeLimit(maxRegexProgram),
 	)
 })
 
 // compile parses and type-checks a `when` expression and plans its program.
-// It reports whether the expression is the constant true.
-func compile(src string) (prog cel.Program, always bool, err error) {
+// It returns the checked expression, for estimating its cost, and reports
+// whether the expression is the constant true.
+func compile(src string) (prog cel.Program, checked *cel.Ast, always bool, err error) {
 	env, err := celEnv()
 	if err != nil {
-		return nil, false, fmt.Errorf("set up CEL: %w", err)
+		return nil, nil, false, fmt.Errorf("set up CEL: %w", err)
 	}
 	checked, iss := env.Compile(src)
 	if iss != nil && iss.Err() != nil {
-		return nil, false, issuesError(src, iss)
+		return nil, nil, false, issuesError(src, iss)
 	}
 	if t := checked.OutputType(); !t.IsExactType(cel.BoolType) {
 		hint := ""
 		if t.IsExactType(cel.DynType) {
 			hint = " (compare it, for example `... == true`)"
 		}
-		return nil, false, fmt.Errorf("must be a bool expression, got %s%s", cel.FormatCELType(t), hint)
+		return nil, nil, false, fmt.Errorf("must be a bool expression, got %s%s", cel.FormatCELType(t), hint)
 	}
 	e := checked.NativeRep().Expr()
 	if err := lint(e, nil); err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
-	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
-	if hasComprehension(e) {
-		opts = append(opts, cel.CostLimit(costLimit))
-	}
-	prog, err = env.Program(checked, opts...)
+	// No cost limit is counted while deciding: checkCost proves one when
+	// the package is bound to a registry.
+	prog, err = env.Program(checked, cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
-		return nil, false, fmt.Errorf("plan: %w", err)
+		return nil, nil, false, fmt.Errorf("plan: %w", err)
 	}
 	always = e.Kind() == celast.LiteralKind && e.AsLiteral() == types.True
-	return prog, always, nil
+	return prog, checked, always, nil
 }
 
 // issuesError turns CEL's multi-line issue report into one line per
@@ -147,6 +143,9 @@ func lint(e celast.Expr, locals []string) error {
 				}
 			}
 		}
+		if err := lintTimeZone(call); err != nil {
+			return err
+		}
 		if call.IsMemberFunction() {
 			if err := lint(call.Target(), locals); err != nil {
 				return err
@@ -166,6 +165,11 @@ func lint(e celast.Expr, locals []string) error {
 	case celast.MapKind:
 		for _, entry := range e.AsMap().Entries() {
 			me := entry.AsMapEntry()
+			if me.Key().Kind() != celast.LiteralKind {
+				// Building the map hashes the key, which cel-go prices at
+				// nothing whatever its size (see checkCost).
+				return errors.New("the keys of a map literal must be literals")
+			}
 			if err := lint(me.Key(), locals); err != nil {
 				return err
 			}
@@ -200,14 +204,24 @@ func lint(e celast.Expr, locals []string) error {
 	return nil
 }
 
-// hasComprehension reports whether e contains a loop (a macro such as all,
-// exists, map or filter).
-func hasComprehension(e celast.Expr) bool {
-	found := false
-	celast.PostOrderVisit(e, celast.NewExprVisitor(func(x celast.Expr) {
-		found = found || x.Kind() == celast.ComprehensionKind
-	}))
-	return found
+// timestampGetters are the timestamp methods that take a time zone.
+var timestampGetters = []string{"getFullYear", "getMonth", "getDayOfYear", "getDayOfMonth", "getDate",
+	"getDayOfWeek", "getHours", "getMinutes", "getSeconds", "getMilliseconds"}
+
+// lintTimeZone refuses a time zone that is not a literal UTC offset: cel-go
+// loads a named zone (time.LoadLocation) from the time zone database, a
+// file, on every call, and a request must never read a file.
+func lintTimeZone(call celast.CallExpr) error {
+	if !call.IsMemberFunction() || len(call.Args()) != 1 || !slices.Contains(timestampGetters, call.FunctionName()) {
+		return nil
+	}
+	arg := call.Args()[0]
+	if arg.Kind() == celast.LiteralKind {
+		if s, ok := arg.AsLiteral().(types.String); ok && strings.Contains(string(s), ":") {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: the time zone must be a literal UTC offset such as '+01:00' or '-05:30': a zone name is read from the time zone database on every call", call.FunctionName())
 }
 
 // chainEnv compiles the chain of all rules, which may be longer than one
@@ -233,8 +247,7 @@ var chainEnv = sync.OnceValues(func() (*cel.Env, error) {
 // rules nests deeper than the CEL parser allows); the rules then run one
 // by one. Each `when` compiled alone, so wrapping it in parentheses on lines
 // of its own cannot change its meaning: a trailing // comment ends at the
-// newline. The chain has the cost limit of one rule; a package whose loops
-// need more in total still decides, one rule at a time.
+// newline. The chain costs what its rules together do (checkCost).
 func compileChain(rules []*rule) cel.Program {
 	env, err := chainEnv()
 	if err != nil || len(rules) == 0 {
@@ -249,11 +262,7 @@ func compileChain(rules []*rule) cel.Program {
 	if iss != nil && iss.Err() != nil || !checked.OutputType().IsExactType(cel.IntType) {
 		return nil
 	}
-	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
-	if hasComprehension(checked.NativeRep().Expr()) {
-		opts = append(opts, cel.CostLimit(costLimit))
-	}
-	prog, err := env.Program(checked, opts...)
+	prog, err := env.Program(checked, cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
 		return nil
 	}

@@ -29,14 +29,19 @@ type Evaluator struct {
 }
 
 // NewEvaluator binds p to the registry snapshot s. It refuses a snapshot
-// whose PolicyPackage is not p.Name(); the error wraps ErrPackageMismatch.
-// The snapshot must not change while the Evaluator is in use.
+// whose PolicyPackage is not p.Name() (the error wraps ErrPackageMismatch),
+// and a package that could cost more than CostLimit to decide a request
+// with the actors of s (an *Error naming the rule). The snapshot must not
+// change while the Evaluator is in use.
 func NewEvaluator(p *Package, s *registry.Snapshot) (*Evaluator, error) {
 	if p == nil || s == nil {
 		return nil, errors.New("bind policy package: nil package or registry")
 	}
 	if s.PolicyPackage != p.name {
 		return nil, fmt.Errorf("bind policy package %q: %w: the registry is for %q", p.name, ErrPackageMismatch, s.PolicyPackage)
+	}
+	if err := checkCost(p, s); err != nil {
+		return nil, err
 	}
 	e := &Evaluator{pkg: p, snap: s, actors: s.Actors}
 	if !normalized(s.Actors) {
@@ -78,16 +83,21 @@ func (e *Evaluator) Registry() *registry.Snapshot { return e.snap }
 
 // Decide evaluates the rules in order: the first whose `when` is true
 // decides; when none is, the package default does. An evaluation error
-// denies with ReasonPolicyError. An empty Action is DefaultAction. Decide
-// never panics.
+// denies with ReasonPolicyError, and so does an allow that the registry
+// forbids (see Grant): whatever the package says, no request is allowed
+// for an unknown actor, by a subject not bound to it, for another
+// principal, or for a lifetime outside 1 to its max_ttl_hours. An empty
+// Action is DefaultAction. Decide never panics.
 func (e *Evaluator) Decide(req *Request) Decision {
 	d, _ := e.Evaluate(req)
 	return d
 }
 
 // Evaluate is Decide that also says why a decision is a ReasonPolicyError
-// deny, for logs: err is non-nil exactly then, an *EvalError naming the
-// failing rule unless the request was nil.
+// deny, for logs: err is non-nil exactly then: an *EvalError naming the
+// rule that failed to evaluate, a *GrantError naming the rule that allowed
+// what the registry forbids (see Grant), or, for a nil request, another
+// error.
 func (e *Evaluator) Evaluate(req *Request) (d Decision, err error) {
 	if req == nil {
 		return Decision{Deny, ReasonPolicyError}, errors.New("nil request")
@@ -101,6 +111,24 @@ func (e *Evaluator) Evaluate(req *Request) (d Decision, err error) {
 			d, err = Decision{Deny, ReasonPolicyError}, fmt.Errorf("internal error: %v", r)
 		}
 	}()
+	d, line, err := e.decide(a)
+	if err != nil || d.Effect != Allow {
+		return d, err
+	}
+	var act *registry.Actor
+	if a.hasActor {
+		act = a.actor.a
+	}
+	if _, broken := grant(req, act); broken != "" {
+		return Decision{Deny, ReasonPolicyError}, &GrantError{Rule: d.Reason, Line: line, Msg: broken}
+	}
+	return d, nil
+}
+
+// decide returns the decision of the first rule whose `when` is true for
+// the request bound in a, and that rule's line, or the default and 0.
+func (e *Evaluator) decide(a *activation) (Decision, int, error) {
+	rules := e.pkg.rules
 	if chain := e.pkg.chain; chain != nil {
 		// The fast path: all rules in one program. On an error, the rules
 		// run one by one below, which names the failing rule.
@@ -108,28 +136,28 @@ func (e *Evaluator) Evaluate(req *Request) (d Decision, err error) {
 			if i, ok := out.(types.Int); ok {
 				switch {
 				case i < 0:
-					return e.pkg.def, nil
-				case int(i) < len(e.pkg.rules):
-					return e.pkg.rules[i].decision, nil
+					return e.pkg.def, 0, nil
+				case int(i) < len(rules):
+					return rules[i].decision, rules[i].line, nil
 				}
 			}
 		}
 	}
-	for _, r := range e.pkg.rules {
+	for _, r := range rules {
 		out, _, err := r.prog.Eval(a)
 		if err != nil {
-			return Decision{Deny, ReasonPolicyError}, &EvalError{Rule: r.decision.Reason, Line: r.line, Err: err}
+			return Decision{Deny, ReasonPolicyError}, 0, &EvalError{Rule: r.decision.Reason, Line: r.line, Err: err}
 		}
 		switch out {
 		case types.True:
-			return r.decision, nil
+			return r.decision, r.line, nil
 		case types.False:
 		default: // the type checker makes this unreachable; fail closed anyway
-			return Decision{Deny, ReasonPolicyError}, &EvalError{Rule: r.decision.Reason, Line: r.line,
+			return Decision{Deny, ReasonPolicyError}, 0, &EvalError{Rule: r.decision.Reason, Line: r.line,
 				Err: fmt.Errorf("when gave %s, not a bool", out.Type().TypeName())}
 		}
 	}
-	return e.pkg.def, nil
+	return e.pkg.def, 0, nil
 }
 
 // activations recycles the per-request variable bindings.

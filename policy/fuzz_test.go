@@ -39,6 +39,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: context.l.exists(x, x == 1)\n", "")))
 	f.Add([]byte(pkgSrc(goodFront, "- reason: a\n  effect: maybe\n  when: actor ==\n", "- name: t\n  request: {subject: a}\n")))
 	f.Add([]byte(strings.ReplaceAll(string(example), "\n", "\r\n")))
+	f.Add([]byte(openPackage))
+	f.Add([]byte("---\n" + goodFront + "---\n<details>\n<summary>Rules</summary>\n\n```rules {.yaml}\n" + goodRules + "```\n\n</details>\n<div>\n~~~Tests\n[]\n~~~\n"))
 	snap, err := registry.Load(exampleRegistry)
 	if err != nil {
 		f.Fatal(err)
@@ -55,7 +57,12 @@ func FuzzParse(f *testing.F) {
 		s := registry.New(snap.Source, p.Name(), slices.Clone(snap.Actors))
 		e, err := NewEvaluator(p, s)
 		if err != nil {
-			t.Fatalf("NewEvaluator: %v", err)
+			// Only a package that may cost too much is refused.
+			var pe *Error
+			if !errors.As(err, &pe) || pe.File != "fuzz.md" || pe.Line < 1 || !strings.Contains(pe.Msg, "may cost") {
+				t.Fatalf("NewEvaluator: got %v, want nil or a cost limit *Error", err)
+			}
+			return
 		}
 		slow := *e
 		slowPkg := *p
@@ -65,6 +72,9 @@ func FuzzParse(f *testing.F) {
 		for _, req := range fuzzRequests {
 			d, err := e.Evaluate(req)
 			checkDecision(t, p, reasons, d, err)
+			if _, gerr := e.Grant(req); d.Effect == Allow && gerr != nil {
+				t.Fatalf("%+v: allowed (%v) what the registry forbids: %v", req, d, gerr)
+			}
 			if want, wantErr := slow.Evaluate(req); d != want || fmt.Sprint(err) != fmt.Sprint(wantErr) {
 				t.Fatalf("%+v: chain gave %v (%v), rules one by one %v (%v)", req, d, err, want, wantErr)
 			}

@@ -25,6 +25,10 @@ import (
 // lines help nobody.
 const maxErrors = 100
 
+// keyAllowAll is the front matter key by which a package that allows every
+// request says that it means to.
+const keyAllowAll = "allow_all"
+
 // The info strings of the fenced blocks flex-auth reads.
 const (
 	rulesInfo = "rules"
@@ -35,10 +39,12 @@ const (
 // "missing key" error lists them.
 var (
 	frontMatterKeys = []string{"package", "version", "default"}
-	decisionKeys    = []string{"effect", "reason"}
-	ruleKeys        = []string{"reason", "effect", "when"}
-	testKeys        = []string{"name", "request", "expect"}
-	requestKeys     = []string{"subject", "action", "resource", "context"}
+	// frontMatterOptional are the keys the front matter may have.
+	frontMatterOptional = []string{keyAllowAll}
+	decisionKeys        = []string{"effect", "reason"}
+	ruleKeys            = []string{"reason", "effect", "when"}
+	testKeys            = []string{"name", "request", "expect"}
+	requestKeys         = []string{"subject", "action", "resource", "context"}
 )
 
 // A parser collects the problems of one package as it goes, so that a
@@ -49,6 +55,11 @@ type parser struct {
 	lineStarts []int // byte offset of the start of each line
 	errs       Errors
 	tooMany    bool
+
+	// The front matter's default and allow_all, for checkAllowAll.
+	defaultLine  int
+	allowAll     bool
+	allowAllLine int // 0 when the key is absent
 }
 
 func newParser(file string, src []byte) *parser {
@@ -134,12 +145,43 @@ func (p *parser) parse() *Package {
 	}
 	pkg.reasons = reasonList(pkg)
 	if len(p.errs) == 0 {
+		p.checkAllowAll(pkg)
+	}
+	if len(p.errs) == 0 {
 		pkg.chain = compileChain(pkg.rules)
 	}
 	for _, b := range tests {
 		p.parseTests(pkg, b, rulesOK)
 	}
 	return pkg
+}
+
+// checkAllowAll refuses a package that allows every request (its default
+// allows and no rule denies, or a rule that always matches allows before
+// any rule denies) unless its front matter says allow_all: true; and
+// allow_all: true on a package that can deny, so that the key never lies.
+func (p *parser) checkAllowAll(pkg *Package) {
+	denier, line, canDeny := "its default", p.defaultLine, pkg.def.Effect == Deny
+	var always *rule
+	for _, r := range pkg.rules {
+		if r.decision.Effect == Deny {
+			denier, line, canDeny = fmt.Sprintf("rule %q", r.decision.Reason), r.line, true
+			break
+		}
+		if r.always {
+			always, canDeny = r, false
+			break
+		}
+	}
+	switch {
+	case canDeny && p.allowAll:
+		p.errorf(p.allowAllLine, "", "front matter: %s: true, but the package can deny (%s, line %d): remove %s", keyAllowAll, denier, line, keyAllowAll)
+	case canDeny || p.allowAll:
+	case always != nil:
+		p.errorf(always.line, ruleItem(always), "allows every request (its when is always true) before any rule denies: if that is meant, say so in the front matter with %s: true", keyAllowAll)
+	default:
+		p.errorf(p.defaultLine, "", "front matter: default: the default allows and no rule denies, so the package allows every request: if that is meant, say so with %s: true", keyAllowAll)
+	}
 }
 
 // reasonList returns the sorted reasons a decision of pkg can carry.
@@ -203,7 +245,7 @@ func (p *parser) frontMatterFields(pkg *Package, data []byte) {
 		p.errorf(2, "", "%s is empty: want %s", what, strings.Join(frontMatterKeys, ", "))
 		return
 	}
-	fs, _ := p.fields(r, root, "", what, frontMatterKeys, frontMatterKeys)
+	fs, _ := p.fields(r, root, "", what, append(slices.Clip(frontMatterKeys), frontMatterOptional...), frontMatterKeys)
 	if f, ok := fs["package"]; ok {
 		if name, ok := p.str(r, f, "", what); ok {
 			if err := registry.CheckPackageName(name); err != nil {
@@ -221,7 +263,15 @@ func (p *parser) frontMatterFields(pkg *Package, data []byte) {
 			p.errorf(r.line(v.Line), "", "%s: unsupported version %s: 1 is the only version understood", what, v.Value)
 		}
 	}
+	if f, ok := fs[keyAllowAll]; ok {
+		v := f.val
+		p.allowAllLine = r.line(f.key.Line)
+		if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" || v.Decode(&p.allowAll) != nil {
+			p.errorf(r.line(v.Line), "", "%s: %s must be true or false, got %s", what, keyAllowAll, describe(v))
+		}
+	}
 	if f, ok := fs["default"]; ok {
+		p.defaultLine = r.line(f.key.Line)
 		if d, ok := p.decision(r, f.val, "", what+": default"); ok {
 			if d.Reason == ReasonPolicyError {
 				p.errorf(r.line(f.val.Line), "", "%s: default: reason %q is reserved for evaluation errors", what, d.Reason)
@@ -232,21 +282,46 @@ func (p *parser) frontMatterFields(pkg *Package, data []byte) {
 	}
 }
 
-// blocks returns the package's rules and tests blocks, in document order.
+// blocks returns the package's rules and tests blocks, in document order:
+// the fenced code blocks whose language, the first word of the info string
+// in CommonMark, is exactly rules or tests, wherever they are (in a list,
+// a quote, or inside <details> with a blank line after the tag, where
+// GitHub shows them when the reader expands it). Attributes after the
+// word (`rules {.yaml}`, `rules title="x"`) are for renderers.
+//
+// What a reader would take for a rules or tests block that is not one is
+// an error, never skipped: a language that says rules or tests in another
+// form (Rules, rules{.cel}, {.rules}), and a fence line that Markdown reads
+// as raw HTML, as it does the lines of <details> up to the first blank
+// line, so that the reader sees the text when expanding the details and
+// flex-auth would not read it. A fence inside an HTML comment, which no
+// reader sees, and one inside another code block, an example, are text.
 func (p *parser) blocks(bodyOff int) []block {
 	body := p.src[bodyOff:]
 	doc := goldmark.DefaultParser().Parse(text.NewReader(body))
 	var blocks []block
 	ast.Walk(doc, func(n ast.Node, entering bool) (ast.WalkStatus, error) {
-		fcb, ok := n.(*ast.FencedCodeBlock)
-		if !entering || !ok || fcb.Info == nil {
+		if !entering {
 			return ast.WalkContinue, nil
 		}
-		info := string(fcb.Language(body))
-		if info != rulesInfo && info != testsInfo {
+		if html, ok := n.(*ast.HTMLBlock); ok {
+			p.htmlFences(html, body, bodyOff)
 			return ast.WalkSkipChildren, nil
 		}
-		b := block{info: info, fenceLine: p.lineAt(bodyOff + fcb.Info.Segment.Start)}
+		fcb, ok := n.(*ast.FencedCodeBlock)
+		if !ok || fcb.Info == nil {
+			return ast.WalkContinue, nil
+		}
+		fenceLine := p.lineAt(bodyOff + fcb.Info.Segment.Start)
+		info := string(fcb.Language(body))
+		if info != rulesInfo && info != testsInfo {
+			if lang := blockLanguage(info); lang != "" {
+				p.errorf(fenceLine, "", "fenced block with the info string %q: the first word of a %s block's info string must be exactly %q (attributes go after a space, as in %q); as written, flex-auth does not read this block",
+					string(fcb.Info.Segment.Value(body)), lang, lang, lang+" {.yaml}")
+			}
+			return ast.WalkSkipChildren, nil
+		}
+		b := block{info: info, fenceLine: fenceLine}
 		segs := fcb.Lines()
 		for i := 0; i < segs.Len(); i++ {
 			s := segs.At(i)
@@ -260,6 +335,73 @@ func (p *parser) blocks(bodyOff int) []block {
 		return ast.WalkSkipChildren, nil
 	})
 	return blocks
+}
+
+// blockLanguage returns rules or tests when the language word of an info
+// string reads as one of them to a person ("Rules", "rules{.cel}",
+// "{.rules}", "TESTS,"), else "".
+func blockLanguage(word string) string {
+	w := strings.TrimLeft(word, "{.")
+	if i := strings.IndexFunc(w, func(r rune) bool {
+		return !(r == '-' || r == '_' || '0' <= r && r <= '9' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z')
+	}); i >= 0 {
+		w = w[:i]
+	}
+	for _, lang := range []string{rulesInfo, testsInfo} {
+		if strings.EqualFold(w, lang) {
+			return lang
+		}
+	}
+	return ""
+}
+
+// htmlFences reports the lines of an HTML block that open a rules or tests
+// fence: Markdown shows them as raw text, not as a code block.
+func (p *parser) htmlFences(html *ast.HTMLBlock, body []byte, bodyOff int) {
+	if html.HTMLBlockType == ast.HTMLBlockType2 {
+		return // a comment: nobody sees it
+	}
+	lines := html.Lines()
+	if lines.Len() == 0 {
+		return
+	}
+	first := lines.At(0)
+	tag := strings.TrimSpace(string(first.Value(body)))
+	if len(tag) > 40 {
+		tag = strings.ToValidUTF8(tag[:40], "") + "..."
+	}
+	for i := 0; i < lines.Len(); i++ {
+		seg := lines.At(i)
+		word, ok := fenceInfoWord(seg.Value(body))
+		if !ok {
+			continue
+		}
+		if lang := blockLanguage(word); lang != "" {
+			p.errorf(p.lineAt(bodyOff+seg.Start), "", "a %q fence inside the HTML block that starts at line %d (%s) is raw text to Markdown, not a code block, and flex-auth does not read it: leave a blank line between the HTML and the fence (for <details>, after </summary>)",
+				lang, p.lineAt(bodyOff+first.Start), tag)
+		}
+	}
+}
+
+// fenceInfoWord returns the first word of the info string of line when it
+// opens a fenced code block: up to three spaces, three or more backticks
+// or tildes, the info string.
+func fenceInfoWord(line []byte) (string, bool) {
+	s := strings.TrimRight(string(line), "\r\n")
+	indent := len(s) - len(strings.TrimLeft(s, " "))
+	if indent > 3 {
+		return "", false
+	}
+	s = s[indent:]
+	if !strings.HasPrefix(s, "```") && !strings.HasPrefix(s, "~~~") {
+		return "", false
+	}
+	s = strings.TrimLeft(s, s[:1])
+	fields := strings.Fields(s)
+	if len(fields) == 0 {
+		return "", false
+	}
+	return fields[0], true
 }
 
 func (p *parser) parseRules(pkg *Package, b block) {
@@ -323,12 +465,12 @@ func (p *parser) parseRules(pkg *Package, b block) {
 				valid = false
 			} else {
 				rl.when = v.Value
-				prog, always, err := compile(v.Value)
+				prog, checked, always, err := compile(v.Value)
 				if err != nil {
 					p.errorf(r.line(v.Line), item, "when: %v", err)
 					valid = false
 				}
-				rl.prog = prog
+				rl.prog, rl.checked, rl.always = prog, checked, always
 				if always && alwaysLine == 0 {
 					alwaysLine, alwaysReason = line, d.Reason
 				}

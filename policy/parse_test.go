@@ -297,6 +297,100 @@ func TestParseErrors(t *testing.T) {
 			src:  pkgSrc(goodFront, goodRules, "- name: \"\"\n  request: {subject: a, resource: b}\n  expect: {effect: allow, reason: known}\n"),
 			want: []string{`16: test 1: name must not be empty`},
 		},
+		{
+			name: "rules fence inside details without a blank line",
+			src:  "---\n" + goodFront + "---\n<details>\n<summary>Rules</summary>\n```rules\n" + goodRules + "```\n</details>\n",
+			want: []string{
+				`6: no fenced code block with the info string "rules": a package has exactly one`,
+				`8: a "rules" fence inside the HTML block that starts at line 6 (<details>) is raw text to Markdown, not a code block, and flex-auth does not read it: leave a blank line between the HTML and the fence (for <details>, after </summary>)`,
+			},
+		},
+		{
+			name: "hidden rules in details beside visible ones",
+			src:  pkgSrc(goodFront, goodRules, "") + "\n<details><summary>More</summary>\n~~~ Rules\n- reason: x\n  effect: allow\n  when: \"true\"\n~~~\n</details>\n",
+			want: []string{
+				`16: a "rules" fence inside the HTML block that starts at line 15 (<details><summary>More</summary>) is raw text to Markdown, not a code block, and flex-auth does not read it: leave a blank line between the HTML and the fence (for <details>, after </summary>)`,
+			},
+		},
+		{
+			name: "tests fence inside a div",
+			src:  pkgSrc(goodFront, goodRules, "") + "\n<div>\n```tests\n" + goodTest + "```\n</div>\n",
+			want: []string{
+				`16: a "tests" fence inside the HTML block that starts at line 15 (<div>) is raw text to Markdown, not a code block, and flex-auth does not read it: leave a blank line between the HTML and the fence (for <details>, after </summary>)`,
+			},
+		},
+		{
+			name: "a long HTML tag is cut at a character",
+			src:  pkgSrc(goodFront, goodRules, "") + "\n<div  class=\"" + strings.Repeat("é", 30) + "\">\n```tests\n" + goodTest + "```\n</div>\n",
+			want: []string{
+				`16: a "tests" fence inside the HTML block that starts at line 15 (<div  class="` + strings.Repeat("é", 13) + `...) is raw text to Markdown, not a code block, and flex-auth does not read it: leave a blank line between the HTML and the fence (for <details>, after </summary>)`,
+			},
+		},
+		{
+			name: "capitalized info string",
+			src:  "---\n" + goodFront + "---\n```Rules\n" + goodRules + "```\n",
+			want: []string{
+				`6: fenced block with the info string "Rules": the first word of a rules block's info string must be exactly "rules" (attributes go after a space, as in "rules {.yaml}"); as written, flex-auth does not read this block`,
+				`6: no fenced code block with the info string "rules": a package has exactly one`,
+			},
+		},
+		{
+			name: "attributes without a space",
+			src:  pkgSrc(goodFront, goodRules, "") + "\n```rules{.cel}\n- reason: x\n  effect: allow\n  when: \"true\"\n```\n",
+			want: []string{
+				`15: fenced block with the info string "rules{.cel}": the first word of a rules block's info string must be exactly "rules" (attributes go after a space, as in "rules {.yaml}"); as written, flex-auth does not read this block`,
+			},
+		},
+		{
+			name: "language as a class attribute",
+			src:  pkgSrc(goodFront, goodRules, "") + "\n``` {.tests}\n" + goodTest + "```\n",
+			want: []string{
+				`15: fenced block with the info string "{.tests}": the first word of a tests block's info string must be exactly "tests" (attributes go after a space, as in "tests {.yaml}"); as written, flex-auth does not read this block`,
+			},
+		},
+		{
+			name: "default allow and no rules",
+			src:  pkgSrc("package: test/pkg\nversion: 1\ndefault: {effect: allow, reason: open}\n", "[]\n", ""),
+			want: []string{`4: front matter: default: the default allows and no rule denies, so the package allows every request: if that is meant, say so with allow_all: true`},
+		},
+		{
+			name: "default allow and allow rules only",
+			src:  pkgSrc("package: test/pkg\nversion: 1\ndefault: {effect: allow, reason: open}\n", goodRules, ""),
+			want: []string{`4: front matter: default: the default allows and no rule denies, so the package allows every request: if that is meant, say so with allow_all: true`},
+		},
+		{
+			name: "a rule that always allows first",
+			src:  pkgSrc(goodFront, "- reason: open\n  effect: allow\n  when: \"true\"\n", ""),
+			want: []string{`10: rule "open": allows every request (its when is always true) before any rule denies: if that is meant, say so in the front matter with allow_all: true`},
+		},
+		{
+			name: "allow_all on a package that denies",
+			src:  pkgSrc(goodFront+"allow_all: true\n", goodRules, ""),
+			want: []string{`5: front matter: allow_all: true, but the package can deny (its default, line 4): remove allow_all`},
+		},
+		{
+			name: "allow_all not a bool",
+			src:  pkgSrc("package: test/pkg\nversion: 1\ndefault: {effect: allow, reason: open}\nallow_all: \"yes\"\n", "[]\n", ""),
+			want: []string{`5: front matter: allow_all must be true or false, got "yes"`},
+		},
+		{
+			name: "map literal with a computed key",
+			src:  pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: \"size({context.k: 1}) == 1\"\n", ""),
+			want: []string{`12: rule "a": when: the keys of a map literal must be literals`},
+		},
+		{
+			name: "regular expression program too large",
+			src:  pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: \"subject.matches('(ab|cd){1000}')\"\n", ""),
+			want: []string{`12: rule "a": when: regex program size 7002 exceeds limit of 5000 (column 17)`},
+		},
+		{
+			name: "time zone by name",
+			src:  pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: timestamp(context.t).getHours('Europe/Berlin') > 17\n- reason: b\n  effect: deny\n  when: timestamp(context.t).getDayOfWeek(context.tz) == 0\n", ""),
+			want: []string{
+				`12: rule "a": when: getHours: the time zone must be a literal UTC offset such as '+01:00' or '-05:30': a zone name is read from the time zone database on every call`,
+				`15: rule "b": when: getDayOfWeek: the time zone must be a literal UTC offset such as '+01:00' or '-05:30': a zone name is read from the time zone database on every call`,
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -494,12 +588,19 @@ func TestParseAccepts(t *testing.T) {
 	}{
 		{"empty rule list", pkgSrc(goodFront, "[]\n", "")},
 		{"byte order mark", "\uFEFF" + pkgSrc(goodFront, goodRules, goodTest)},
-		{"unquoted true", pkgSrc(goodFront, "- reason: a\n  effect: allow\n  when: true\n", "")},
+		{"unquoted true", pkgSrc(goodFront+"allow_all: true\n", "- reason: a\n  effect: allow\n  when: true\n", "")},
 		{"empty tests block", pkgSrc(goodFront, goodRules, "\n")},
 		{"comprehension over actor subjects", pkgSrc(goodFront, "- reason: a\n  effect: allow\n  when: actor.subjects.exists(s, s.startsWith('iam:'))\n", "")},
 		{"a local variable named actor", pkgSrc(goodFront, "- reason: a\n  effect: allow\n  when: \"[{'x': 1}].exists(actor, actor.x == 1)\"\n", "")},
 		{"a reason used twice with one effect", pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: actor == null\n- reason: a\n  effect: deny\n  when: action == ''\n", "")},
 		{"a comment at the end of when", pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: \"actor == null // unknown\"\n- reason: b\n  effect: allow\n  when: \"true\"\n", "")},
+		{"rules inside details after a blank line", "---\n" + goodFront + "---\n<details>\n<summary>Rules</summary>\n\n```rules\n" + goodRules + "```\n\n</details>\n"},
+		{"attributes after the language", "---\n" + goodFront + "---\n```rules {.yaml}\n" + goodRules + "```\n```tests title=\"Tests\"\n" + goodTest + "```\n"},
+		{"a fence in an HTML comment", pkgSrc(goodFront, goodRules, "") + "<!--\n```rules\n- reason: old\n```\n-->\n"},
+		{"a fence in an example", pkgSrc(goodFront, goodRules, "") + "````markdown\n```rules\n[]\n```\n````\n\n    ```tests\n    []\n    ```\n"},
+		{"a package that means to allow everything", pkgSrc("package: test/pkg\nversion: 1\ndefault: {effect: allow, reason: open}\nallow_all: true\n", "[]\n", "")},
+		{"allow_all false on a package that denies", pkgSrc(goodFront+"allow_all: false\n", goodRules, "")},
+		{"a literal UTC offset", pkgSrc(goodFront, "- reason: a\n  effect: deny\n  when: \"timestamp(context.t).getHours('+01:00') > 17 || size({'k': 1}) == 0\"\n", "")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

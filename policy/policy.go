@@ -72,6 +72,8 @@ type rule struct {
 	decision Decision
 	when     string
 	prog     cel.Program
+	checked  *cel.Ast // for checkCost
+	always   bool     // when is the literal true
 }
 
 // A testCase is one entry of a tests block.

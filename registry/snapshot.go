@@ -11,7 +11,7 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/coulomb/flex-auth/jcs"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Schema is the only snapshot schema this version understands.
@@ -111,8 +111,8 @@ func (s *Snapshot) ComputeDigest() string {
 
 // AppendContent appends the RFC 8785 (JCS) serialization of the snapshot
 // without its digest member. Member names are written in the order JCS
-// sorts them; jcs.Transform of the same document gives the same bytes, which
-// the tests check.
+// sorts them, so that hashing needs no general canonicalizer; the tests
+// check that jsontext's Value.Canonicalize gives the same bytes.
 func (s *Snapshot) AppendContent(dst []byte) []byte {
 	return s.writeContent(dst, nil)
 }
@@ -136,27 +136,36 @@ func (s *Snapshot) writeContent(dst []byte, flush func([]byte)) []byte {
 		dst = append(dst, `,"max_ttl_hours":`...)
 		dst = strconv.AppendInt(dst, int64(a.MaxTTLHours), 10)
 		dst = append(dst, `,"name":`...)
-		dst = jcs.AppendString(dst, a.Name)
+		dst = appendString(dst, a.Name)
 		dst = append(dst, `,"principal":`...)
-		dst = jcs.AppendString(dst, a.Principal)
+		dst = appendString(dst, a.Principal)
 		dst = append(dst, `,"subjects":[`...)
 		for j, sub := range a.Subjects {
 			if j > 0 {
 				dst = append(dst, ',')
 			}
-			dst = jcs.AppendString(dst, sub)
+			dst = appendString(dst, sub)
 		}
 		dst = append(dst, `],"type":`...)
-		dst = jcs.AppendString(dst, a.Type)
+		dst = appendString(dst, a.Type)
 		dst = append(dst, '}')
 	}
 	dst = append(dst, `],"policy_package":`...)
-	dst = jcs.AppendString(dst, s.PolicyPackage)
+	dst = appendString(dst, s.PolicyPackage)
 	dst = append(dst, `,"schema":`...)
-	dst = jcs.AppendString(dst, s.Schema)
+	dst = appendString(dst, s.Schema)
 	dst = append(dst, `,"source":`...)
-	dst = jcs.AppendString(dst, s.Source)
+	dst = appendString(dst, s.Source)
 	return append(dst, '}')
+}
+
+// appendString appends s as a JSON string in its RFC 8785 form, which is
+// also the canonical file's: the shortest escapes, no HTML escaping.
+// Snapshot strings are valid UTF-8 (Decode refuses anything else, and New
+// gets checked names); invalid bytes would be written as U+FFFD.
+func appendString(dst []byte, s string) []byte {
+	dst, _ = jsontext.AppendQuote(dst, s)
+	return dst
 }
 
 // Canonical returns the canonical file form of the snapshot (CONTRACT
@@ -208,7 +217,7 @@ func (s *Snapshot) WriteCanonical(w io.Writer) (int64, error) {
 // nil, it hands the buffer over and reuses it whenever it grows past half
 // its capacity, and stops at the first error flush returns.
 func (s *Snapshot) appendCanonical(dst []byte, flush func([]byte) error) ([]byte, error) {
-	str := jcs.AppendString
+	str := appendString
 	dst = append(dst, "{\n  \"schema\": "...)
 	dst = str(dst, s.Schema)
 	dst = append(dst, ",\n  \"digest\": "...)

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/coulomb/flex-auth/jcs"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 const fixture = "../examples/ops-warden/production_registry_snapshot.json"
@@ -34,8 +34,9 @@ func testActor(name string, ttl, max int, extra ...string) Actor {
 }
 
 // generalJCS returns the JCS form of s without its digest, in the order
-// its actors stand, computed with encoding/json and jcs.Transform: the
-// general route the direct writer is checked against.
+// its actors stand, computed with encoding/json and jsontext's
+// Value.Canonicalize: the general route, written by other hands, that the
+// direct writer is checked against.
 func generalJCS(t *testing.T, s *Snapshot) []byte {
 	t.Helper()
 	doc, err := json.Marshal(struct {
@@ -47,8 +48,8 @@ func generalJCS(t *testing.T, s *Snapshot) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	content, err := jcs.Transform(doc)
-	if err != nil {
+	content := jsontext.Value(doc)
+	if err := content.Canonicalize(); err != nil {
 		t.Fatal(err)
 	}
 	return content
@@ -72,7 +73,8 @@ func TestFixtureDigestMatchesIndependentComputation(t *testing.T) {
 }
 
 // The direct writers must agree with the general implementations: the JCS
-// content with jcs.Transform, the file form with encoding/json.
+// content with jsontext's canonicalization, the file form with
+// encoding/json.
 func TestEncodingsAgreeWithGeneralEncoders(t *testing.T) {
 	snaps := map[string]*Snapshot{
 		"one actor": New("ops-warden", "ops-warden/ssh-signing", []Actor{testActor("adm-a", 1, 1)}),
@@ -165,6 +167,10 @@ func TestParseErrors(t *testing.T) {
 			[]string{`actors[1].vault_token: unknown member that looks like key material; a registry snapshot is a non-secret fixture and never carries credentials`}},
 		{"duplicate member", edit(`"type": "agt",`, `"type": "agt", "type": "agt",`),
 			[]string{`actors[1].type: duplicate member`}},
+		{"duplicate member spelled with an escape", edit(`"type": "agt",`, `"type": "agt", "typ\u0065": "agt",`),
+			[]string{`actors[1].type: duplicate member`}},
+		{"duplicate member after other problems", edit(`"flex-auth.registry/v1",`, `1, "source": "x",`),
+			[]string{`schema: want a string, got number 1`, `source: duplicate member`}},
 		{"duplicate actor", edit(`"name": "agt-b"`, `"name": "adm-a"`),
 			[]string{`actors[1].name: duplicate actor "adm-a" (also actors[0])`}},
 		{"bad name", edit(`"name": "agt-b"`, `"name": "agt-B"`),
@@ -193,32 +199,33 @@ func TestParseErrors(t *testing.T) {
 				`actors[0].default_ttl_hours: missing`, `actors[0].subjects: missing`,
 				`digest: missing`, `source: missing`, `policy_package: missing`,
 			}},
-		{"syntax", "{\n  \"schema\": }", []string{`line 2, column 13: invalid character '}', want a value`}},
+		{"syntax", "{\n  \"schema\": }", []string{`line 2, column 13: invalid character '}' at start of value`}},
 		{"lone surrogate", edit(`"principal": "agt-b"`, `"principal": "agt-b\ud800"`),
-			[]string{`line 21, column 26: unpaired UTF-16 surrogate in a \u escape`}},
+			[]string{`line 21, column 26: invalid surrogate pair`}},
 		{"lone low surrogate", edit(`"principal": "agt-b"`, `"principal": "agt-b\udc00\ud800"`),
-			[]string{`line 21, column 26: unpaired UTF-16 surrogate in a \u escape`}},
+			[]string{"line 21, column 26: invalid surrogate pair `\\udc00\\ud800` in string"}},
 		{"surrogate pair decoded", edit(`"principal": "agt-b"`, `"principal": "agt-\ud83d\ude00"`),
 			[]string{`actors[1].principal: invalid principal "agt-😀"`}},
 		{"invalid UTF-8", edit(`"principal": "agt-b"`, "\"principal\": \"agt-\xffb\""),
-			[]string{`line 21, column 25: invalid UTF-8 in a string`}},
+			[]string{`line 21, column 25: invalid UTF-8`}},
 		{"control character", edit(`"principal": "agt-b"`, "\"principal\": \"agt\tb\""),
-			[]string{`line 21, column 24: control character U+0009 in a string; escape it`}},
+			[]string{`line 21, column 24: invalid character '\t' in string (expecting non-control character)`}},
 		{"bad escape", edit(`"principal": "agt-b"`, `"principal": "agt\qb"`),
-			[]string{`line 21, column 25: invalid escape character 'q' in a string`}},
+			[]string{"line 21, column 24: invalid escape sequence `\\q` in string"}},
 		{"unterminated string", valid[:strings.Index(valid, `"adm-a"`)+4],
-			[]string{`line 8, column 19: unexpected end of input in a string`}},
+			[]string{`line 8, column 19: unexpected EOF`}},
 		{"bad number", edit(`"max_ttl_hours": 24`, `"max_ttl_hours": 2.`),
-			[]string{`line 23, column 26: want a digit after the decimal point, got ','`}},
+			[]string{`line 23, column 26: invalid character ',' in number (expecting digit)`}},
 		{"number without digits", edit(`"max_ttl_hours": 24`, `"max_ttl_hours": -`),
-			[]string{`line 23, column 25: want a digit in a number, got ','`}},
+			[]string{`line 23, column 25: invalid character ',' in number (expecting digit)`}},
 		{"integer out of range", edit(`"max_ttl_hours": 24`, `"max_ttl_hours": 9223372036854775808`),
 			[]string{`actors[1].max_ttl_hours: want an integer, got 9223372036854775808`}},
 		{"integer with exponent", edit(`"max_ttl_hours": 24`, `"max_ttl_hours": 24e0`),
 			[]string{`actors[1].max_ttl_hours: want an integer, got 24e0`}},
-		{"truncated", valid[:40], []string{`line 3, column 2: unexpected end of JSON input, want '"'`}},
+		{"truncated", valid[:40], []string{`line 3, column 2: unexpected EOF`}},
 		{"trailing data", valid + "{}", []string{`line 31, column 1: data after the snapshot`}},
 		{"not an object", `[]`, []string{`want an object, got an array`}},
+		{"empty", ``, []string{`line 1, column 1: unexpected end of input`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

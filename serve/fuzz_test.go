@@ -101,14 +101,15 @@ func FuzzCheckRequest(f *testing.F) {
 	})
 }
 
-// FuzzDecodeRequest checks the hand-written decoder against encoding/json:
+// FuzzDecodeRequest checks the request decoder against encoding/json:
 // what it accepts, encoding/json reads as the same request; what is not
 // JSON, it rejects; and its syntax errors are for text that is not JSON.
 func FuzzDecodeRequest(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add([]byte(s))
 	}
-	snap := newTestServer(f, Source{}, io.Discard).cur.Load().snap
+	st := newTestServer(f, Source{}, io.Discard).cur.Load()
+	snap := st.snap
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var req checkRequest
 		err := decodeRequest(data, &req, nil, nil)
@@ -169,15 +170,29 @@ func FuzzDecodeRequest(f *testing.F) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("context: got %#v, encoding/json %#v", got, want)
 		}
-		if req.rawContext != nil {
-			compact := appendCompact(nil, req.rawContext)
-			var viaCompact, viaRaw any
-			if json.Unmarshal(compact, &viaCompact) != nil || json.Unmarshal(req.rawContext, &viaRaw) != nil || !reflect.DeepEqual(viaCompact, viaRaw) {
-				t.Errorf("compacted context %q differs from %q", compact, req.rawContext)
-			}
-			if bytes.ContainsAny(compact, "\n\r") {
-				t.Errorf("compacted context %q spans lines", compact)
-			}
+		// Its decision log line is one line, and records what was asked.
+		line := appendLogLine(nil, fixedClock(), []byte("decision:0123456789abcdef"), &req, policy.Decision{Effect: policy.Deny, Reason: "r"}, st)
+		if err := oneLogLine(line); err != nil {
+			t.Fatalf("log line for %q: %v", data, err)
+		}
+		var logged map[string]any
+		if err := json.Unmarshal(line, &logged); err != nil {
+			t.Fatalf("log line %q does not parse: %v", line, err)
+		}
+		wantContext := m["context"]
+		if wantContext == nil {
+			wantContext = map[string]any{}
+		}
+		var gotContext any
+		dec = json.NewDecoder(bytes.NewReader(line))
+		dec.UseNumber()
+		var numbered map[string]any
+		if err := dec.Decode(&numbered); err != nil {
+			t.Fatal(err)
+		}
+		gotContext = numbered["context"]
+		if logged["subject"] != req.Subject || logged["action"] != req.Action || logged["resource"] != req.Resource || !reflect.DeepEqual(gotContext, wantContext) {
+			t.Errorf("log line %s does not record request %q", line, data)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package serve
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/coulomb/flex-auth/examples"
 	"github.com/coulomb/flex-auth/policy"
@@ -242,4 +244,31 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// lineBreaks are the characters that some common line-oriented reader
+// ends a line at: Go's bufio.ScanLines (\n), C and most tools (\n, \r),
+// Python's str.splitlines (\n, \r, \v, \f, U+001C to U+001E, U+0085,
+// U+2028, U+2029), JavaScript (\n, \r, U+2028, U+2029) and Unicode's
+// mandatory breaks (the same, and U+000B, U+000C, U+0085).
+const lineBreaks = "\n\r\v\f\x1c\x1d\x1e\u0085\u2028\u2029"
+
+// oneLogLine checks that line is one decision log line for every reader:
+// valid JSON, ended by its only line break, with no other character that
+// a reader could take for one, nor any other control character.
+func oneLogLine(line []byte) error {
+	body, ok := bytes.CutSuffix(line, []byte("\n"))
+	if !ok {
+		return fmt.Errorf("%q does not end in a newline", line)
+	}
+	if i := bytes.IndexAny(body, lineBreaks); i >= 0 {
+		return fmt.Errorf("%q has a line break at byte %d", line, i)
+	}
+	if i := bytes.IndexFunc(body, unicode.IsControl); i >= 0 {
+		return fmt.Errorf("%q has a control character at byte %d", line, i)
+	}
+	if !json.Valid(body) {
+		return fmt.Errorf("%q is not JSON", line)
+	}
+	return nil
 }

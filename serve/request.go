@@ -1,10 +1,15 @@
 package serve
 
 import (
+	"bytes"
+	"errors"
 	"math"
 	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
 
-	"github.com/coulomb/flex-auth/internal/jsontext"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/coulomb/flex-auth/registry"
 )
 
@@ -40,9 +45,12 @@ func (e *requestError) Error() string { return e.msg }
 // decodeRequest decodes a check request body strictly: one JSON object with
 // the members subject, resource (non-empty strings), action (a string,
 // default ssh.sign) and context (an object); null for action or context
-// means absent. Unknown members, duplicate members (at any level), invalid
-// UTF-8, lone surrogates and trailing data are errors, so that no two JSON
-// parsers could read the same body as two different requests.
+// means absent. Unknown members, duplicate members (at any level, as
+// decoded: "resourc\u0065" duplicates "resource"), invalid UTF-8, lone
+// surrogates and trailing data are errors, so that no two JSON parsers
+// could read the same body as two different requests. The JSON text is
+// read by jsontext, which refuses all of these by construction; this
+// decoder checks what it reads against the request format.
 //
 // Numbers in the context become int64 when written as integers (no
 // fraction, no exponent) and fit, float64 otherwise: 24 is an integer,
@@ -53,113 +61,38 @@ func (e *requestError) Error() string { return e.msg }
 // allocated; snap may be nil. ctx, when not nil, is an empty map to reuse
 // for the context.
 func decodeRequest(data []byte, req *checkRequest, snap *registry.Snapshot, ctx map[string]any) error {
+	var d requestDecoder
+	return d.decode(data, req, snap, ctx)
+}
+
+// A requestDecoder decodes check request bodies. The zero value is ready
+// to use; reusing one saves the allocations of its jsontext.Decoder.
+type requestDecoder struct {
+	dec   jsontext.Decoder
+	src   bytes.Buffer // the body, read in place
+	data  []byte
+	depth int
+	snap  *registry.Snapshot // strings to share; may be nil
+	reuse map[string]any     // for the context object; nil allocates
+}
+
+// decode is decodeRequest with d's buffers.
+func (d *requestDecoder) decode(data []byte, req *checkRequest, snap *registry.Snapshot, ctx map[string]any) error {
 	*req = checkRequest{}
-	p := parser{data: data, snap: snap, reuse: ctx}
-	p.skipSpace()
-	if p.pos == len(p.data) {
-		return &requestError{msg: "request body is empty; want a JSON object", syntax: true}
+	d.data, d.depth, d.snap, d.reuse = data, 0, snap, ctx
+	d.src = *bytes.NewBuffer(data)
+	d.dec.Reset(&d.src)
+	defer func() { d.data, d.snap, d.reuse = nil, nil, nil }() // hold no request, no registry
+	if err := d.request(req); err != nil {
+		return err
 	}
-	if p.data[p.pos] != '{' {
-		if _, err := p.value(); err != nil {
-			return err
-		}
-		return &requestError{msg: "request body must be a JSON object"}
+	if rest := bytes.TrimLeft(data[d.dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
+		return d.errorAt(len(data)-len(rest), "trailing data after the request object")
 	}
-	p.pos++
-	var seen uint8 // bit per known member
-	first := true
-	for {
-		p.skipSpace()
-		if p.pos < len(p.data) && p.data[p.pos] == '}' && first {
-			p.pos++
-			break
-		}
-		key, err := p.key()
-		if err != nil {
-			return err
-		}
-		var bit uint8
-		switch key {
-		case "subject":
-			bit = 1
-		case "action":
-			bit = 2
-		case "resource":
-			bit = 4
-		case "context":
-			bit = 8
-		default:
-			return &requestError{msg: "unknown member " + strconv.Quote(key) + " in request; the members are subject, action, resource and context"}
-		}
-		if seen&bit != 0 {
-			return &requestError{msg: "duplicate member " + strconv.Quote(key) + " in request"}
-		}
-		seen |= bit
-		p.skipSpace()
-		switch bit {
-		case 1, 2, 4:
-			s, isNull, err := p.stringMember(key)
-			if err != nil {
-				return err
-			}
-			switch {
-			case bit == 2 && isNull:
-				// absent: the default applies
-			case isNull || s == "" && bit != 2:
-				return &requestError{msg: strconv.Quote(key) + " must be a non-empty string"}
-			case s == "":
-				return &requestError{msg: `"action" must be a non-empty string when given`}
-			case bit == 1:
-				req.Subject = s
-			case bit == 2:
-				req.Action = s
-			default:
-				req.Resource = s
-			}
-		case 8:
-			start := p.pos
-			if p.pos < len(p.data) && p.data[p.pos] == 'n' {
-				if err := p.literal("null"); err != nil {
-					return err
-				}
-				break
-			}
-			if p.pos < len(p.data) && p.data[p.pos] != '{' {
-				v, err := p.value()
-				if err != nil {
-					return err
-				}
-				return &requestError{msg: `"context" must be an object, got ` + kind(v)}
-			}
-			v, err := p.value()
-			if err != nil {
-				return err
-			}
-			req.Context = v.(map[string]any)
-			req.rawContext = p.data[start:p.pos]
-		}
-		first = false
-		p.skipSpace()
-		if p.pos == len(p.data) {
-			return p.errorf("unexpected end of input in the request object")
-		}
-		if c := p.data[p.pos]; c == ',' {
-			p.pos++
-			continue
-		} else if c == '}' {
-			p.pos++
-			break
-		}
-		return p.errorf("want ',' or '}' after a member of the request object")
-	}
-	p.skipSpace()
-	if p.pos != len(p.data) {
-		return p.errorf("trailing data after the request object")
-	}
-	if seen&1 == 0 {
+	if req.Subject == "" {
 		return &requestError{msg: `"subject" is required`}
 	}
-	if seen&4 == 0 {
+	if req.Resource == "" {
 		return &requestError{msg: `"resource" is required`}
 	}
 	if req.Action == "" {
@@ -168,255 +101,304 @@ func decodeRequest(data []byte, req *checkRequest, snap *registry.Snapshot, ctx 
 	return nil
 }
 
-// kind names the JSON type of a decoded value for error messages.
-func kind(v any) string {
-	switch v.(type) {
-	case nil:
+// request reads the request object.
+func (d *requestDecoder) request(req *checkRequest) error {
+	switch d.dec.PeekKind() {
+	case '{':
+	case 0: // an error, or nothing but white space
+		_, err := d.dec.ReadToken()
+		return d.syntaxError(err)
+	default:
+		if _, err := d.dec.ReadValue(); err != nil {
+			return d.syntaxError(err)
+		}
+		return &requestError{msg: "request body must be a JSON object"}
+	}
+	if _, err := d.dec.ReadToken(); err != nil {
+		return d.syntaxError(err)
+	}
+	for d.dec.PeekKind() != '}' {
+		var scratch [64]byte
+		name, err := d.name(scratch[:0])
+		if err != nil {
+			return err
+		}
+		switch string(name) {
+		case "subject":
+			req.Subject, err = d.requiredString("subject")
+		case "resource":
+			req.Resource, err = d.requiredString("resource")
+		case "action":
+			req.Action, err = d.action()
+		case "context":
+			err = d.context(req)
+		default:
+			return &requestError{msg: "unknown member " + strconv.Quote(string(name)) + " in request; the members are subject, action, resource and context"}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	_, err := d.dec.ReadToken()
+	return d.syntaxError(err)
+}
+
+// requiredString reads the value of subject or resource: a non-empty
+// string.
+func (d *requestDecoder) requiredString(member string) (string, error) {
+	s, isString, err := d.stringValue(member)
+	if err == nil && (!isString || s == "") {
+		err = &requestError{msg: strconv.Quote(member) + " must be a non-empty string"}
+	}
+	return s, err
+}
+
+// action reads the value of action: a non-empty string, or null for the
+// default.
+func (d *requestDecoder) action() (string, error) {
+	s, isString, err := d.stringValue("action")
+	if err == nil && isString && s == "" {
+		err = &requestError{msg: `"action" must be a non-empty string when given`}
+	}
+	return s, err
+}
+
+// stringValue reads the value of a member that must be a string or null.
+func (d *requestDecoder) stringValue(member string) (s string, isString bool, err error) {
+	switch k := d.dec.PeekKind(); k {
+	case '"':
+		s, err = d.str()
+		return s, true, err
+	case 'n':
+		_, err = d.dec.ReadToken()
+		return "", false, d.syntaxError(err)
+	default:
+		if _, err := d.dec.ReadValue(); err != nil {
+			return "", false, d.syntaxError(err)
+		}
+		return "", false, &requestError{msg: strconv.Quote(member) + " must be a string, got " + kind(k)}
+	}
+}
+
+// context reads the value of context: an object, or null for none.
+func (d *requestDecoder) context(req *checkRequest) error {
+	start := int(d.dec.InputOffset())
+	switch k := d.dec.PeekKind(); k {
+	case '{':
+	case 'n':
+		_, err := d.dec.ReadToken()
+		return d.syntaxError(err)
+	default:
+		if _, err := d.dec.ReadValue(); err != nil {
+			return d.syntaxError(err)
+		}
+		return &requestError{msg: `"context" must be an object, got ` + kind(k)}
+	}
+	v, err := d.object()
+	if err != nil {
+		return err
+	}
+	req.Context = v
+	// The context as sent, from its '{' to its '}', for the decision log.
+	req.rawContext = bytes.TrimLeft(d.data[start:d.dec.InputOffset()], " \t\r\n:")
+	return nil
+}
+
+// kind names a JSON kind for error messages.
+func kind(k jsontext.Kind) string {
+	switch k {
+	case 'n':
 		return "null"
-	case bool:
+	case 't', 'f':
 		return "a boolean"
-	case string:
+	case '"':
 		return "a string"
-	case int64, float64:
+	case '0':
 		return "a number"
-	case []any:
+	case '[':
 		return "an array"
 	}
 	return "an object"
 }
 
-// parser is a strict, allocation-frugal JSON reader over a complete body.
-type parser struct {
-	data  []byte
-	pos   int
-	depth int
-	snap  *registry.Snapshot // strings to share; may be nil
-	reuse map[string]any     // for the context object; nil allocates
-}
-
-func (p *parser) errorf(msg string) error {
-	return &requestError{msg: "invalid JSON at byte " + strconv.Itoa(p.pos) + ": " + msg, syntax: true}
-}
-
-// lexError turns a *jsontext.Error into a request error. Strict errors are
-// for text that is JSON but that this decoder refuses: invalid UTF-8 and
-// unpaired surrogates, which other parsers would each repair their own
-// way.
-func lexError(err error) error {
-	e := err.(*jsontext.Error)
-	if e.Strict {
-		return &requestError{msg: "invalid request at byte " + strconv.Itoa(e.Offset) + ": " + e.Msg}
-	}
-	return &requestError{msg: "invalid JSON at byte " + strconv.Itoa(e.Offset) + ": " + e.Msg, syntax: true}
-}
-
-func (p *parser) skipSpace() { p.pos = jsontext.SkipSpace(p.data, p.pos) }
-
-// key reads an object member name and the ':' after it.
-func (p *parser) key() (string, error) {
-	if p.pos == len(p.data) {
-		return "", p.errorf("unexpected end of input; want a member name")
-	}
-	if p.data[p.pos] != '"' {
-		return "", p.errorf("want a member name in double quotes")
-	}
-	k, err := p.str()
-	if err != nil {
-		return "", err
-	}
-	p.skipSpace()
-	if p.pos == len(p.data) || p.data[p.pos] != ':' {
-		return "", p.errorf("want ':' after a member name")
-	}
-	p.pos++
-	return k, nil
-}
-
-// stringMember reads the value of a request member that must be a string
-// or null.
-func (p *parser) stringMember(key string) (s string, isNull bool, err error) {
-	if p.pos < len(p.data) {
-		switch p.data[p.pos] {
-		case '"':
-			s, err = p.str()
-			return s, false, err
-		case 'n':
-			return "", true, p.literal("null")
-		}
-	}
-	v, err := p.value()
-	if err != nil {
-		return "", false, err
-	}
-	return "", false, &requestError{msg: strconv.Quote(key) + " must be a string, got " + kind(v)}
-}
-
-func (p *parser) literal(lit string) error {
-	if len(p.data)-p.pos < len(lit) || string(p.data[p.pos:p.pos+len(lit)]) != lit {
-		return p.errorf("invalid literal; want " + lit)
-	}
-	p.pos += len(lit)
-	return nil
-}
-
 // value reads any JSON value.
-func (p *parser) value() (any, error) {
-	p.skipSpace()
-	if p.pos == len(p.data) {
-		return nil, p.errorf("unexpected end of input; want a value")
+func (d *requestDecoder) value() (any, error) {
+	switch d.dec.PeekKind() {
+	case '{':
+		return d.object()
+	case '[':
+		return d.array()
+	case '"':
+		return d.str()
+	case '0':
+		return d.number()
 	}
-	switch c := p.data[p.pos]; {
-	case c == '{':
-		return p.object()
-	case c == '[':
-		return p.array()
-	case c == '"':
-		return p.strValue()
-	case c == 't':
-		return true, p.literal("true")
-	case c == 'f':
-		return false, p.literal("false")
-	case c == 'n':
-		return nil, p.literal("null")
-	case c == '-' || '0' <= c && c <= '9':
-		return p.number()
+	tok, err := d.dec.ReadToken() // null, true, false, or an error
+	if err != nil {
+		return nil, d.syntaxError(err)
 	}
-	return nil, p.errorf("want a value")
+	if tok.Kind() == 'n' {
+		return nil, nil
+	}
+	return tok.Bool(), nil
 }
 
-func (p *parser) enter() error {
-	p.depth++
-	if p.depth > maxDepth {
+func (d *requestDecoder) enter() error {
+	d.depth++
+	if d.depth > maxDepth {
 		return &requestError{msg: "request nests deeper than " + strconv.Itoa(maxDepth) + " levels"}
 	}
-	return nil
+	_, err := d.dec.ReadToken() // '{' or '['
+	return d.syntaxError(err)
 }
 
-func (p *parser) object() (any, error) {
-	if err := p.enter(); err != nil {
+func (d *requestDecoder) leave() error {
+	d.depth--
+	_, err := d.dec.ReadToken() // '}' or ']'
+	return d.syntaxError(err)
+}
+
+func (d *requestDecoder) object() (map[string]any, error) {
+	if err := d.enter(); err != nil {
 		return nil, err
 	}
-	p.pos++ // '{'
 	var m map[string]any
-	if p.depth == 1 && p.reuse != nil { // the context object
-		m = p.reuse
+	if d.depth == 1 && d.reuse != nil { // the context object
+		m = d.reuse
 	} else {
 		m = make(map[string]any)
 	}
-	p.skipSpace()
-	if p.pos < len(p.data) && p.data[p.pos] == '}' {
-		p.pos++
-		p.depth--
-		return m, nil
-	}
-	for {
-		p.skipSpace()
-		k, err := p.key()
+	for d.dec.PeekKind() != '}' {
+		var scratch [64]byte
+		name, err := d.name(scratch[:0])
 		if err != nil {
 			return nil, err
 		}
-		v, err := p.value()
+		k := d.share(name)
+		v, err := d.value()
 		if err != nil {
 			return nil, err
-		}
-		if _, dup := m[k]; dup {
-			return nil, &requestError{msg: "duplicate key " + strconv.Quote(k) + " in an object in the request"}
 		}
 		m[k] = v
-		p.skipSpace()
-		if p.pos == len(p.data) {
-			return nil, p.errorf("unexpected end of input in an object")
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-		case '}':
-			p.pos++
-			p.depth--
-			return m, nil
-		default:
-			return nil, p.errorf("want ',' or '}' in an object")
-		}
 	}
+	return m, d.leave()
 }
 
-func (p *parser) array() (any, error) {
-	if err := p.enter(); err != nil {
+func (d *requestDecoder) array() ([]any, error) {
+	if err := d.enter(); err != nil {
 		return nil, err
 	}
-	p.pos++ // '['
 	a := []any{}
-	p.skipSpace()
-	if p.pos < len(p.data) && p.data[p.pos] == ']' {
-		p.pos++
-		p.depth--
-		return a, nil
-	}
-	for {
-		v, err := p.value()
+	for d.dec.PeekKind() != ']' {
+		v, err := d.value()
 		if err != nil {
 			return nil, err
 		}
 		a = append(a, v)
-		p.skipSpace()
-		if p.pos == len(p.data) {
-			return nil, p.errorf("unexpected end of input in an array")
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-		case ']':
-			p.pos++
-			p.depth--
-			return a, nil
-		default:
-			return nil, p.errorf("want ',' or ']' in an array")
-		}
 	}
+	return a, d.leave()
 }
 
 // number reads a number: int64 when written as an integer that fits,
 // float64 otherwise.
-func (p *parser) number() (any, error) {
-	start := p.pos
-	end, integral, err := jsontext.ReadNumber(p.data, start)
+func (d *requestDecoder) number() (any, error) {
+	lit, err := d.dec.ReadValue()
 	if err != nil {
-		return nil, lexError(err)
+		return nil, d.syntaxError(err)
 	}
-	p.pos = end
-	lit := p.data[start:end]
-	if integral {
-		if n, ok := jsontext.ParseInt(lit); ok {
+	if bytes.IndexAny(lit, ".eE") < 0 {
+		if n, err := strconv.ParseInt(string(lit), 10, 64); err == nil {
 			return n, nil
 		}
 	}
 	f, err := strconv.ParseFloat(string(lit), 64)
 	if err != nil || math.IsInf(f, 0) {
-		// Only a range error can get here: the grammar was checked above.
+		// Only a range error can get here: jsontext checked the grammar.
 		return nil, &requestError{msg: "number " + string(lit) + " in the request is out of range"}
 	}
 	return f, nil
 }
 
-// strValue reads a string as an interface value.
-func (p *parser) strValue() (any, error) {
-	s, err := p.str()
-	return s, err
+// name reads an object member name, decoding escapes into buf.
+func (d *requestDecoder) name(buf []byte) ([]byte, error) {
+	raw, err := d.dec.ReadValue()
+	if err != nil {
+		return nil, d.syntaxError(err)
+	}
+	return unquote(raw, buf), nil
 }
 
 // str reads a string. A string costs at most one allocation, none when
-// interned: one with escapes is decoded on the stack.
-func (p *parser) str() (string, error) {
-	var scratch [64]byte
-	b, end, err := jsontext.ReadString(p.data, p.pos, scratch[:0])
+// shared: one with escapes is decoded on the stack.
+func (d *requestDecoder) str() (string, error) {
+	raw, err := d.dec.ReadValue()
 	if err != nil {
-		return "", lexError(err)
+		return "", d.syntaxError(err)
 	}
-	p.pos = end
-	if s, ok := intern(p.snap, b); ok {
-		return s, nil
+	var scratch [64]byte
+	return d.share(unquote(raw, scratch[:0])), nil
+}
+
+// unquote returns the content of the string literal raw, which jsontext
+// has checked: raw itself without its quotes when it has no escapes,
+// else decoded into buf.
+func unquote(raw, buf []byte) []byte {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return raw[1 : len(raw)-1]
 	}
-	return string(b), nil
+	b, _ := jsontext.AppendUnquote(buf, raw)
+	return b
+}
+
+// share returns b as a string, shared with snap or the request format
+// when one of them holds it.
+func (d *requestDecoder) share(b []byte) string {
+	if s, ok := intern(d.snap, b); ok {
+		return s
+	}
+	return string(b)
+}
+
+// syntaxError turns a jsontext error into a request error that says where
+// in the body it is. Invalid UTF-8 and unpaired surrogate escapes are not
+// syntax errors: they are text that RFC 8259's grammar allows but that
+// this decoder refuses, because other parsers would each repair it their
+// own way. Neither are duplicate names.
+func (d *requestDecoder) syntaxError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *jsontext.SyntacticError
+	if !errors.As(err, &se) { // io.EOF: no value at all
+		return &requestError{msg: "request body is empty; want a JSON object", syntax: true}
+	}
+	if errors.Is(se.Err, jsontext.ErrDuplicateName) {
+		name := strconv.Quote(se.JSONPointer.LastToken())
+		if se.JSONPointer.Parent() == "" {
+			return &requestError{msg: "duplicate member " + name + " in request"}
+		}
+		return &requestError{msg: "duplicate key " + name + " in an object in the request"}
+	}
+	off := int(se.ByteOffset)
+	at := d.data[min(off, len(d.data)):]
+	if r, n := utf8.DecodeRune(at); r == utf8.RuneError && n == 1 || surrogateEscape(at) {
+		return &requestError{msg: "invalid request at byte " + strconv.Itoa(off) + ": " + se.Err.Error()}
+	}
+	return d.errorAt(off, se.Err.Error())
+}
+
+func (d *requestDecoder) errorAt(off int, msg string) error {
+	return &requestError{msg: "invalid JSON at byte " + strconv.Itoa(off) + ": " + msg, syntax: true}
+}
+
+// surrogateEscape reports whether b starts with a \u escape of a UTF-16
+// surrogate, \ud800 to \udfff.
+func surrogateEscape(b []byte) bool {
+	if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
+		return false
+	}
+	r, err := strconv.ParseUint(string(b[2:6]), 16, 16)
+	return err == nil && utf16.IsSurrogate(rune(r))
 }
 
 // intern returns the string equal to b when snap or the request format
@@ -470,32 +452,4 @@ func intern(snap *registry.Snapshot, b []byte) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// appendCompact appends a JSON text that is known to be valid, without
-// insignificant whitespace, so that a multi-line context stays on its
-// decision log line.
-func appendCompact(dst, src []byte) []byte {
-	inString := false
-	start := 0
-	for i := 0; i < len(src); i++ {
-		c := src[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case ' ', '\t', '\n', '\r':
-			dst = append(dst, src[start:i]...)
-			start = i + 1
-		}
-	}
-	return append(dst, src[start:]...)
 }

@@ -98,25 +98,28 @@ func TestDecodeAllocs(t *testing.T) {
 }
 
 // TestDecodeLexicalErrors pins the messages for errors inside strings and
-// numbers: the byte they are at, and whether they are JSON syntax errors
-// or JSON this decoder refuses.
+// numbers: the byte they are at, whether they are JSON syntax errors or
+// JSON this decoder refuses, and what jsontext says about them.
 func TestDecodeLexicalErrors(t *testing.T) {
 	tests := []struct {
 		name, body, want string
 		syntax           bool
 	}{
-		{"bad escape", `{"subject":"a\x","resource":"b"}`, `invalid JSON at byte 14: invalid escape character 'x' in a string`, true},
-		{"short hex escape", `{"subject":"\u12x4","resource":"b"}`, `invalid JSON at byte 14: want four hex digits after \u`, true},
-		{"raw control character", "{\"subject\":\"a\nb\",\"resource\":\"b\"}", `invalid JSON at byte 13: control character U+000A in a string; escape it`, true},
-		{"unterminated string", `{"subject":"abc`, `invalid JSON at byte 15: unexpected end of input in a string`, true},
-		{"unterminated key", `{"subj`, `invalid JSON at byte 6: unexpected end of input in a string`, true},
-		{"lone surrogate", `{"subject":"\ud800","resource":"b"}`, `invalid request at byte 12: unpaired UTF-16 surrogate in a \u escape`, false},
-		{"lone surrogate in a key", `{"subject":"a","resource":"b","context":{"\udfff":1}}`, `invalid request at byte 42: unpaired UTF-16 surrogate in a \u escape`, false},
-		{"invalid UTF-8", "{\"subject\":\"a\xff\",\"resource\":\"b\"}", `invalid request at byte 13: invalid UTF-8 in a string`, false},
-		{"invalid UTF-8 after an escape", "{\"subject\":\"\\n\xc3\",\"resource\":\"b\"}", `invalid request at byte 14: invalid UTF-8 in a string`, false},
-		{"no digit after the point", `{"subject":"a","resource":"b","context":{"n":1.}}`, `invalid JSON at byte 47: want a digit after the decimal point, got '}'`, true},
-		{"no digit in the exponent", `{"subject":"a","resource":"b","context":{"n":1e+}}`, `invalid JSON at byte 48: want a digit in the exponent, got '}'`, true},
-		{"minus alone", `{"subject":"a","resource":"b","context":{"n":-}}`, `invalid JSON at byte 46: want a digit in a number, got '}'`, true},
+		{"bad escape", `{"subject":"a\x","resource":"b"}`, "invalid JSON at byte 13: invalid escape sequence `\\x` in string", true},
+		{"short hex escape", `{"subject":"\u12x4","resource":"b"}`, "invalid JSON at byte 12: invalid escape sequence `\\u12x4` in string", true},
+		{"raw control character", "{\"subject\":\"a\nb\",\"resource\":\"b\"}", `invalid JSON at byte 13: invalid character '\n' in string (expecting non-control character)`, true},
+		{"unterminated string", `{"subject":"abc`, `invalid JSON at byte 15: unexpected EOF`, true},
+		{"unterminated key", `{"subj`, `invalid JSON at byte 6: unexpected EOF`, true},
+		{"lone surrogate", `{"subject":"\ud800","resource":"b"}`, "invalid request at byte 12: invalid surrogate pair `\\ud800\",\"res` in string", false},
+		{"lone surrogate in a key", `{"subject":"a","resource":"b","context":{"\udfff":1}}`, "invalid request at byte 42: invalid surrogate pair `\\udfff\":1}}` in string", false},
+		{"invalid UTF-8", "{\"subject\":\"a\xff\",\"resource\":\"b\"}", `invalid request at byte 13: invalid UTF-8`, false},
+		{"invalid UTF-8 after an escape", "{\"subject\":\"\\n\xc3\",\"resource\":\"b\"}", `invalid request at byte 14: invalid UTF-8`, false},
+		{"no digit after the point", `{"subject":"a","resource":"b","context":{"n":1.}}`, `invalid JSON at byte 47: invalid character '}' in number (expecting digit)`, true},
+		{"no digit in the exponent", `{"subject":"a","resource":"b","context":{"n":1e+}}`, `invalid JSON at byte 48: invalid character '}' in number (expecting digit)`, true},
+		{"minus alone", `{"subject":"a","resource":"b","context":{"n":-}}`, `invalid JSON at byte 46: invalid character '}' in number (expecting digit)`, true},
+		{"trailing data", `{"subject":"a","resource":"b"} x`, `invalid JSON at byte 31: trailing data after the request object`, true},
+		{"trailing comma", `{"subject":"a","resource":"b",}`, `invalid JSON at byte 29: invalid character ',' at start of value`, true},
+		{"empty", " \r\n\t", `request body is empty; want a JSON object`, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

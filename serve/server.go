@@ -9,6 +9,7 @@
 package serve
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -23,8 +24,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
-	"github.com/coulomb/flex-auth/jcs"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/coulomb/flex-auth/policy"
 )
 
@@ -273,9 +276,9 @@ func (s *Server) writeError(w http.ResponseWriter, e *apiError) {
 	s.metrics.httpErrors.WithLabelValues(e.code).Inc()
 	b := make([]byte, 0, 64+len(e.message))
 	b = append(b, `{"error":{"code":`...)
-	b = jcs.AppendString(b, e.code)
+	b = appendString(b, e.code)
 	b = append(b, `,"message":`...)
-	b = jcs.AppendString(b, e.message)
+	b = appendString(b, e.message)
 	b = append(b, "}}\n"...)
 	setJSONHeaders(w.Header())
 	w.WriteHeader(e.status)
@@ -447,6 +450,7 @@ type checkScratch struct {
 	req   checkRequest
 	preq  policy.Request
 	ctx   map[string]any // reused for the request's context
+	dec   requestDecoder
 	id    [25]byte
 	entry *logEntry
 }
@@ -484,7 +488,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, apiErr)
 		return
 	}
-	if err := decodeRequest(body, &sc.req, st.snap, sc.ctx); err != nil {
+	if err := sc.dec.decode(body, &sc.req, st.snap, sc.ctx); err != nil {
 		s.writeError(w, invalidRequest(err.Error()))
 		return
 	}
@@ -510,13 +514,13 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	b := append(sc.resp[:0], `{"decision_id":"`...)
 	b = append(b, sc.id[:]...)
 	b = append(b, `","effect":`...)
-	b = jcs.AppendString(b, string(d.Effect))
+	b = appendString(b, string(d.Effect))
 	b = append(b, `,"reason":`...)
-	b = jcs.AppendString(b, d.Reason)
+	b = appendString(b, d.Reason)
 	b = append(b, st.tail...)
 	if d.Effect == policy.Allow {
 		b = append(b, `,"grant":{"principal":`...)
-		b = jcs.AppendString(b, principal)
+		b = appendString(b, principal)
 		b = append(b, `,"ttl_hours":`...)
 		b = strconv.AppendInt(b, ttl, 10)
 		b = append(b, '}')
@@ -574,33 +578,29 @@ func (s *Server) decide(st *state, req *policy.Request) (d policy.Decision) {
 		}
 	}()
 	d, err := st.eval.Evaluate(req)
-	if err != nil {
+	var ge *policy.GrantError
+	switch {
+	case errors.As(err, &ge):
+		s.logger.Warn("policy allowed what the registry forbids; denied", "err", err, "resource", req.Resource)
+	case err != nil:
 		s.logger.Warn("policy evaluation error; denied", "err", err, "resource", req.Resource)
 	}
 	return d
 }
 
-// grant returns the principal and TTL of an allow: the actor's principal,
-// and context.ttl_hours when it is an integer, else the actor's default
-// TTL. An allow that cannot be a valid grant (a resource that is not in
-// the registry, a TTL outside 1..max_ttl_hours) is a bug in the policy
-// package: it becomes a deny with reason policy_error, so that no grant the
-// registry forbids ever leaves the server.
+// grant returns the principal and TTL of an allow (policy.Evaluator.Grant:
+// the actor's principal, and context.ttl_hours or else the actor's default
+// TTL). Evaluate has already denied every allow the registry forbids; were
+// one to reach here, it becomes a deny with reason policy_error, so that no
+// grant the registry forbids ever leaves the server.
 func (s *Server) grant(st *state, req *checkRequest, d policy.Decision) (string, int64, policy.Decision) {
-	a := st.snap.Lookup(req.Resource)
-	if a == nil {
-		s.logger.Warn("policy allowed a resource that is not in the registry; denied", "resource", req.Resource, "reason", d.Reason)
+	preq := policy.Request{Subject: req.Subject, Action: req.Action, Resource: req.Resource, Context: req.Context}
+	g, err := st.eval.Grant(&preq)
+	if err != nil {
+		s.logger.Error("policy allowed what the registry forbids; denied", "err", err, "resource", req.Resource, "reason", d.Reason)
 		return "", 0, policy.Decision{Effect: policy.Deny, Reason: policy.ReasonPolicyError}
 	}
-	ttl := int64(a.DefaultTTLHours)
-	if v, ok := req.Context["ttl_hours"].(int64); ok {
-		ttl = v
-	}
-	if ttl < 1 || ttl > int64(a.MaxTTLHours) {
-		s.logger.Warn("policy allowed a TTL outside the actor's bounds; denied", "resource", req.Resource, "ttl_hours", ttl, "max_ttl_hours", a.MaxTTLHours, "reason", d.Reason)
-		return "", 0, policy.Decision{Effect: policy.Deny, Reason: policy.ReasonPolicyError}
-	}
-	return a.Principal, ttl, d
+	return g.Principal, g.TTLHours, d
 }
 
 // logTimeLayout is RFC 3339 in UTC with a fixed nine-digit fraction, so
@@ -644,28 +644,95 @@ func appendDigits(b []byte, n, width int) []byte {
 }
 
 // appendLogLine appends one decision log line, ending in '\n'. It never
-// contains request headers.
+// contains request headers, and no value in it can break the line for any
+// common line-oriented reader: see escapeLineBreaks.
 func appendLogLine(b []byte, now time.Time, id []byte, req *checkRequest, d policy.Decision, st *state) []byte {
 	b = append(b, `{"time":"`...)
 	b = appendTime(b, now)
 	b = append(b, `","decision_id":"`...)
 	b = append(b, id...)
 	b = append(b, `","subject":`...)
-	b = jcs.AppendString(b, req.Subject)
+	client := len(b) // from here to the context, what the client sent
+	b = appendString(b, req.Subject)
 	b = append(b, `,"action":`...)
-	b = jcs.AppendString(b, req.Action)
+	b = appendString(b, req.Action)
 	b = append(b, `,"resource":`...)
-	b = jcs.AppendString(b, req.Resource)
+	b = appendString(b, req.Resource)
 	b = append(b, `,"context":`...)
 	if req.rawContext != nil {
-		b = appendCompact(b, req.rawContext)
+		// Without insignificant white space, so that a multi-line context
+		// stays on its line; strings and numbers as the client wrote them.
+		// The decoder checked the text: this cannot fail.
+		b, _ = jsontext.AppendFormat(b, req.rawContext, jsontext.PreserveRawStrings(true))
 	} else {
 		b = append(b, "{}"...)
 	}
+	b = escapeLineBreaks(b, client)
+	// The rest is the server's: a reason matches ^[a-z][a-z0-9_]*$, and
+	// the package name and digests are checked when they load.
 	b = append(b, `,"effect":`...)
-	b = jcs.AppendString(b, string(d.Effect))
+	b = appendString(b, string(d.Effect))
 	b = append(b, `,"reason":`...)
-	b = jcs.AppendString(b, d.Reason)
+	b = appendString(b, d.Reason)
 	b = append(b, st.tail...)
 	return append(b, "}\n"...)
+}
+
+// appendString appends s as a JSON string in its shortest form (RFC 8785):
+// only '"', '\\' and control characters below U+0020 are escaped. The
+// strings written here are valid UTF-8: the request decoder refuses
+// anything else, and invalid bytes would be written as U+FFFD.
+func appendString(b []byte, s string) []byte {
+	b, _ = jsontext.AppendQuote(b, s)
+	return b
+}
+
+// escapeLineBreaks escapes, in b[from:], every character that a common
+// line-oriented reader takes as the end of a line and that JSON allows
+// unescaped in a string: U+0085 (NEL; Python's str.splitlines, Java's
+// and .NET's regex line ends), U+2028 and U+2029 (JavaScript and
+// ECMAScript line terminators, Unicode's mandatory breaks), and with
+// them every other C1 control character (U+0080 to U+009F, which
+// terminals may act on) and DEL. Line feed, carriage return, vertical
+// tab, form feed, U+001C to U+001E and the other C0 controls never get
+// here raw: JSON requires them escaped, and appendString and the
+// decoder see to it. b[from:] must be JSON text without white space
+// outside strings, where these characters can only be inside strings.
+func escapeLineBreaks(b []byte, from int) []byte {
+	i := from + nextLineBreak(b[from:])
+	if i == len(b) {
+		return b // the usual case: nothing to escape, nothing allocated
+	}
+	rest := bytes.Clone(b[i:])
+	b = b[:i]
+	for len(rest) > 0 {
+		j := nextLineBreak(rest)
+		b = append(b, rest[:j]...)
+		if j == len(rest) {
+			break
+		}
+		r, n := utf8.DecodeRune(rest[j:])
+		b = append(b, '\\', 'u', hexDigit[r>>12&0xf], hexDigit[r>>8&0xf], hexDigit[r>>4&0xf], hexDigit[r&0xf])
+		rest = rest[j+n:]
+	}
+	return b
+}
+
+const hexDigit = "0123456789abcdef"
+
+// nextLineBreak returns the index in b of the first character that
+// escapeLineBreaks escapes, or len(b).
+func nextLineBreak(b []byte) int {
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c < 0x7f:
+		case c == 0x7f: // DEL
+			return i
+		case c == 0xc2 && i+1 < len(b) && b[i+1] <= 0x9f: // U+0080 to U+009F
+			return i
+		case c == 0xe2 && i+2 < len(b) && b[i+1] == 0x80 && (b[i+2] == 0xa8 || b[i+2] == 0xa9): // U+2028, U+2029
+			return i
+		}
+	}
+	return len(b)
 }

@@ -111,7 +111,7 @@ func TestCheckErrors(t *testing.T) {
 		{"only whitespace", " \n ", "application/json", 400, "invalid_request", "empty"},
 		{"malformed JSON", `{"subject":`, "application/json", 400, "invalid_request", "invalid JSON"},
 		{"missing colon", `{"subject" "a"}`, "application/json", 400, "invalid_request", "':'"},
-		{"trailing comma", `{"subject":"a","resource":"b",}`, "application/json", 400, "invalid_request", "member name"},
+		{"trailing comma", `{"subject":"a","resource":"b",}`, "application/json", 400, "invalid_request", "invalid character ','"},
 		{"trailing data", allowBody + `x`, "application/json", 400, "invalid_request", "trailing data"},
 		{"two objects", allowBody + allowBody, "application/json", 400, "invalid_request", "trailing data"},
 		{"not an object", `["subject"]`, "application/json", 400, "invalid_request", "JSON object"},

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coulomb/flex-auth/jcs"
 	"github.com/coulomb/flex-auth/policy"
 	"github.com/coulomb/flex-auth/registry"
 )
@@ -125,11 +124,11 @@ func newState(snap *registry.Snapshot, pkg *policy.Package, loadedAt time.Time, 
 	}
 	st.canonicalLen, _ = snap.WriteCanonical(io.Discard)
 	t := append([]byte(nil), `,"policy":`...)
-	t = jcs.AppendString(t, pkg.Name())
+	t = appendString(t, pkg.Name())
 	t = append(t, `,"policy_digest":`...)
-	t = jcs.AppendString(t, pkg.Digest())
+	t = appendString(t, pkg.Digest())
 	t = append(t, `,"registry_digest":`...)
-	t = jcs.AppendString(t, snap.Digest)
+	t = appendString(t, snap.Digest)
 	st.tail = t
 	return st, nil
 }

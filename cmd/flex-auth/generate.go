@@ -18,7 +18,9 @@ func newGenerateCmd() *cobra.Command {
 		Long: `Generate reads an ops-warden inventory.yaml ("-" for standard input) and
 writes the canonical registry snapshot to standard output, or atomically to
 the file given with -o. Problems are printed one per line as
-FILE:LINE:COL: message.`,
+FILE:LINE:COL: message. A snapshot too large for a Kubernetes ConfigMap
+(1 MiB; 256 KiB with client-side kubectl apply) gets a warning on standard
+error; the exit code does not change.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// generate.File reads "" as the default; on the command line an
@@ -47,9 +49,18 @@ FILE:LINE:COL: message.`,
 			}
 			if output == "" || output == "-" {
 				_, err = s.WriteCanonical(cmd.OutOrStdout())
+			} else {
+				err = generate.WriteFile(output, s)
+			}
+			if err != nil {
 				return err
 			}
-			return generate.WriteFile(output, s)
+			// A warning, not an error: the snapshot is valid, and not
+			// every deployment puts it in a ConfigMap.
+			if w := generate.Measure(s).ConfigMapWarning(); w != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "flex-auth: warning: "+w)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the snapshot to `FILE` (atomically) instead of standard output")

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/coulomb/flex-auth/inventory/inventorytest"
 )
 
 const (
@@ -289,5 +291,45 @@ func TestBuildFlexAuthRegistryScript(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "e.json")); !os.IsNotExist(err) {
 		t.Error("an invalid inventory left an output file")
+	}
+}
+
+// TestGenerateConfigMapWarning checks that generate warns, on stderr and
+// with exit 0, when the snapshot is too large for a ConfigMap, whether it
+// goes to stdout or to a file.
+func TestGenerateConfigMapWarning(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name   string
+		actors int
+		want   string // on stderr, after "flex-auth: warning: "; "" for none
+	}{
+		{"fits", 800, ""},
+		{"too large for client-side apply", 1400, "client-side `kubectl apply` cannot apply a ConfigMap holding it; use `kubectl apply --server-side`"},
+		{"too large for a ConfigMap", 5000, "more than a Kubernetes ConfigMap can hold (1024 KiB)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inv := string(inventorytest.Large(tt.actors))
+			for _, args := range [][]string{{"generate", "-"}, {"generate", "-", "-o", filepath.Join(dir, "out.json")}} {
+				code, stdout, stderr := runGenerate(t, inv, args...)
+				if code != 0 {
+					t.Fatalf("%v: got exit %d, want 0; stderr %s", args, code, stderr)
+				}
+				if len(args) == 2 && !strings.HasSuffix(stdout, "\n}\n") {
+					t.Errorf("%v: stdout is not the snapshot: ...%s", args, stdout[max(0, len(stdout)-40):])
+				}
+				if tt.want == "" {
+					if stderr != "" {
+						t.Errorf("%v: got stderr %q, want none", args, stderr)
+					}
+					continue
+				}
+				if !strings.HasPrefix(stderr, "flex-auth: warning: the snapshot is ") || !strings.Contains(stderr, tt.want) ||
+					strings.Count(stderr, "\n") != 1 {
+					t.Errorf("%v: got stderr %q, want one warning line with %q", args, stderr, tt.want)
+				}
+			}
+		})
 	}
 }

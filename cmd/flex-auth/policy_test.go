@@ -56,6 +56,10 @@ func TestPolicyTestCommand(t *testing.T) {
 	failing := write("failing.md", failingPackage)
 	broken := write("broken.md", strings.Replace(failingPackage, "effect: deny\n  when", "effect: refuse\n  when", 1))
 	other := write("other.md", strings.Replace(failingPackage, "package: ops-warden/ssh-signing", "package: other/pkg", 1))
+	// open allows everything, and its second test expects an allow the
+	// registry forbids: the backstop denies it, as the server would.
+	open := write("open.md", strings.Replace(failingPackage, "when: context.ticket == \"\"", "when: \"false\"", 1)+
+		"```tests\n- name: another actor's subject\n  request: {subject: adm-example, resource: atm-backup-daily}\n  expect: {effect: allow, reason: ok}\n```\n")
 	failingPkg, err := policy.Load(failing)
 	if err != nil {
 		t.Fatal(err)
@@ -95,6 +99,18 @@ func TestPolicyTestCommand(t *testing.T) {
 				"     want: deny needs_ticket\n" +
 				"     error: rule \"needs_ticket\" (line 7): no such key: ticket\n" +
 				"1 passed, 2 failed\n",
+		},
+		{
+			name:     "an allow the registry forbids is denied, as the server denies it",
+			args:     []string{"policy", "test", "--policy", open, "--registry", exampleRegistryFile},
+			wantCode: 1,
+			wantStdout: []string{
+				"PASS a ticket allows",
+				"FAIL another actor's subject (" + open + ":27)",
+				"     got:  deny policy_error",
+				"     want: allow ok",
+				`     error: rule "ok" (line 10) allowed a request the registry forbids: the subject is not bound to actor "atm-backup-daily"`,
+			},
 		},
 		{
 			name:       "a broken package does not load",

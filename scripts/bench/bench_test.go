@@ -142,24 +142,32 @@ func TestReadResponse(t *testing.T) {
 	}
 }
 
-func TestJSONString(t *testing.T) {
+func TestDecisionMembers(t *testing.T) {
 	tests := []struct {
-		body, key, want string
-		ok              bool
+		body, effect, reason string
+		ok                   bool
 	}{
-		{`{"effect":"allow","reason":"x"}`, "effect", "allow", true},
-		{`{"effect" : "deny" , "reason": "ttl_out_of_bounds"}`, "reason", "ttl_out_of_bounds", true},
-		{`{"error":{"code":"invalid_request"}}`, "effect", "", false},
-		{`{"effect":1}`, "effect", "", false},
-		{`{"effect":"unterminated`, "effect", "", false},
+		{`{"effect":"allow","reason":"x"}`, "allow", "x", true},
+		{`{"effect" : "deny" , "reason": "ttl_out_of_bounds", "grant": {"reason": "no"}}`, "deny", "ttl_out_of_bounds", true},
+		{`{"effect":"\u0061llow"}`, "allow", "", true},
+		{`{"error":{"code":"invalid_request"}}`, "", "", false},
+		{`{"effect":1}`, "", "", false},
+		{`{"effect":"unterminated`, "", "", false},
+		{`{"effect":"allow","effect":"deny"}`, "", "", false},
+		{`{"effect":"allow"} {}`, "", "", false},
+		{`["effect","allow"]`, "", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.body, func(t *testing.T) {
-			got, ok := jsonString([]byte(tt.body), tt.key)
-			if string(got) != tt.want || ok != tt.ok {
-				t.Errorf("got %q %v, want %q %v", got, ok, tt.want, tt.ok)
+			e, r, ok := decisionMembers([]byte(tt.body))
+			if string(e) != tt.effect || string(r) != tt.reason || ok != tt.ok {
+				t.Errorf("got %q %q %v, want %q %q %v", e, r, ok, tt.effect, tt.reason, tt.ok)
 			}
 		})
+	}
+	body := []byte(`{"decision_id":"decision:0123456789abcdef","effect":"deny","reason":"ttl_out_of_bounds"}`)
+	if n := testing.AllocsPerRun(100, func() { decisionMembers(body) }); n != 0 && !raceEnabled {
+		t.Errorf("got %v allocations per answer, want 0", n)
 	}
 }
 

@@ -271,15 +271,8 @@ func (w *worker) fail(at time.Time, in bool, kind, msg string) {
 // decisionIs reports whether body is a decision with the given effect and
 // reason.
 func decisionIs(body []byte, effect, reason string) bool {
-	e, ok := jsonString(body, "effect")
-	if !ok || string(e) != effect {
-		return false
-	}
-	if reason == "" {
-		return true
-	}
-	r, ok := jsonString(body, "reason")
-	return ok && string(r) == reason
+	e, r, ok := decisionMembers(body)
+	return ok && string(e) == effect && (reason == "" || string(r) == reason)
 }
 
 // A client is one keep-alive connection.

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // The load generator speaks HTTP/1.1 over raw connections: requests are
@@ -176,36 +179,53 @@ func containsFold(b []byte, word string) bool {
 	return bytes.Contains(bytes.ToLower(b), []byte(word))
 }
 
-// jsonString returns the value of the first string member named key in a
-// flat JSON object, the way the decision responses are written, or false.
-// It tolerates insignificant whitespace and does not unescape: decision
-// effects and reasons are plain ASCII words.
-func jsonString(body []byte, key string) ([]byte, bool) {
-	var pat [32]byte
-	p := append(append(append(pat[:0], '"'), key...), '"')
-	i := bytes.Index(body, p)
-	if i < 0 {
-		return nil, false
-	}
-	rest := skipSpace(body[i+len(p):])
-	if len(rest) == 0 || rest[0] != ':' {
-		return nil, false
-	}
-	rest = skipSpace(rest[1:])
-	if len(rest) == 0 || rest[0] != '"' {
-		return nil, false
-	}
-	rest = rest[1:]
-	end := bytes.IndexByte(rest, '"')
-	if end < 0 {
-		return nil, false
-	}
-	return rest[:end], true
+// A decisionReader reads decision answers with jsontext, in place; pooled,
+// so that checking an answer allocates nothing.
+type decisionReader struct {
+	dec jsontext.Decoder
+	src bytes.Buffer
 }
 
-func skipSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t') {
-		b = b[1:]
+var decisionReaders = sync.Pool{New: func() any { return new(decisionReader) }}
+
+// decisionMembers returns the effect and reason of a decision answer: the
+// string members of that name of a body that is one JSON object. ok is
+// false when the body is not one, or has no string effect; reason is nil
+// when it has no string reason.
+func decisionMembers(body []byte) (effect, reason []byte, ok bool) {
+	r := decisionReaders.Get().(*decisionReader)
+	defer decisionReaders.Put(r)
+	r.src = *bytes.NewBuffer(body)
+	r.dec.Reset(&r.src)
+	if tok, err := r.dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return nil, nil, false
 	}
-	return b
+	for r.dec.PeekKind() == '"' {
+		name, err := r.dec.ReadValue()
+		if err != nil {
+			return nil, nil, false
+		}
+		var dst *[]byte
+		switch string(name) {
+		case `"effect"`:
+			dst = &effect
+		case `"reason"`:
+			dst = &reason
+		}
+		v, err := r.dec.ReadValue()
+		if err != nil {
+			return nil, nil, false
+		}
+		switch {
+		case dst == nil || v.Kind() != '"':
+		case bytes.IndexByte(v, '\\') < 0:
+			*dst = v[1 : len(v)-1] // the body itself: r reads it in place
+		default:
+			*dst, _ = jsontext.AppendUnquote(nil, v)
+		}
+	}
+	if _, err := r.dec.ReadToken(); err != nil || len(bytes.TrimLeft(body[r.dec.InputOffset():], " \t\r\n")) > 0 {
+		return nil, nil, false
+	}
+	return effect, reason, effect != nil
 }

@@ -1,0 +1,113 @@
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+// actionStep returns the run script of the step with id in action.yml,
+// the repository's composite GitHub Action.
+func actionStep(t *testing.T, id string) string {
+	t.Helper()
+	var action struct {
+		Runs struct {
+			Using string
+			Steps []struct {
+				ID    string
+				Shell string
+				Run   string
+			}
+		}
+	}
+	if err := yaml.Unmarshal(readFile(t, "../action.yml"), &action); err != nil {
+		t.Fatalf("action.yml: %v", err)
+	}
+	for _, s := range action.Runs.Steps {
+		if s.ID == id && s.Shell == "bash" {
+			return s.Run
+		}
+	}
+	t.Fatalf("action.yml: no bash step with id %q", id)
+	return ""
+}
+
+// TestAction runs the drift step of action.yml with bash, the way the
+// runner does (its inputs in the environment, outputs to $GITHUB_OUTPUT),
+// against the real binary: exit codes and outputs for a snapshot in sync,
+// one that drifted, an error, and when it comments.
+func TestAction(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	if _, err := exec.LookPath("jq"); err != nil {
+		t.Skip("the action reads the JSON report with jq, which GitHub's runners have; install jq")
+	}
+	script := actionStep(t, "drift")
+	dir := t.TempDir()
+	drifted := filepath.Join(dir, "drifted.json")
+	writeFile(t, drifted, withBridgeTTL(t, loadFixture(t), 12).Canonical())
+	inventory := "../examples/ops-warden/inventory.yaml"
+
+	tests := []struct {
+		name          string
+		env           map[string]string
+		wantCode      int
+		wantOutputs   string
+		wantInStdout  string
+		wantInStderr  string
+		wantNoComment bool
+	}{
+		{"in sync", map[string]string{"ACTUAL": fixtureRegistry}, 0, "exit-code=0\nin-sync=true\nchanges=0\n", "", "", true},
+		{"drift fails the step", map[string]string{"ACTUAL": drifted}, 1, "exit-code=1\nin-sync=false\nchanges=2\n",
+			"::error file=" + drifted, "", true},
+		{"drift without failing", map[string]string{"ACTUAL": drifted, "FAIL_ON_DRIFT": "false"}, 0, "exit-code=1\nin-sync=false\nchanges=2\n", "", "", true},
+		{"error", map[string]string{"ACTUAL": filepath.Join(dir, "missing.json")}, 2, "exit-code=2\n", "", "missing.json", true},
+		{"a fork's pull request gets no comment", map[string]string{"ACTUAL": drifted, "SAME_REPO_PR": "false"}, 1, "exit-code=1\nin-sync=false\nchanges=2\n", "", "", true},
+		// Without a GitHub API to post to, a comment that is tried fails.
+		{"this repository's pull request gets one", map[string]string{"ACTUAL": drifted, "SAME_REPO_PR": "true"}, 2, "exit-code=2\nin-sync=false\nchanges=2\n", "", "", false},
+		{"comment forced", map[string]string{"ACTUAL": drifted, "COMMENT": "true"}, 2, "exit-code=2\nin-sync=false\nchanges=2\n", "", "", false},
+		{"bad comment input", map[string]string{"ACTUAL": drifted, "COMMENT": "yes"}, 2, "", "::error::comment must be auto, true or false, not yes", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			output := filepath.Join(tmp, "output")
+			env := map[string]string{
+				"PATH": filepath.Dir(flexAuth) + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME": tmp,
+				"RUNNER_TEMP": tmp, "GITHUB_OUTPUT": output, "EXPECTED": inventory, "FORMAT": "github",
+				"COMMENT": "auto", "FAIL_ON_DRIFT": "true", "SAME_REPO_PR": "false", "GITHUB_TOKEN": "",
+			}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			cmd := exec.Command("bash", "-e", "-c", script)
+			for k, v := range env {
+				cmd.Env = append(cmd.Env, k+"="+v)
+			}
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			outputs, _ := os.ReadFile(output)
+			if code != tt.wantCode || string(outputs) != tt.wantOutputs {
+				t.Errorf("got exit %d, outputs %q; want %d, %q\nstdout:\n%s\nstderr:\n%s", code, outputs, tt.wantCode, tt.wantOutputs, &stdout, &stderr)
+			}
+			if !strings.Contains(stdout.String(), tt.wantInStdout) || !strings.Contains(stderr.String(), tt.wantInStderr) {
+				t.Errorf("stdout %q, stderr %q; want %q and %q in them", &stdout, &stderr, tt.wantInStdout, tt.wantInStderr)
+			}
+			if commented := strings.Contains(stderr.String(), "comment"); commented == tt.wantNoComment {
+				t.Errorf("stderr %q: a comment tried: %v, want %v", &stderr, commented, !tt.wantNoComment)
+			}
+		})
+	}
+}

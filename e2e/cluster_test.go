@@ -1,0 +1,296 @@
+package e2e
+
+// A cluster on one machine: three replicas run the way deploy/'s
+// Deployment runs them, behind a stand-in for their Service, under one
+// load, through a ConfigMap update and a rolling restart.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coulomb/flex-auth/internal/chaos"
+)
+
+// Timings of the cluster, scaled down from deploy/base (a readiness probe
+// every 5s that fails twice, a 15s drain) to keep the test short: the
+// drain covers the probe's detection with the same margin.
+const (
+	clusterProbePeriod = 50 * time.Millisecond
+	clusterDrainDelay  = 500 * time.Millisecond
+	// convergenceBound is what the test allows for every replica to serve
+	// an updated ConfigMap after its volume was swapped: --watch's 100ms
+	// debounce and a reload of the example take a fraction of it, the
+	// rest is room for a loaded machine.
+	convergenceBound = 5 * time.Second
+)
+
+// A replica is one flex-auth serve of the cluster, with its own ConfigMap
+// volume (each pod has its own, which its node's kubelet updates) and its
+// decision log on stdout, as in deploy/base. Like a pod, it gets a new
+// address each time it starts.
+type replica struct {
+	*server
+	name   string
+	addr   atomic.Pointer[string] // host:port, read by the service
+	volume *configMapVolume
+	logs   []*output // stdout of each run, for the log check
+}
+
+func (r *replica) start(t *testing.T) {
+	t.Helper()
+	r.server.start(t, "serve", "--addr", "127.0.0.1:0", "--registry", r.volume.Path("registry.json"),
+		"--policy", r.volume.Path("policy_package.md"), "--log", "-", "--watch",
+		"--drain-delay", clusterDrainDelay.String())
+	addr := strings.TrimPrefix(r.URL, "http://")
+	r.addr.Store(&addr)
+	r.logs = append(r.logs, r.stdout)
+}
+
+// A service stands in for a Kubernetes Service in front of the replicas:
+// a prober marks each replica ready while its /readyz answers 200 (the
+// kubelet's readiness probe and the endpoints it feeds), and each request
+// goes to the next ready replica in turn. A request whose connection is
+// refused (a replica between its exit and its restart) is sent to the
+// next one, as a client that retries on connection refused would.
+type service struct {
+	replicas  []*replica
+	ready     []atomic.Bool
+	next      atomic.Uint64
+	retried   atomic.Int64 // requests sent again after a refused connection
+	transport *http.Transport
+	stop      chan struct{}
+	probers   sync.WaitGroup
+}
+
+func newService(replicas []*replica) *service {
+	s := &service{replicas: replicas, ready: make([]atomic.Bool, len(replicas)), stop: make(chan struct{}),
+		transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	probe := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for i, r := range replicas {
+		s.probers.Add(1)
+		go func() {
+			defer s.probers.Done()
+			tick := time.NewTicker(clusterProbePeriod)
+			defer tick.Stop()
+			for {
+				resp, err := probe.Get("http://" + *r.addr.Load() + "/readyz")
+				if err == nil {
+					resp.Body.Close()
+				}
+				s.ready[i].Store(err == nil && resp.StatusCode == 200)
+				select {
+				case <-s.stop:
+					return
+				case <-tick.C:
+				}
+			}
+		}()
+	}
+	return s
+}
+
+func (s *service) close() {
+	close(s.stop)
+	s.probers.Wait()
+	s.transport.CloseIdleConnections()
+}
+
+// RoundTrip sends req to the next ready replica.
+func (s *service) RoundTrip(req *http.Request) (*http.Response, error) {
+	body, err := io.ReadAll(req.Body)
+	req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	n := len(s.replicas)
+	var lastErr error
+	for attempt := 0; attempt < 2*n; attempt++ {
+		i := int(s.next.Add(1) % uint64(n))
+		if !s.ready[i].Load() {
+			continue
+		}
+		out := req.Clone(req.Context())
+		out.URL.Host = *s.replicas[i].addr.Load()
+		out.Host = "flex-auth.flex-auth.svc.cluster.local:8080"
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		resp, err := s.transport.RoundTrip(out)
+		if err != nil && errors.Is(err, syscall.ECONNREFUSED) {
+			s.retried.Add(1)
+			lastErr = err
+			continue
+		}
+		return resp, err
+	}
+	if lastErr == nil {
+		lastErr = errors.New("no ready replica")
+	}
+	return nil, lastErr
+}
+
+// waitReady waits until the service routes to replica i.
+func (s *service) waitReady(t *testing.T, i int) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !s.ready[i].Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("replica %d not ready within %s", i, waitTimeout)
+		}
+		time.Sleep(clusterProbePeriod / 5) // polling the prober's flag
+	}
+}
+
+// TestCluster runs three replicas the way deploy/base does (--watch on a
+// ConfigMap volume, --drain-delay, the decision log on stdout) behind a
+// Service, under load spread round-robin over them. A ConfigMap update
+// reaches every replica within convergenceBound without a failed request,
+// every decision carries the old pair or the new one and never a mix, and
+// a rolling restart (SIGTERM, drain, start again, one replica at a time)
+// fails no request either. Every answered decision is in the replicas'
+// decision logs with the digests it was answered with.
+func TestCluster(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	fixture := loadFixture(t)
+	policy := readFile(t, fixturePolicy)
+	updated := withBridgeTTL(t, fixture, 12)
+	updatedPolicy := append(bytes.Clone(policy), "\n<!-- revision 2: same rules, another digest -->\n"...)
+	oldPair := digestOf(policy) + " " + fixture.Digest
+	newPair := digestOf(updatedPolicy) + " " + updated.Digest
+	configMap := func(reg, pol []byte) map[string][]byte {
+		return map[string][]byte{"registry.json": reg, "policy_package.md": pol}
+	}
+
+	replicas := make([]*replica, 3)
+	for i := range replicas {
+		r := &replica{name: fmt.Sprintf("flex-auth-%d", i), server: &server{},
+			volume: newConfigMapVolume(t, configMap(fixture.Canonical(), policy))}
+		r.start(t)
+		replicas[i] = r
+	}
+	svc := newService(replicas)
+	defer svc.close()
+	for i := range replicas {
+		svc.waitReady(t, i)
+	}
+	front := httptest.NewServer(&httputil.ReverseProxy{
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(&url.URL{Scheme: "http", Host: "flex-auth"}) },
+		Transport: svc,
+	})
+	defer front.Close()
+	load := startLoad(t, front.URL, 4)
+	load.SetPhase("steady")
+	waitAnswered(t, load, "steady", 200)
+
+	// The ConfigMap update: each replica's kubelet swaps its volume.
+	load.SetPhase("update")
+	start := time.Now()
+	swapped := make([]time.Time, len(replicas))
+	for i, r := range replicas {
+		swapped[i] = r.volume.update(configMap(updated.Canonical(), updatedPolicy))
+	}
+	converged := make([]time.Duration, len(replicas))
+	for i, r := range replicas {
+		r.waitFor("the updated ConfigMap is served", func() bool {
+			h := r.health()
+			return str(h, "policy.digest")+" "+str(h, "registry.digest") == newPair
+		})
+		converged[i] = time.Since(swapped[i])
+	}
+	convergence := time.Since(start)
+	if convergence > convergenceBound {
+		t.Errorf("the replicas served the update %s after the first swap, want within %s", convergence, convergenceBound)
+	}
+	load.SetPhase("after the update")
+	waitAnswered(t, load, "after the update", 200)
+
+	// The rolling restart, one replica at a time.
+	load.SetPhase("rolling restart")
+	restartStart := time.Now()
+	for i, r := range replicas {
+		r.signal(sigterm)
+		if code := r.wait(); code != 0 {
+			t.Fatalf("replica %d: exit code %d after SIGTERM, want 0", i, code)
+		}
+		r.start(t)
+		svc.waitReady(t, i)
+		waitAnswered(t, load, "rolling restart", load.Answered("rolling restart")+50)
+	}
+	restart := time.Since(restartStart)
+	load.SetPhase("after the restart")
+	waitAnswered(t, load, "after the restart", 200)
+	answers := load.Stop()
+	for _, r := range replicas {
+		r.signal(sigterm)
+		if code := r.wait(); code != 0 {
+			t.Errorf("%s: exit code %d after SIGTERM, want 0", r.name, code)
+		}
+	}
+
+	for _, a := range answers {
+		if a.Decision == nil {
+			t.Errorf("phase %s: request failed: %v", a.Phase, a.Err)
+			continue
+		}
+		pair := a.Decision.PolicyDigest + " " + a.Decision.RegistryDigest
+		switch {
+		case pair != oldPair && pair != newPair:
+			t.Errorf("phase %s: decision %s from policy and registry %s: not a pair that was served", a.Phase, a.Decision.ID, pair)
+		case pair == oldPair && (a.Phase == "after the update" || a.Phase == "rolling restart" || a.Phase == "after the restart"):
+			t.Errorf("phase %s: decision %s from the old pair after every replica served the new one", a.Phase, a.Decision.ID)
+		case pair == newPair && a.Phase == "steady":
+			t.Errorf("decision %s from the new pair before the update", a.Decision.ID)
+		}
+		checkConsistent(t, a, fixture.Digest, updated.Digest)
+	}
+	log := chaos.NewLog()
+	var spread []string
+	for _, r := range replicas {
+		before := len(log.Decisions)
+		for run, out := range r.logs {
+			log.Add(fmt.Sprintf("%s run %d stdout", r.name, run+1), []byte(out.String()))
+		}
+		// Round-robin gives each replica about a third; a restart takes
+		// a little from the one restarting.
+		n := len(log.Decisions) - before
+		if n < len(answers)/5 {
+			t.Errorf("%s logged %d of %d decisions: the load is not spread over the replicas", r.name, n, len(answers))
+		}
+		spread = append(spread, fmt.Sprintf("%s %d", r.name, n))
+	}
+	v := log.Verify(chaos.ReceivedOf(answers))
+	if !v.OK() {
+		t.Errorf("decision logs against the answers: %s", v)
+	}
+	if len(log.Torn) > 0 {
+		t.Errorf("torn lines in the decision logs: %v", log.Torn)
+	}
+
+	t.Logf("cluster: convergence after the ConfigMap update %s (per replica, from its swap: %s), bound %s",
+		convergence.Round(time.Millisecond), roundAll(converged), convergenceBound)
+	t.Logf("cluster: rolling restart of 3 replicas took %s (drain %s each); %d requests retried after a refused connection",
+		restart.Round(time.Millisecond), clusterDrainDelay, svc.retried.Load())
+	for _, p := range chaos.Tally(answers) {
+		t.Logf("cluster %s: %d requests, %d decisions, failures: %s", p.Phase, p.Requests, p.Decisions, chaos.FailureCounts(p.Failures))
+	}
+	t.Logf("cluster: decisions logged per replica: %s; %s", strings.Join(spread, ", "), v)
+}
+
+func roundAll(ds []time.Duration) string {
+	var parts []string
+	for _, d := range ds {
+		parts = append(parts, d.Round(time.Millisecond).String())
+	}
+	return strings.Join(parts, ", ")
+}
