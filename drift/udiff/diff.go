@@ -31,9 +31,9 @@ const (
 	baseBudget = 1 << 24
 	// perLineBudget lets larger texts be diffed exactly while the lines
 	// that differ are a few dozen to a few thousand, by how they spread.
-	// Two 100,000-actor registries (two million lines) get 80 million
-	// steps, about a third of a second on the project's machine.
-	perLineBudget = 32
+	// Two 100,000-actor registries (two million lines) get 50 million
+	// steps, about a fifth of a second on the project's machine.
+	perLineBudget = 16
 )
 
 // budget returns how many steps Diff spends, at most, searching for a
