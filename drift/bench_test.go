@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/coulomb/flex-auth/registry"
@@ -45,12 +46,33 @@ func benchSnapshots(n int) (expected, actual *registry.Snapshot) {
 // both, compare, diff, and render the text report.
 func BenchmarkDrift(b *testing.B) {
 	e, a := benchSnapshots(100_000)
+	benchDriftFiles(b, e.Canonical(), a.Canonical(), 1000)
+}
+
+// BenchmarkDriftShapes measures the same on the rare shapes of
+// largeShapes, where the diff is as large as the files: every actor
+// changed, no actor in common, an ACTUAL in reverse order (where the
+// diff's step budget runs out).
+func BenchmarkDriftShapes(b *testing.B) {
+	const n = 100_000
+	want := map[string]int{"every actor changed": n, "no actor in common": 2 * n, "actors in reverse order": n}
+	shapes := largeShapes(n)
+	for _, name := range []string{"every actor changed", "no actor in common", "actors in reverse order"} {
+		b.Run(strings.ReplaceAll(name, " ", "_"), func(b *testing.B) {
+			benchDriftFiles(b, shapes[name][0], shapes[name][1], want[name])
+		})
+	}
+}
+
+// benchDriftFiles writes expected and actual to files and measures drift
+// on them, checking that it finds changes changes.
+func benchDriftFiles(b *testing.B, expected, actual []byte, changes int) {
 	dir := b.TempDir()
 	ep, ap := filepath.Join(dir, "expected.json"), filepath.Join(dir, "actual.json")
-	if err := os.WriteFile(ep, e.Canonical(), 0o644); err != nil {
+	if err := os.WriteFile(ep, expected, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	if err := os.WriteFile(ap, a.Canonical(), 0o644); err != nil {
+	if err := os.WriteFile(ap, actual, 0o644); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
@@ -60,8 +82,8 @@ func BenchmarkDrift(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if len(r.Changes) != 1000 || r.InSync() {
-			b.Fatalf("got %d changes, want 1000", len(r.Changes))
+		if len(r.Changes) != changes || r.InSync() {
+			b.Fatalf("got %d changes, want %d", len(r.Changes), changes)
 		}
 		if err := r.Render(io.Discard, Text, nil); err != nil {
 			b.Fatal(err)

@@ -209,20 +209,7 @@ func Compare(expected, actual *Side) *Report {
 		r.Findings = append(r.Findings, formattingFinding(actual, r.Want, len(r.Changes) == 0 && len(r.Findings) == 0))
 	}
 
-	var blocksA, blocksB []block
-	ta, tb := splitLines(actual.Text), splitLines(r.Want)
-	if actual.Canonical {
-		var okA, okB bool
-		blocksA, okA = actorBlocks(ta, actorNames(a))
-		blocksB, okB = actorBlocks(tb, actorNames(e))
-		if okA && okB {
-			ta.setBlocks(blocksA)
-			tb.setBlocks(blocksB)
-		} else {
-			blocksA, blocksB = nil, nil
-		}
-	}
-	r.Diff = diffLines(ta, tb, blocksA, blocksB).unified(actual.Source, expected.Source)
+	r.Diff = unifiedDiff(actual, r.want, r.Want, expected.Source)
 	return r
 }
 

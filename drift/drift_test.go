@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -22,6 +22,9 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/coulomb/flex-auth/drift/udiff"
+	"github.com/coulomb/flex-auth/drift/udiff/udifftest"
+	"github.com/coulomb/flex-auth/internal/termsafe"
 	"github.com/coulomb/flex-auth/registry"
 )
 
@@ -174,98 +177,6 @@ func TestExpectedEditedByHand(t *testing.T) {
 	}
 }
 
-// applyUnified applies a unified diff to text, checking every context and
-// deleted line, and the hunk counts.
-func applyUnified(t testing.TB, text, diff string) string {
-	t.Helper()
-	if diff == "" {
-		return text
-	}
-	src := strings.SplitAfter(text, "\n")
-	if src[len(src)-1] == "" {
-		src = src[:len(src)-1]
-	}
-	lines := strings.SplitAfter(diff, "\n")
-	if !strings.HasPrefix(lines[0], "--- ") || !strings.HasPrefix(lines[1], "+++ ") {
-		t.Fatalf("diff header: got %q %q", lines[0], lines[1])
-	}
-	var out []string
-	pos := 0
-	for k := 2; k < len(lines) && lines[k] != ""; {
-		var a0, an, b0, bn int
-		h := lines[k]
-		if _, err := fmt.Sscanf(strings.NewReplacer(",", " ", "-", "", "+", "").Replace(h), "@@ %d %d %d %d @@", &a0, &an, &b0, &bn); err != nil {
-			// single-line ranges omit the count
-			parts := strings.Fields(h)
-			if len(parts) < 4 || parts[0] != "@@" {
-				t.Fatalf("bad hunk header %q", h)
-			}
-			a0, an = parseRange(t, parts[1][1:])
-			b0, bn = parseRange(t, parts[2][1:])
-		}
-		k++
-		start := a0 - 1
-		if an == 0 {
-			start = a0
-		}
-		out = append(out, src[pos:start]...)
-		pos = start
-		var gotA, gotB int
-		for k < len(lines) && lines[k] != "" && !strings.HasPrefix(lines[k], "@@") {
-			l := lines[k]
-			k++
-			body := l[1:]
-			if k < len(lines) && lines[k] == "\\ No newline at end of file\n" {
-				body = strings.TrimSuffix(body, "\n")
-				k++
-			}
-			switch l[0] {
-			case ' ':
-				if src[pos] != body {
-					t.Fatalf("context line %d: got %q, want %q", pos+1, src[pos], body)
-				}
-				out = append(out, body)
-				pos++
-				gotA++
-				gotB++
-			case '-':
-				if src[pos] != body {
-					t.Fatalf("deleted line %d: got %q, want %q", pos+1, src[pos], body)
-				}
-				pos++
-				gotA++
-			case '+':
-				out = append(out, body)
-				gotB++
-			default:
-				t.Fatalf("bad diff line %q", l)
-			}
-		}
-		if gotA != an || gotB != bn {
-			t.Fatalf("hunk %q: got %d old and %d new lines, header says %d and %d", h, gotA, gotB, an, bn)
-		}
-		_ = b0
-	}
-	out = append(out, src[pos:]...)
-	return strings.Join(out, "")
-}
-
-func parseRange(t testing.TB, s string) (start, n int) {
-	t.Helper()
-	a, b, ok := strings.Cut(s, ",")
-	start, err := strconv.Atoi(a)
-	if err != nil {
-		t.Fatalf("bad range %q", s)
-	}
-	n = 1
-	if ok {
-		if n, err = strconv.Atoi(b); err != nil {
-			t.Fatalf("bad range %q", s)
-		}
-	}
-	return start, n
-}
-
 // mutate returns a random variation of the fixture's registry.
 func mutate(rng *rand.Rand, n int) *registry.Snapshot {
 	var actors []registry.Actor
@@ -293,25 +204,6 @@ func mutate(rng *rand.Rand, n int) *registry.Snapshot {
 	return registry.New("ops-warden", pkg, actors)
 }
 
-// gnuDiff runs GNU diff -u on a and b with the given labels.
-func gnuDiff(t *testing.T, gnu string, a, b []byte, labelA, labelB string) string {
-	t.Helper()
-	dir := t.TempDir()
-	fa, fb := filepath.Join(dir, "a"), filepath.Join(dir, "b")
-	if err := os.WriteFile(fa, a, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(fb, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(gnu, "-u", "--label", labelA, "--label", labelB, fa, fb).Output()
-	var ee *exec.ExitError
-	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
-		t.Fatalf("diff: %v", err)
-	}
-	return string(out)
-}
-
 // tagForGNU prefixes every line of an actor block but its braces with the
 // actor's name and a tab, the way the differ keeps actors apart, so that
 // GNU diff can be asked for the same diff.
@@ -320,12 +212,24 @@ func tagForGNU(t testing.TB, data []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	txt := splitLines(data)
+	txt := udiff.Split(data)
 	blocks, ok := actorBlocks(txt, actorNames(s))
 	if !ok {
 		t.Fatal("not canonical")
 	}
-	return []byte(strings.ReplaceAll(tagged(txt, 0, txt.lines(), blocks), "\x00", "\t"))
+	var out bytes.Buffer
+	k := 0
+	for _, bl := range blocks {
+		out.Write(txt.Span(k, bl.start))
+		for k = bl.start; k < bl.end; k++ {
+			if line := txt.Line(k); !isBrace(line) {
+				out.WriteString(bl.name + "\t")
+			}
+			out.Write(txt.Line(k))
+		}
+	}
+	out.Write(txt.Span(k, txt.Len()))
+	return out.Bytes()
 }
 
 // untag removes the tags of tagForGNU from a diff.
@@ -348,13 +252,9 @@ func untag(diff string) string {
 // each actor's lines tagged by its name, which makes GNU diff keep actors
 // apart too; most of those diffs also equal plain diff -u's.
 func TestDiffMatchesGNU(t *testing.T) {
-	gnu, err := exec.LookPath("diff")
-	if err != nil {
-		t.Skip("no diff on PATH")
-	}
 	applies := func(t *testing.T, r *Report) {
 		t.Helper()
-		if got := applyUnified(t, string(r.Actual.Text), r.Diff); got != string(r.Want) {
+		if got := udifftest.Apply(t, string(r.Actual.Text), r.Diff); got != string(r.Want) {
 			t.Fatalf("the diff applied to ACTUAL does not give EXPECTED")
 		}
 	}
@@ -362,7 +262,7 @@ func TestDiffMatchesGNU(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := caseReport(t, name)
 			applies(t, r)
-			if want := gnuDiff(t, gnu, r.Actual.Text, r.Want, r.Actual.Source, r.Expected.Source); r.Diff != want {
+			if want := udifftest.GNU(t, r.Actual.Text, r.Want, r.Actual.Source, r.Expected.Source); r.Diff != want {
 				t.Errorf("got diff:\n%s\nwant (GNU diff -u):\n%s", r.Diff, want)
 			}
 		})
@@ -370,11 +270,11 @@ func TestDiffMatchesGNU(t *testing.T) {
 	tagged := func(t *testing.T, r *Report) (same bool) {
 		t.Helper()
 		applies(t, r)
-		want := untag(gnuDiff(t, gnu, tagForGNU(t, r.Actual.Text), tagForGNU(t, r.Want), r.Actual.Source, r.Expected.Source))
+		want := untag(udifftest.GNU(t, tagForGNU(t, r.Actual.Text), tagForGNU(t, r.Want), r.Actual.Source, r.Expected.Source))
 		if r.Diff != want {
 			t.Errorf("got diff:\n%s\nwant (GNU diff -u, actors tagged):\n%s", r.Diff, want)
 		}
-		return r.Diff == gnuDiff(t, gnu, r.Actual.Text, r.Want, r.Actual.Source, r.Expected.Source)
+		return r.Diff == udifftest.GNU(t, r.Actual.Text, r.Want, r.Actual.Source, r.Expected.Source)
 	}
 	t.Run("large", func(t *testing.T) { tagged(t, largeReport(t)) })
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -442,27 +342,8 @@ func TestDiffApplies(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		e, a := mutate(rng, 1+rng.IntN(12)), mutate(rng, 1+rng.IntN(12))
 		r := Compare(mustSide(t, "e.json", e.Canonical()), mustSide(t, "a.json", a.Canonical()))
-		if got := applyUnified(t, string(r.Actual.Text), r.Diff); got != string(r.Want) {
+		if got := udifftest.Apply(t, string(r.Actual.Text), r.Diff); got != string(r.Want) {
 			t.Fatalf("case %d: the diff applied to ACTUAL does not give EXPECTED", i)
-		}
-	}
-}
-
-func TestHunkRange(t *testing.T) {
-	tests := []struct {
-		start, n int
-		want     string
-	}{
-		{0, 0, "0,0"},
-		{4, 0, "4,0"},
-		{0, 1, "1"},
-		{6, 1, "7"},
-		{0, 7, "1,7"},
-		{29, 12, "30,12"},
-	}
-	for _, tt := range tests {
-		if got := hunkRange(tt.start, tt.n); got != tt.want {
-			t.Errorf("hunkRange(%d, %d) = %q, want %q", tt.start, tt.n, got, tt.want)
 		}
 	}
 }
@@ -475,7 +356,7 @@ func TestDiffNoNewlineAtEnd(t *testing.T) {
 	if r.Diff != want {
 		t.Errorf("got diff:\n%s\nwant:\n%s", r.Diff, want)
 	}
-	if got := applyUnified(t, string(trimmed), r.Diff); got != string(data) {
+	if got := udifftest.Apply(t, string(trimmed), r.Diff); got != string(data) {
 		t.Error("the diff does not apply")
 	}
 }
@@ -486,8 +367,9 @@ func TestEscapeWorkflowCommand(t *testing.T) {
 	}{
 		{"plain", "plain", "plain"},
 		{"50% a:b, c", "50%25 a:b, c", "50%25 a%3Ab%2C c"},
-		{"line\r\nnext", "line%0D%0Anext", "line%0D%0Anext"},
+		{"line\r\nnext", `line\r\nnext`, `line\r\nnext`},
 		{"%0A", "%250A", "%250A"},
+		{"esc \x1b[2J::error::x", `esc \x1b[2J::error::x`, `esc \x1b[2J%3A%3Aerror%3A%3Ax`},
 	}
 	for _, tt := range tests {
 		if got := escapeData(tt.in); got != tt.data {
@@ -646,10 +528,17 @@ func TestRuntime(t *testing.T) {
 		{name: "drifted", body: edited, status: 200},
 		{name: "not 200", body: []byte(`{"error": {"code": "x", "message": "registry not loaded"}}`), status: 503, wantErr: "503 Service Unavailable: registry not loaded"},
 		{name: "invalid", body: []byte(`{"schema": 1}`), status: 200, wantErr: "invalid snapshot"},
+		{name: "redirect", status: 0, wantErr: "a redirect to http://elsewhere.example/v1/registry: drift does not follow redirects"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := registryServer(t, tt.body, tt.status)
+			var srv *httptest.Server
+			if tt.status == 0 {
+				srv = httptest.NewServer(http.RedirectHandler("http://elsewhere.example/v1/registry", http.StatusFound))
+				defer srv.Close()
+			} else {
+				srv = registryServer(t, tt.body, tt.status)
+			}
 			r, err := Run(context.Background(), "../examples/ops-warden/inventory.yaml", srv.URL+tt.suffix, Options{})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -794,7 +683,7 @@ func TestSnapshotPositions(t *testing.T) {
 }
 
 // TestLargeNonCanonical: an ACTUAL file that is not canonical is diffed as
-// one stretch; past exactLimit lines, lines the other side lacks are set
+// one stretch, with no actor anchors; lines the other side lacks are set
 // aside first. The diff must still turn ACTUAL into EXPECTED.
 func TestLargeNonCanonical(t *testing.T) {
 	e, a := largeSnapshots(600, 7)
@@ -810,15 +699,63 @@ func TestLargeNonCanonical(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := Compare(mustSide(t, "e.json", want), mustSide(t, "a.json", tt.actual))
-			if got := len(strings.Split(string(tt.actual), "\n")) + len(strings.Split(string(want), "\n")); got <= exactLimit {
-				t.Fatalf("only %d lines: not past exactLimit", got)
-			}
 			if len(r.Findings) != 1 || r.Findings[0].Kind != Formatting {
 				t.Errorf("got findings %+v, want one formatting finding", r.Findings)
 			}
-			if got := applyUnified(t, string(tt.actual), r.Diff); got != string(want) {
+			if got := udifftest.Apply(t, string(tt.actual), r.Diff); got != string(want) {
 				t.Error("the diff applied to ACTUAL does not give EXPECTED")
 			}
 		})
+	}
+}
+
+// TestUntrustedText: a source named with control characters and a file
+// with CRLF line endings render in every format with nothing a terminal
+// would act on, and the JSON report, decoded, still gives them exactly.
+func TestUntrustedText(t *testing.T) {
+	data := fixture(t)
+	crlf := bytes.ReplaceAll(data, []byte("\n"), []byte("\r\n"))
+	e := mustSide(t, "expected\u202e.json", data)
+	a := mustSide(t, "actual\x1b[2J\a.json", crlf)
+	r := Compare(e, a)
+	for _, f := range Formats {
+		var out, summary bytes.Buffer
+		if err := r.Render(&out, f, &summary); err != nil {
+			t.Fatal(err)
+		}
+		for _, text := range []string{out.String(), summary.String()} {
+			for _, c := range text {
+				if termsafe.Escaped(c) && c != '\n' {
+					t.Fatalf("format %s: got %U in\n%s", f, c, text)
+				}
+			}
+		}
+		if f != JSON {
+			continue
+		}
+		var got struct {
+			Actual struct{ Source string }
+			Diff   string
+		}
+		if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Actual.Source != a.Source || got.Diff != r.Diff {
+			t.Errorf("JSON: got source %q and a diff of %d bytes, want %q and %d", got.Actual.Source, len(got.Diff), a.Source, len(r.Diff))
+		}
+	}
+}
+
+func TestLabel(t *testing.T) {
+	tests := []struct{ source, want string }{
+		{"examples/registry.json", "examples/registry.json"},
+		{"odd?name#.json", "odd?name#.json"},
+		{"https://user:pw@flex-auth.example/", "https://xxxxx@flex-auth.example/"},
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8080"},
+	}
+	for _, tt := range tests {
+		if got := Label(tt.source); got != tt.want {
+			t.Errorf("Label(%q) = %q, want %q", tt.source, got, tt.want)
+		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/coulomb/flex-auth/inventory/inventorytest"
+
+	"github.com/coulomb/flex-auth/drift/udiff/udifftest"
 )
 
 var annotationLineRE = regexp.MustCompile(`(?m)^::error file=[^,]*,line=(\d+),`)
@@ -55,7 +57,7 @@ func FuzzDriftInventory(f *testing.F) {
 		lines := bytes.Count(inv, []byte("\n")) + 1
 		snap := mustSide(t, "example.json", example)
 		for _, r := range []*Report{Compare(snap, side), Compare(side, snap)} {
-			if got := applyUnified(t, string(r.Actual.Text), r.Diff); got != string(r.Want) {
+			if got := udifftest.Apply(t, string(r.Actual.Text), r.Diff); got != string(r.Want) {
 				t.Fatal("the diff applied to ACTUAL does not give EXPECTED")
 			}
 			for _, format := range Formats {

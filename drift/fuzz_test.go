@@ -5,6 +5,8 @@ import (
 	"os"
 	"reflect"
 	"testing"
+
+	"github.com/coulomb/flex-auth/drift/udiff/udifftest"
 )
 
 // FuzzDrift compares two arbitrary byte strings as snapshot files. It must
@@ -67,7 +69,7 @@ func FuzzDrift(f *testing.F) {
 			}
 		}
 		for _, r := range []*Report{ab, ba} {
-			if got := applyUnified(t, string(r.Actual.Text), r.Diff); got != string(r.Want) {
+			if got := udifftest.Apply(t, string(r.Actual.Text), r.Diff); got != string(r.Want) {
 				t.Fatalf("the diff applied to ACTUAL does not give EXPECTED")
 			}
 			for _, f := range Formats {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/coulomb/flex-auth/generate"
+	"github.com/coulomb/flex-auth/internal/redact"
+	"github.com/coulomb/flex-auth/internal/termsafe"
 	"github.com/coulomb/flex-auth/registry"
 )
 
@@ -42,7 +44,8 @@ func (k Kind) String() string {
 
 // A Side is one registry of a comparison, loaded.
 type Side struct {
-	// Source is what the user named: a path or a base URL.
+	// Source is what the user named: a path, or a base URL without its
+	// credentials (redact.URL).
 	Source string
 	Kind   Kind
 	// Snapshot is the registry content, normalized, with the digest as
@@ -105,7 +108,19 @@ func KindOf(source string) (Kind, error) {
 	case ".json":
 		return File, nil
 	}
+	if strings.Contains(source, "://") {
+		source = redact.URL(source) // a URL of another scheme may hold credentials too
+	}
 	return 0, fmt.Errorf("%s: cannot tell what this is: want an inventory (.yaml, .yml), a snapshot (.json) or a running flex-auth (http:// or https:// URL)", source)
+}
+
+// Label returns how reports and errors name a source: a path as it is, a
+// URL without its credentials (redact.URL).
+func Label(source string) string {
+	if kind, err := KindOf(source); err == nil && kind == Runtime {
+		return redact.URL(source)
+	}
+	return source
 }
 
 // Load loads one side of a comparison, whatever its kind. Unreadable
@@ -200,38 +215,57 @@ func (c *compareWriter) Write(p []byte) (int, error) {
 
 // registryURL returns the snapshot endpoint of a flex-auth base URL. A URL
 // that already names the endpoint is taken as it is.
-func registryURL(base string) (string, error) {
+func registryURL(base string) (*url.URL, error) {
 	u, err := url.Parse(base)
 	if err != nil {
-		return "", fmt.Errorf("invalid URL %s: %w", base, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which may hold credentials
+		}
+		if strings.Contains(base, "@") {
+			err = errors.New("does not parse") // the reason may quote the credentials
+		}
+		return nil, fmt.Errorf("invalid URL %s: %w", redact.URL(base), err)
 	}
 	if u.Host == "" {
-		return "", fmt.Errorf("invalid URL %s: no host", base)
+		return nil, fmt.Errorf("invalid URL %s: no host", redact.URL(base))
 	}
-	u.RawQuery, u.Fragment = "", ""
+	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
 	if !strings.HasSuffix(u.Path, "/v1/registry") {
 		u.Path = strings.TrimRight(u.Path, "/") + "/v1/registry"
 		u.RawPath = ""
 	}
-	return u.String(), nil
+	return u, nil
 }
 
+// refuseRedirects makes a client return a redirect as the answer rather
+// than follow it.
+func refuseRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// fetch reads a running flex-auth's registry. The side's Source, and every
+// error, name the URL without its credentials (redact.URL); what the
+// server says in an error is escaped for the terminal (termsafe.Line).
 func fetch(ctx context.Context, base string, opt Options) (*Side, error) {
-	endpoint, err := registryURL(base)
+	u, err := registryURL(base)
 	if err != nil {
 		return nil, err
 	}
+	endpoint := redact.URL(u.String())
 	timeout := opt.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	client := opt.Client
-	if client == nil {
-		client = &http.Client{}
+	// drift reads the URL it is given, and only that one: a redirect to
+	// another replica or host would prove nothing about this one.
+	client := &http.Client{}
+	if opt.Client != nil {
+		c := *opt.Client
+		client = &c
 	}
+	client.CheckRedirect = refuseRedirects
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("fetch registry %s: %w", endpoint, err)
 	}
@@ -240,7 +274,7 @@ func fetch(ctx context.Context, base string, opt Options) (*Side, error) {
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			err = ue.Err
+			err = ue.Err // without the URL, which holds the credentials
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("no answer within %s", timeout)
@@ -253,7 +287,12 @@ func fetch(ctx context.Context, base string, opt Options) (*Side, error) {
 		return nil, fmt.Errorf("fetch registry %s: read body: %w", endpoint, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch registry %s: %s%s", endpoint, resp.Status, errorMessage(body))
+		// The status text is the standard one, not the server's.
+		status := fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+		if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
+			return nil, fmt.Errorf("fetch registry %s: server answered %s, a redirect to %s: drift does not follow redirects; give it the URL of the flex-auth itself", endpoint, status, termsafe.Line(redact.URL(loc)))
+		}
+		return nil, fmt.Errorf("fetch registry %s: server answered %s%s", endpoint, status, errorMessage(body))
 	}
 	if len(body) > maxResponse {
 		return nil, fmt.Errorf("fetch registry %s: response larger than %d MiB", endpoint, maxResponse>>20)
@@ -262,27 +301,29 @@ func fetch(ctx context.Context, base string, opt Options) (*Side, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fetch registry %s: invalid snapshot:\n%w", endpoint, err)
 	}
-	side.Source = base
+	side.Source = Label(base)
 	return side, nil
 }
 
 // errorMessage extracts a short reason from an error response: the
-// contract's {"error": {"message": ...}}, else the start of the body.
+// contract's {"error": {"message": ...}}, else the start of the body,
+// on one line and escaped for the terminal.
 func errorMessage(body []byte) string {
 	var e struct {
 		Error struct {
 			Message string `json:"message"`
 		} `json:"error"`
 	}
+	s := string(body)
 	if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
-		return ": " + e.Error.Message
+		s = e.Error.Message
 	}
-	s := strings.TrimSpace(string(body))
+	s = strings.Join(strings.Fields(s), " ")
 	if s == "" {
 		return ""
 	}
 	if len(s) > 200 {
-		s = s[:200] + "..."
+		s = strings.ToValidUTF8(s[:200], "") + "..."
 	}
-	return ": " + strings.Join(strings.Fields(s), " ")
+	return ": " + termsafe.Line(s)
 }

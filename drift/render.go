@@ -2,12 +2,15 @@ package drift
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/coulomb/flex-auth/internal/termsafe"
 )
 
 // A Format is an output format of a report.
@@ -124,19 +127,28 @@ func (r *Report) findingLines() []string {
 // writeText writes the verdict, the findings, the change list and the
 // unified diff.
 func (r *Report) writeText(w *bufio.Writer) {
-	w.WriteString(r.Summary() + "\n")
+	line(w, r.Summary())
 	if r.InSync() {
 		return
 	}
 	for _, l := range r.findingLines() {
-		w.WriteString(l + "\n")
+		line(w, l)
 	}
 	for _, c := range r.Changes {
-		w.WriteString(c.String() + "\n")
+		line(w, c.String())
 	}
 	if r.Diff != "" {
-		w.WriteString("\n" + r.Diff)
+		w.WriteString("\n" + termsafe.Text(r.Diff))
 	}
+}
+
+// line writes s as one line for a terminal or a CI log: a character the
+// terminal would act on, a newline among them, is escaped (termsafe).
+// Sources name what the operator named, and the diff shows a file's
+// lines: either may hold an ESC sequence or a CR.
+func line(w *bufio.Writer, s string) {
+	w.WriteString(termsafe.Line(s))
+	w.WriteByte('\n')
 }
 
 // The JSON report, format_version 1. Members beyond the contract's are
@@ -198,10 +210,41 @@ func (r *Report) writeJSON(w io.Writer) error {
 	for i, f := range r.Findings {
 		out.Findings[i] = jsonFinding(f)
 	}
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	if err := enc.Encode(out); err != nil {
+		return err
+	}
+	_, err := w.Write(escapeJSON(buf.Bytes()))
+	return err
+}
+
+// escapeJSON writes as \u escapes, in encoded JSON, the characters that a
+// terminal would act on and encoding/json leaves as they are (DEL, the C1
+// controls, the bidirectional controls): the JSON means the same, and
+// prints safely.
+func escapeJSON(data []byte) []byte {
+	var out []byte
+	done := 0
+	for i := 0; i < len(data); {
+		if data[i] < 0x7f {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(data[i:])
+		if termsafe.Escaped(r) {
+			out = append(out, data[done:i]...)
+			out = fmt.Appendf(out, `\u%04x`, r)
+			done = i + size
+		}
+		i += size
+	}
+	if out == nil {
+		return data
+	}
+	return append(out, data[done:]...)
 }
 
 // fixHint says how to bring ACTUAL in line, for people reading a report;
@@ -267,7 +310,7 @@ func (r *Report) annotation(c Change) (title, msg string) {
 // file's lines, the verdict and change list, and the diff in a group.
 func (r *Report) writeGitHub(w *bufio.Writer) {
 	if r.InSync() {
-		w.WriteString(r.Summary() + "\n")
+		line(w, r.Summary())
 		return
 	}
 	var pos *positions
@@ -304,32 +347,36 @@ func (r *Report) writeGitHub(w *bufio.Writer) {
 		}
 		w.WriteString("::error " + props + "::" + escapeData(n.msg) + "\n")
 	}
-	w.WriteString(r.Summary() + "\n")
+	line(w, r.Summary())
 	for _, l := range r.findingLines() {
-		w.WriteString(l + "\n")
+		line(w, l)
 	}
 	for _, c := range r.Changes {
-		w.WriteString(c.String() + "\n")
+		line(w, c.String())
 	}
-	w.WriteString(r.fixHint(false) + "\n")
+	line(w, r.fixHint(false))
 	if r.Diff != "" {
 		w.WriteString("::group::Unified diff: ACTUAL " + escapeData(r.Actual.Source) + " -> EXPECTED " + escapeData(r.Expected.Source) + "\n")
-		w.WriteString(r.Diff)
+		w.WriteString(termsafe.Text(r.Diff))
 		w.WriteString("::endgroup::\n")
 	}
 }
 
-// escapeData escapes a workflow command's message the way the runner's
-// toolkit does: %, CR and LF.
+// escapeData makes s one workflow command message: the characters a log
+// viewer or terminal would act on, CR and LF among them, are escaped
+// (termsafe.Line), so that no value can end the command or start another,
+// and % is escaped as the runner's toolkit escapes it.
 func escapeData(s string) string {
-	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
+	return strings.ReplaceAll(termsafe.Line(s), "%", "%25")
 }
 
 // escapeProperty escapes a workflow command property value: as data, and
 // also : and , which separate properties.
 func escapeProperty(s string) string {
-	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
+	return propertyEscaper.Replace(termsafe.Line(s))
 }
+
+var propertyEscaper = strings.NewReplacer("%", "%25", ":", "%3A", ",", "%2C")
 
 // Markdown returns the report as GitHub-flavoured Markdown of at most limit
 // bytes: a verdict, a table of the two sides, the findings, a table of the
@@ -337,6 +384,7 @@ func escapeProperty(s string) string {
 // change rows first down to half the room, then the diff at a line, each
 // with a note saying so.
 func (r *Report) Markdown(limit int) string {
+	diff := termsafe.Text(r.Diff)
 	var head strings.Builder
 	if r.InSync() {
 		fmt.Fprintf(&head, "### ✅ Registry in sync: %s matches %s\n\n", code(r.Actual.Source), code(r.Expected.Source))
@@ -377,9 +425,9 @@ func (r *Report) Markdown(limit int) string {
 	const tableHead = "\n| | changed | ACTUAL (before) | EXPECTED (after) |\n| --- | --- | --- | --- |\n"
 	hint := "\n" + r.fixHint(true) + "\n"
 
-	fence := fenceFor(r.Diff)
+	fence := fenceFor(diff)
 	diffHead, diffTail := "\n"+fence+"diff\n", fence+"\n"
-	diffLines := strings.SplitAfter(r.Diff, "\n")
+	diffLines := strings.SplitAfter(diff, "\n")
 	if n := len(diffLines); n > 0 && diffLines[n-1] == "" {
 		diffLines = diffLines[:n-1]
 	}
@@ -388,8 +436,8 @@ func (r *Report) Markdown(limit int) string {
 	if len(rows) > 0 {
 		size += len(tableHead)
 	}
-	if r.Diff != "" {
-		size += len(diffHead) + len(r.Diff) + len(diffTail)
+	if diff != "" {
+		size += len(diffHead) + len(diff) + len(diffTail)
 	}
 	if size <= limit {
 		var b strings.Builder
@@ -399,8 +447,8 @@ func (r *Report) Markdown(limit int) string {
 			b.WriteString(strings.Join(rows, ""))
 		}
 		b.WriteString(hint)
-		if r.Diff != "" {
-			b.WriteString(diffHead + r.Diff + diffTail)
+		if diff != "" {
+			b.WriteString(diffHead + diff + diffTail)
 		}
 		return b.String()
 	}
@@ -410,16 +458,16 @@ func (r *Report) Markdown(limit int) string {
 		return fmt.Sprintf("\n_%d more changes were cut to fit GitHub's limit of %d characters; the text or JSON format lists them all._\n", left, limit)
 	}
 	diffNote := func(shown int) string {
-		return fmt.Sprintf("\n_The diff was cut to fit GitHub's limit of %d characters: %d of %d lines shown. Run `%s` for all of it._\n",
-			limit, shown, len(diffLines), shellQuote("flex-auth", "drift", r.Expected.Source, r.Actual.Source))
+		return fmt.Sprintf("\n_The diff was cut to fit GitHub's limit of %d characters: %d of %d lines shown. Run %s for all of it._\n",
+			limit, shown, len(diffLines), code(shellQuote("flex-auth", "drift", r.Expected.Source, r.Actual.Source)))
 	}
 	room := limit - head.Len() - len(hint) - len(tableHead) - len(rowsNote(len(rows))) - len(diffHead) - len(diffTail) - len(diffNote(len(diffLines)))
 	if room < 0 {
 		return cutBytes(head.String()+hint, limit)
 	}
 	rowRoom := room
-	if r.Diff != "" {
-		rowRoom = max(room/2, room-len(r.Diff))
+	if diff != "" {
+		rowRoom = max(room/2, room-len(diff))
 	}
 	var b strings.Builder
 	b.WriteString(head.String())
@@ -437,7 +485,7 @@ func (r *Report) Markdown(limit int) string {
 		}
 	}
 	b.WriteString(hint)
-	if r.Diff != "" {
+	if diff != "" {
 		diffRoom := room - used
 		shown, size := 0, 0
 		for shown < len(diffLines) && size+len(diffLines[shown]) <= diffRoom {
@@ -465,8 +513,10 @@ func cutBytes(s string, n int) string {
 }
 
 // code formats s as a Markdown code span, fenced by more backticks than s
-// contains in a row.
+// contains in a row, with the characters a terminal would act on escaped
+// (termsafe.Line): the Markdown is also read raw, in a terminal or a log.
 func code(s string) string {
+	s = termsafe.Line(s)
 	fence := strings.Repeat("`", longestRun(s, '`')+1)
 	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
 		return fence + " " + s + " " + fence
@@ -498,10 +548,13 @@ func cell(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
 }
 
-// mdText escapes the characters that would turn plain text into markup.
+// mdText escapes the characters that would turn plain text into markup,
+// after those a terminal would act on (termsafe.Line).
 func mdText(s string) string {
-	return strings.NewReplacer(`\`, `\\`, "*", `\*`, "_", `\_`, "`", "\\`", "<", "&lt;", "[", `\[`).Replace(s)
+	return mdEscaper.Replace(termsafe.Line(s))
 }
+
+var mdEscaper = strings.NewReplacer(`\`, `\\`, "*", `\*`, "_", `\_`, "`", "\\`", "<", "&lt;", "[", `\[`)
 
 func digestCell(s *Side) string {
 	if s.DigestMatches() {

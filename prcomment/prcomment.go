@@ -14,6 +14,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/coulomb/flex-auth/internal/redact"
 	"github.com/google/go-github/v62/github"
 )
 
@@ -122,8 +123,11 @@ func newClient(cfg Config) (*github.Client, error) {
 		// GitHub Enterprise Server and must not get on github.com.
 		u, err := url.Parse(strings.TrimRight(cfg.APIURL, "/") + "/")
 		if err != nil || u.Scheme == "" || u.Host == "" {
-			return nil, fmt.Errorf("invalid GitHub API URL %q", cfg.APIURL)
+			return nil, fmt.Errorf("invalid GitHub API URL %q", redact.URL(cfg.APIURL))
 		}
+		// The token authenticates; credentials in the URL would not be
+		// sent, and would show in go-github's errors, which quote it.
+		u.User = nil
 		client.BaseURL = u
 	}
 	return client, nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coulomb/flex-auth/drift"
+	"github.com/coulomb/flex-auth/internal/termsafe"
 	"github.com/coulomb/flex-auth/prcomment"
 	"github.com/coulomb/flex-auth/registry"
 	"github.com/spf13/cobra"
@@ -54,19 +55,19 @@ unreachable service, bad flags, failure to write or to comment).`,
 			var gh prcomment.Config
 			if comment {
 				if gh, err = githubFromEnv(); err != nil {
-					return &exitError{code: 2, err: fmt.Errorf("--github-comment: %w", err)}
+					return driftFailed(fmt.Errorf("--github-comment: %w", err))
 				}
 			}
 			rep, err := drift.Run(cmd.Context(), args[0], args[1], drift.Options{PolicyPackage: policyPackage, Timeout: timeout})
 			if err != nil {
-				return &exitError{code: 2, err: err}
+				return driftFailed(err)
 			}
 			if err := renderDrift(cmd.OutOrStdout(), rep, f); err != nil {
-				return &exitError{code: 2, err: err}
+				return driftFailed(err)
 			}
 			if comment {
 				if err := postDriftComment(cmd, gh, rep); err != nil {
-					return &exitError{code: 2, err: err}
+					return driftFailed(err)
 				}
 			}
 			if write {
@@ -94,19 +95,31 @@ func postDriftComment(cmd *cobra.Command, gh prcomment.Config, rep *drift.Report
 	if err != nil {
 		return fmt.Errorf("--github-comment: %w", err)
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "pull request comment %s %s\n", res.Action, res.URL)
+	fmt.Fprintf(cmd.ErrOrStderr(), "pull request comment %s %s\n", res.Action, termsafe.Line(res.URL))
 	return nil
 }
+
+// driftFailed makes err drift's exit 2. Its text may quote a file or a
+// remote answer, so it is escaped for the terminal, line by line
+// (termsafe.Text); URLs in it come without credentials from drift itself.
+func driftFailed(err error) error {
+	return &exitError{code: 2, err: escapedError{err}}
+}
+
+type escapedError struct{ err error }
+
+func (e escapedError) Error() string { return termsafe.Text(e.err.Error()) }
+func (e escapedError) Unwrap() error { return e.err }
 
 // writeDrift rewrites ACTUAL with EXPECTED's canonical form: exit 0 once
 // done, 2 when it cannot be.
 func writeDrift(cmd *cobra.Command, rep *drift.Report) error {
 	changed, err := rep.Write()
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return driftFailed(err)
 	}
 	if changed {
-		fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s from %s\n", rep.Actual.Source, rep.Expected.Source)
+		fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s from %s\n", termsafe.Line(rep.Actual.Source), termsafe.Line(rep.Expected.Source))
 	}
 	return nil
 }
@@ -118,7 +131,7 @@ func checkDriftFlags(actual string, write, comment bool) error {
 	}
 	if write {
 		if kind, err := drift.KindOf(actual); err == nil && kind != drift.File {
-			return fmt.Errorf("--write: ACTUAL %s is not a snapshot file (.json); only a snapshot file can be rewritten", actual)
+			return fmt.Errorf("--write: ACTUAL %s is not a snapshot file (.json); only a snapshot file can be rewritten", drift.Label(actual))
 		}
 	}
 	return nil
@@ -140,7 +153,8 @@ func renderDrift(w io.Writer, rep *drift.Report, f drift.Format) error {
 }
 
 // commentKey names ACTUAL for the sticky comment's marker, so that
-// "./x.json" and "x.json" share one comment.
+// "./x.json" and "x.json" share one comment. A URL's Source comes without
+// its credentials, so the marker stays the same when they change.
 func commentKey(actual *drift.Side) string {
 	if actual.Kind == drift.Runtime {
 		return actual.Source
