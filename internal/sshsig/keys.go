@@ -9,6 +9,8 @@ import (
 
 	hsig "github.com/hiddeco/sshsig"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/coulomb/flex-auth/internal/readcap"
 )
 
 // Keys is a list of trusted public keys, read from a file by LoadKeys or
@@ -43,7 +45,7 @@ func (e *LineError) Unwrap() error { return e.Err }
 
 // LoadKeys reads the trusted keys in the file at path; see ParseKeys.
 func LoadKeys(path string) (*Keys, error) {
-	data, err := readCapped(path, MaxKeysFileBytes)
+	data, err := readcap.File(path, MaxKeysFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read trusted keys: %w", err)
 	}

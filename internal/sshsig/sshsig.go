@@ -18,11 +18,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 
 	hsig "github.com/hiddeco/sshsig"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/coulomb/flex-auth/internal/readcap"
 )
 
 // HashAlgorithm is the hash signatures are made with: SHA-512, what
@@ -95,7 +95,7 @@ func ParseSignature(armored []byte) (*hsig.Signature, error) {
 // writes (or a PEM RSA, ECDSA or PKCS #8 key). A key protected by a
 // passphrase needs passphrase; nil means none.
 func LoadSigner(path string, passphrase []byte) (ssh.Signer, error) {
-	data, err := readCapped(path, MaxPrivateKeyBytes)
+	data, err := readcap.File(path, MaxPrivateKeyBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read private key: %w", err)
 	}
@@ -119,21 +119,4 @@ func LoadSigner(path string, passphrase []byte) (ssh.Signer, error) {
 // ("SHA256:..."), with its type.
 func Fingerprint(key ssh.PublicKey) string {
 	return ssh.FingerprintSHA256(key) + " (" + key.Type() + ")"
-}
-
-// readCapped reads the file at path, refusing one larger than max bytes.
-func readCapped(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%s: larger than %d bytes, which no key file is", path, max)
-	}
-	return data, nil
 }
