@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/coulomb/flex-auth/policy"
+	"github.com/coulomb/flex-auth/source"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -23,6 +24,8 @@ type metrics struct {
 	logErrors     prometheus.Counter
 	logStuck      prometheus.Gauge
 	httpErrors    *prometheus.CounterVec
+	polls         *prometheus.CounterVec
+	serial        prometheus.Gauge
 	counters      *decisionCounters
 	handler       http.Handler
 }
@@ -62,9 +65,17 @@ func newMetrics() *metrics {
 		Name: "flexauth_reloads_total",
 		Help: "Reloads of the registry and policy (SIGHUP or --watch), by result.",
 	}, []string{"result"})
+	m.polls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "flexauth_source_polls_total",
+		Help: "Polls of a remote source (--source, or URLs), by result: unchanged, updated, refused (it offers a pair that is not served), failed (it could not be reached).",
+	}, []string{"result"})
+	m.serial = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "flexauth_publication_serial",
+		Help: "Serial of the OCI publication being served; 0 for other sources.",
+	})
 	m.reloadOK = reloads.WithLabelValues("success")
 	m.reloadFailed = reloads.WithLabelValues("failure")
-	m.reg.MustRegister(m.decisions, m.checkDuration, m.actors, reloads, m.logErrors, m.logStuck, m.httpErrors,
+	m.reg.MustRegister(m.decisions, m.checkDuration, m.actors, reloads, m.logErrors, m.logStuck, m.httpErrors, m.polls, m.serial,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.counters = newDecisionCounters(m.decisions)
@@ -116,4 +127,25 @@ func (c *decisionCounters) inc(d policy.Decision) {
 		c.m.Store(&m)
 	}
 	ctr.Inc()
+}
+
+// polled counts a poll of a remote source that found nothing new (err
+// nil) or failed.
+func (m *metrics) polled(err error) {
+	switch {
+	case err == nil:
+		m.polls.WithLabelValues("unchanged").Inc()
+	case source.IsRefused(err):
+		m.polls.WithLabelValues("refused").Inc()
+	default:
+		m.polls.WithLabelValues("failed").Inc()
+	}
+}
+
+// updated counts a poll that brought a new pair, described by pub.
+func (m *metrics) updated(pub any) {
+	m.polls.WithLabelValues("updated").Inc()
+	if p, ok := pub.(source.PublicationInfo); ok {
+		m.serial.Set(float64(p.Serial))
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/coulomb/flex-auth/source"
 )
 
 // DefaultReloadTimeout bounds a reload: reading and checking the registry
@@ -77,9 +79,11 @@ func (j *job[T]) wait(ctx context.Context, stuck *atomic.Int32) (T, bool) {
 	return zero, false
 }
 
-// loaded is what a reload read.
+// loaded is what a reload read: a new state, or, from a remote source,
+// nothing new (st nil, err nil).
 type loaded struct {
 	st  *state
+	upd *source.Update
 	err error
 }
 
@@ -87,7 +91,7 @@ type loaded struct {
 // are good and belong together, swaps them in atomically; otherwise the
 // last good pair keeps serving and /healthz says degraded. It also reopens
 // the decision log file. Requests in flight finish with the pair they
-// started with.
+// started with. A remote source is asked again, whatever it said last.
 //
 // Reload returns within the reload timeout. A reload still reading its
 // files then (a file system that stopped answering) has failed; its
@@ -96,21 +100,30 @@ type loaded struct {
 func (s *Server) Reload() error { return s.reloadCtx(context.Background()) }
 
 // reloadCtx is Reload, which also gives up when ctx ends (at shutdown).
-func (s *Server) reloadCtx(ctx context.Context) error {
+func (s *Server) reloadCtx(ctx context.Context) error { return s.refresh(ctx, true, true) }
+
+// refresh loads the pair again and serves it when it is good. A poll of
+// a remote source (force false) may find nothing new, which changes
+// nothing but the status; force asks a remote source again even about a
+// pair it refused. reopen also reopens the decision log file.
+func (s *Server) refresh(ctx context.Context, force, reopenLog bool) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	now := s.clock().UTC()
 	if n := s.stuckJobs.Load(); n >= maxStuckJobs {
-		return s.reloadFailed(now, fmt.Errorf("reload refused: %d earlier reloads are still blocked reading files (a file system that stopped answering?)", n))
+		return s.reloadFailed(now, fmt.Errorf("reload refused: %d earlier reloads are still blocked reading files (a file system that stopped answering?)", n), !force)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.reloadTimeout)
 	defer cancel()
 
 	var reopen *job[error]
-	if s.log.file != nil {
+	if reopenLog && s.log.file != nil {
 		reopen = startJob(func() error { return s.log.Reopen(ctx) }, nil, &s.stuckJobs)
 	}
 	load := startJob(func() loaded {
+		if s.source.Remote != nil {
+			return s.fetch(ctx, now, force)
+		}
 		// A reload holds two registries at once, and with the default
 		// GC pacing the heap may double on top of that: collect first,
 		// so that the new registry is built on a heap that holds only
@@ -118,7 +131,7 @@ func (s *Server) reloadCtx(ctx context.Context) error {
 		// size of a reload by a third.
 		runtime.GC()
 		st, err := s.load(now)
-		return loaded{st, err}
+		return loaded{st: st, err: err}
 	}, func(loaded) {
 		s.logger.Info("a reload given up on has finished reading; what it read is discarded")
 	}, &s.stuckJobs)
@@ -129,23 +142,53 @@ func (s *Server) reloadCtx(ctx context.Context) error {
 		}
 	}
 	res, ok := load.wait(ctx, &s.stuckJobs)
+	if s.source.Remote != nil {
+		s.sourceCheckedAt.Store(&now)
+	}
 	if !ok {
-		return s.reloadFailed(now, fmt.Errorf("reload: reading the registry and policy: %w", stopped(ctx, s.reloadTimeout)))
+		what := "reading the registry and policy"
+		if s.source.Remote != nil {
+			what = "fetching from " + s.source.String()
+			s.metrics.polled(errTimeout)
+		}
+		return s.reloadFailed(now, fmt.Errorf("reload: %s: %w", what, stopped(ctx, s.reloadTimeout)), !force)
 	}
 	if res.err != nil {
-		return s.reloadFailed(now, res.err)
+		if s.source.Remote != nil {
+			s.metrics.polled(res.err)
+		}
+		return s.reloadFailed(now, res.err, !force)
+	}
+	if res.st == nil {
+		// The remote source has what is served: all is well.
+		s.metrics.polled(nil)
+		s.reload.Store(&reloadStatus{at: now})
+		return nil
 	}
 	st := res.st
 	s.use(st, now)
 	s.metrics.reloadOK.Inc()
+	if upd := res.upd; upd != nil {
+		s.metrics.updated(st.publication)
+		if upd.Served != nil {
+			upd.Served()
+		}
+		if upd.Warning != nil {
+			s.reload.Store(&reloadStatus{at: now, err: oneLine(upd.Warning)})
+			s.logger.Warn("serving a pair the source did not give", "err", upd.Warning)
+		}
+	}
 	s.logger.Info("reloaded registry and policy", "policy", st.pkg.Name(), "policy_digest", st.pkg.Digest(),
-		"registry_digest", st.snap.Digest, "actors", len(st.snap.Actors))
+		"registry_digest", st.snap.Digest, "actors", len(st.snap.Actors), "source", s.source.String(), "publication", st.publication)
 	// The old pair is garbage now, once the requests in flight finish:
 	// give its memory back rather than let the next reload start from
 	// this high-water mark, and retune the GC for the new live heap.
 	collect(s.gcMinHeap, true)
 	return nil
 }
+
+// errTimeout counts a poll given up on as a failure.
+var errTimeout = errors.New("timeout")
 
 // stopped says why a reload stopped waiting.
 func stopped(ctx context.Context, timeout time.Duration) error {
@@ -156,9 +199,15 @@ func stopped(ctx context.Context, timeout time.Duration) error {
 }
 
 // reloadFailed records a failed reload: the last good pair keeps serving.
-func (s *Server) reloadFailed(now time.Time, err error) error {
-	s.reload.Store(&reloadStatus{at: now, err: oneLine(err)})
+// With quiet, a failure with the same message as the last one (a poll
+// of a source that is still down) is not logged again.
+func (s *Server) reloadFailed(now time.Time, err error, quiet bool) error {
+	msg := oneLine(err)
+	prev := s.reload.Swap(&reloadStatus{at: now, err: msg})
 	s.metrics.reloadFailed.Inc()
+	if quiet && prev != nil && prev.err == msg {
+		return err
+	}
 	old := s.cur.Load()
 	s.logger.Error("reload failed; still serving the last good registry and policy", "err", err,
 		"policy_digest", old.pkg.Digest(), "registry_digest", old.snap.Digest)

@@ -35,6 +35,8 @@ type Config struct {
 	LogTimeout time.Duration
 	// ReloadTimeout is Options.ReloadTimeout.
 	ReloadTimeout time.Duration
+	// Poll is Options.Poll.
+	Poll time.Duration
 	// Watch reloads when the registry or policy file changes.
 	Watch bool
 	// Hangup delivers a value for each SIGHUP: reload and reopen the log.
@@ -238,7 +240,7 @@ func startUp(c Config, logger *slog.Logger) (st started) {
 	}
 	var err error
 	st.srv, err = New(Options{Source: c.Source, DecisionLog: logW, SyncLog: c.LogSync, LogTimeout: c.LogTimeout,
-		ReloadTimeout: c.ReloadTimeout, Logger: logger, Clock: c.Clock, GCMinHeap: c.GCMinHeap})
+		ReloadTimeout: c.ReloadTimeout, Poll: c.Poll, Logger: logger, Clock: c.Clock, GCMinHeap: c.GCMinHeap})
 	if err != nil {
 		st.err = errors.New(oneLine(err))
 		return st
@@ -373,17 +375,24 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// reloadLoop reloads on SIGHUP and, when w is set, on file changes.
+// reloadLoop reloads on SIGHUP, when w is set on file changes, and polls
+// a remote source.
 func (s *Server) reloadLoop(ctx context.Context, hangup <-chan os.Signal, w *watcher) {
 	var changed <-chan struct{}
 	if w != nil {
 		changed = w.changed
 		go w.run(ctx)
 	}
+	poll, polled := s.pollTimer()
+	if poll != nil {
+		defer poll.Stop()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-polled:
+			poll.Reset(s.nextPoll(s.refresh(ctx, false, false)))
 		case _, ok := <-hangup:
 			if !ok {
 				hangup = nil

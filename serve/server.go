@@ -49,6 +49,9 @@ type Options struct {
 	LogTimeout time.Duration
 	// ReloadTimeout bounds a reload; zero is DefaultReloadTimeout.
 	ReloadTimeout time.Duration
+	// Poll is how often a remote source (Source.Remote) is polled; zero
+	// is DefaultPoll.
+	Poll time.Duration
 	// Logger receives operational logs; nil discards them.
 	Logger *slog.Logger
 	// Clock stamps decision log lines and load times; nil is time.Now.
@@ -78,6 +81,16 @@ type Server struct {
 	// reloads given up on that have not returned yet.
 	reloadTimeout time.Duration
 	stuckJobs     atomic.Int32
+
+	// poll is the remote source's poll interval; pollFailures counts
+	// the polls in a row that could not reach it (the poll loop's
+	// only); sourceCheckedAt is when it was last asked.
+	poll            time.Duration
+	pollFailures    int
+	sourceCheckedAt atomic.Pointer[time.Time]
+	// startWarning is why the pair served at start-up is not the
+	// source's (a cached publication), or "".
+	startWarning string
 }
 
 // reloadStatus is the outcome of the latest load attempt, for /healthz.
@@ -101,6 +114,7 @@ func New(opts Options) (*Server, error) {
 
 		gcMinHeap:     opts.GCMinHeap,
 		reloadTimeout: orDefault(opts.ReloadTimeout, DefaultReloadTimeout),
+		poll:          orDefault(opts.Poll, DefaultPoll),
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -109,11 +123,18 @@ func New(opts Options) (*Server, error) {
 		s.clock = time.Now
 	}
 	now := s.clock().UTC()
-	st, err := s.load(now)
+	st, err := s.initialLoad(now)
 	if err != nil {
 		return nil, err
 	}
 	s.use(st, now)
+	if s.source.Remote != nil {
+		s.sourceCheckedAt.Store(&now)
+		s.metrics.updated(st.publication)
+	}
+	if s.startWarning != "" {
+		s.reload.Store(&reloadStatus{at: now, err: s.startWarning})
+	}
 	s.log = newDecisionLog(opts.DecisionLog, logConfig{sync: opts.SyncLog, timeout: opts.LogTimeout, clock: s.clock, logger: s.logger,
 		onError: func(n int) { s.metrics.logErrors.Add(float64(n)) }, onStuck: s.metrics.setLogStuck, rescue: s.rescue})
 	if s.gcMinHeap > 0 {
@@ -125,8 +146,14 @@ func New(opts Options) (*Server, error) {
 // logServing logs the pair being served, once the server is up.
 func (s *Server) logServing() {
 	st := s.cur.Load()
-	s.logger.Info("serving "+s.source.String(), "policy", st.pkg.Name(), "policy_digest", st.pkg.Digest(),
-		"registry_digest", st.snap.Digest, "actors", len(st.snap.Actors))
+	attrs := []any{"policy", st.pkg.Name(), "policy_digest", st.pkg.Digest(), "registry_digest", st.snap.Digest, "actors", len(st.snap.Actors)}
+	if s.source.Remote != nil {
+		attrs = append(attrs, "publication", st.publication, "poll", s.poll.String())
+	}
+	s.logger.Info("serving "+s.source.String(), attrs...)
+	if s.startWarning != "" {
+		s.logger.Warn("degraded: "+s.startWarning, "err", s.startWarning)
+	}
 }
 
 func (s *Server) load(now time.Time) (*state, error) {
@@ -287,6 +314,7 @@ type Health struct {
 	Policy      PolicyHealth   `json:"policy"`
 	Reload      ReloadHealth   `json:"reload"`
 	DecisionLog LogHealth      `json:"decision_log"`
+	Source      SourceHealth   `json:"source"`
 }
 
 // RegistryHealth describes the registry snapshot being served.
@@ -324,6 +352,7 @@ func (s *Server) healthz(w http.ResponseWriter) {
 		Registry: RegistryHealth{Digest: st.snap.Digest, Actors: len(st.snap.Actors), LoadedAt: st.loadedAt},
 		Policy:   PolicyHealth{Package: st.pkg.Name(), Digest: st.pkg.Digest()},
 		Reload:   ReloadHealth{LastAttemptAt: rs.at},
+		Source:   s.sourceHealth(st),
 	}
 	if rs.err != "" {
 		h.Status = "degraded"

@@ -271,6 +271,10 @@ func TestHealthzReadyz(t *testing.T) {
 		DecisionLog struct {
 			LastError *string `json:"last_error"`
 		} `json:"decision_log"`
+		Source struct {
+			Kind     string `json:"kind"`
+			Location string `json:"location"`
+		} `json:"source"`
 	}
 	dec := json.NewDecoder(w.Body)
 	dec.DisallowUnknownFields()
@@ -280,7 +284,8 @@ func TestHealthzReadyz(t *testing.T) {
 	want := fixtureTime
 	if h.Status != "ok" || h.Registry.Digest != regDigest || h.Registry.Actors != 4 || h.Registry.LoadedAt != want ||
 		h.Policy.Package != "ops-warden/ssh-signing" || h.Policy.Digest != polDigest ||
-		h.Reload.LastError != nil || h.Reload.LastAttemptAt != want || h.DecisionLog.LastError != nil {
+		h.Reload.LastError != nil || h.Reload.LastAttemptAt != want || h.DecisionLog.LastError != nil ||
+		h.Source.Kind != "builtin" || h.Source.Location != "built-in example ops-warden" {
 		t.Errorf("healthz: got %+v", h)
 	}
 	if !strings.Contains(do(s, http.MethodGet, "/healthz", "", "", nil).Body.String(), `"last_error":null`) {

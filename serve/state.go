@@ -12,6 +12,7 @@ import (
 
 	"github.com/coulomb/flex-auth/policy"
 	"github.com/coulomb/flex-auth/registry"
+	"github.com/coulomb/flex-auth/source"
 )
 
 // A Source says where the registry snapshot and the policy package come
@@ -26,11 +27,15 @@ type Source struct {
 	// Name describes an FS source in logs and messages ("built-in
 	// example ops-warden").
 	Name string
+	// Remote, when set, is where the pairs come from instead of files:
+	// an OCI publication or HTTP(S) URLs, polled every Options.Poll and
+	// on SIGHUP. Registry, Policy and FS are then not used.
+	Remote source.Remote
 }
 
 // Files returns the files to watch for changes.
 func (s Source) Files() []string {
-	if s.FS != nil {
+	if s.FS != nil || s.Remote != nil {
 		return nil
 	}
 	return []string{s.Registry, s.Policy}
@@ -38,6 +43,9 @@ func (s Source) Files() []string {
 
 // String describes the source for logs.
 func (s Source) String() string {
+	if s.Remote != nil {
+		return s.Remote.String()
+	}
 	if s.FS != nil {
 		return s.Name
 	}
@@ -102,6 +110,10 @@ type state struct {
 	// tail is `,"policy":...,"policy_digest":...,"registry_digest":...`,
 	// shared by every response and decision log line.
 	tail []byte
+
+	// publication describes where a remote source's pair came from, for
+	// /healthz; nil for files.
+	publication any
 }
 
 // newState validates the pair (the registry must be meant for the policy

@@ -77,6 +77,7 @@ func newRootCmd() *cobra.Command {
 		newSmokeCmd(),
 		newPolicyCmd(),
 		newServeCmd(),
+		newPublishCmd(),
 	)
 	return root
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/coulomb/flex-auth/examples"
 	"github.com/coulomb/flex-auth/serve"
+	"github.com/coulomb/flex-auth/source"
 	"github.com/spf13/cobra"
 )
 
@@ -18,15 +19,24 @@ func newServeCmd() *cobra.Command {
 		registry  string
 		policy    string
 		logFormat string
+		remote    remoteFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "serve [--addr A] [--registry F] [--policy F] [--log F]",
+		Use:   "serve [--addr A] [--registry F|URL] [--policy F|URL] [--source oci://HOST/REPO:TAG] [--log F]",
 		Short: "Serve signing decisions over HTTP (the ops-warden policy gate)",
 		Long: `Serve answers POST /v1/check with the decision of a policy package over a
 registry snapshot, and GET /healthz, /readyz, /v1/registry and /metrics.
 
 Without --registry and --policy it serves the ops-warden example built into
-the binary; give both or neither. Every decision is written to the decision
+the binary; give both or neither. Either may be an http:// or https:// URL,
+polled every --poll with a conditional GET. --source serves an OCI
+publication (flex-auth publish) instead and follows its tag: every --poll a
+HEAD request asks for the tag's manifest, and a new publication is pulled,
+verified (its signature against --verify-key when given; never one with a
+lower serial than the one served) and swapped in as a reload is. --cache-dir
+keeps the last one served on disk, for a restart while the registry is down.
+A source that fails or offers a bad pair keeps the last good pair serving,
+and /healthz says degraded and why. Every decision is written to the decision
 log (--log FILE; stdout by default or with -) before it is answered, and a
 decision that cannot be written, or not within --log-timeout, is refused
 with 503. SIGHUP reloads the registry and policy and reopens the log file;
@@ -39,7 +49,17 @@ Operational logs go to stderr.`,
 			if err != nil {
 				return err
 			}
+			if err := remote.check(cmd, registry, policy, c.Watch); err != nil {
+				return err
+			}
 			switch {
+			case remote.source != "" || source.IsURL(registry) || source.IsURL(policy):
+				r, err := remote.open(cmd.Context(), registry, policy, logger)
+				if err != nil {
+					return errors.New("serve: " + err.Error())
+				}
+				c.Source = serve.Source{Remote: r}
+				c.Poll = remote.poll
 			case registry == "" && policy == "":
 				// serve.Run's first log line, once the port is bound, is
 				// "serving the built-in ops-warden example". Logging it
@@ -76,8 +96,9 @@ Operational logs go to stderr.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "TCP address to listen on (port 0 picks a free port)")
-	f.StringVar(&registry, "registry", "", "registry snapshot `FILE` (with --policy; default: the built-in ops-warden example)")
-	f.StringVar(&policy, "policy", "", "policy package `FILE` (with --registry)")
+	f.StringVar(&registry, "registry", "", "registry snapshot `FILE` or http(s) URL (with --policy; default: the built-in ops-warden example)")
+	f.StringVar(&policy, "policy", "", "policy package `FILE` or http(s) URL (with --registry)")
+	remote.register(f)
 	f.StringVar(&c.LogPath, "log", "-", "decision log `FILE`, appended to; - is stdout")
 	f.BoolVar(&c.LogSync, "log-sync", false, "fsync the decision log before answering each batch of decisions")
 	f.DurationVar(&c.LogTimeout, "log-timeout", serve.DefaultLogTimeout, "answer 503 when a decision's log line is not written within this time (a stuck log)")

@@ -127,6 +127,20 @@ func TestServeCommandErrors(t *testing.T) {
 		{"built-in example, port in use", []string{"--addr", busy.Addr().String()}, busy.Addr().String()},
 		{"built-in example, decision log cannot be opened", []string{"--log", noLog}, noLog},
 		{"files, port in use", []string{"--registry", registry, "--policy", policy, "--addr", busy.Addr().String()}, busy.Addr().String()},
+		{"--source with --registry", []string{"--source", "oci://127.0.0.1:1/x:y", "--registry", registry, "--policy", policy}, "give --source, or --registry and --policy"},
+		{"--source without a tag", []string{"--source", "oci://127.0.0.1:1/x"}, "no tag"},
+		{"--source not oci", []string{"--source", "https://127.0.0.1:1/x:y"}, "want oci://HOST/REPOSITORY:TAG"},
+		{"--source with --watch", []string{"--source", "oci://127.0.0.1:1/x:y", "--watch"}, "--watch watches files"},
+		{"a URL with --watch", []string{"--registry", "https://127.0.0.1:1/r.json", "--policy", policy, "--watch"}, "--watch watches files"},
+		{"--poll with files", []string{"--registry", registry, "--policy", policy, "--poll", "5s"}, "--poll is for --source"},
+		{"--poll zero", []string{"--source", "oci://127.0.0.1:1/x:y", "--poll", "0s"}, "--poll must be positive"},
+		{"--verify-key without --source", []string{"--registry", "https://127.0.0.1:1/r.json", "--policy", policy, "--verify-key", policy}, "--verify-key is for --source"},
+		{"--cache-dir without --source", []string{"--cache-dir", dir}, "--cache-dir is for --source"},
+		{"--plain-http without --source", []string{"--plain-http"}, "--plain-http is for --source"},
+		{"--verify-key not keys", []string{"--source", "oci://127.0.0.1:1/x:y", "--verify-key", policy}, "policy_package.md:"},
+		{"--cache-dir not writable", []string{"--source", "oci://127.0.0.1:1/x:y", "--cache-dir", bad}, "--cache-dir"},
+		{"--source unreachable", []string{"--source", "oci://127.0.0.1:1/x:y", "--plain-http"}, "connection refused"},
+		{"a URL unreachable", []string{"--registry", "http://127.0.0.1:1/r.json", "--policy", policy}, "GET http://127.0.0.1:1/r.json: dial tcp 127.0.0.1:1: connect: connection refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,130 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/coulomb/flex-auth/source"
+)
+
+// DefaultPoll is how often a remote source is asked whether it has a new
+// pair: with ten replicas, twenty conditional requests a minute to the
+// registry, and a new publication served everywhere within half a minute.
+const DefaultPoll = 30 * time.Second
+
+// maxPollBackoff bounds the wait between polls of a source that keeps
+// failing: polls back off from the interval, doubling, up to eight
+// intervals but no more than this (unless the interval is longer).
+const maxPollBackoff = 5 * time.Minute
+
+// fetch asks the remote source for its pair and, when it has a new one,
+// binds it: the state to serve, or nothing new, or why not.
+func (s *Server) fetch(ctx context.Context, now time.Time, force bool) loaded {
+	upd, err := s.source.Remote.Fetch(ctx, force)
+	if err != nil || upd == nil {
+		return loaded{err: err}
+	}
+	st, err := newState(upd.Snapshot, upd.Package, now, upd.RegistryName, upd.PolicyName)
+	if err != nil {
+		if upd.Refused != nil {
+			upd.Refused(err)
+		}
+		return loaded{err: &source.RefusedError{Err: err}}
+	}
+	st.publication = upd.Publication
+	return loaded{st: st, upd: upd}
+}
+
+// errPollNothing is a remote source that, asked at start-up, said it
+// has what is served: a bug of the source.
+var errPollNothing = errors.New("the source returned no pair at start-up")
+
+// initialLoad reads the pair at start-up: from the files, or from the remote
+// source within the reload timeout.
+func (s *Server) initialLoad(now time.Time) (*state, error) {
+	if s.source.Remote == nil {
+		return s.load(now)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.reloadTimeout)
+	defer cancel()
+	res := s.fetch(ctx, now, true)
+	if res.err != nil {
+		return nil, res.err
+	}
+	if res.st == nil {
+		// Nothing is served yet, so the source cannot have what is.
+		return nil, errPollNothing
+	}
+	if res.upd.Served != nil {
+		res.upd.Served()
+	}
+	if w := res.upd.Warning; w != nil {
+		s.startWarning = oneLine(w)
+	}
+	return res.st, nil
+}
+
+// pollTimer returns the timer of the first poll of a remote source, and
+// its channel; nil for files.
+func (s *Server) pollTimer() (*time.Timer, <-chan time.Time) {
+	if s.source.Remote == nil || s.poll <= 0 {
+		return nil, nil
+	}
+	t := time.NewTimer(s.nextPoll(nil))
+	return t, t.C
+}
+
+// nextPoll returns the wait before the next poll after one that ended
+// with err. It is the interval, or after failures to reach the source
+// the interval doubled for each (a source refusing what it has is not
+// failing), up to maxPollBackoff; less a random fifth, so that replicas
+// started together spread their polls, and a replica never waits longer
+// than an interval to see a new publication of a source that answers.
+func (s *Server) nextPoll(err error) time.Duration {
+	if err == nil || source.IsRefused(err) {
+		s.pollFailures = 0
+	} else {
+		s.pollFailures++
+	}
+	limit := max(s.poll, min(8*s.poll, maxPollBackoff))
+	d := s.poll
+	for i := 0; i < s.pollFailures && d < limit; i++ {
+		d *= 2
+	}
+	d = min(d, limit)
+	return d - time.Duration(rand.Int64N(int64(d)/5+1))
+}
+
+// SourceHealth describes where the pair served comes from, in /healthz.
+// It is an addition to the contract's members.
+type SourceHealth struct {
+	// Kind is "builtin", "file", "oci" or "http".
+	Kind string `json:"kind"`
+	// Location is the reference, the URLs (without credentials) or the
+	// files.
+	Location string `json:"location"`
+	// Poll is the poll interval of a remote source.
+	Poll string `json:"poll,omitempty"`
+	// LastCheckAt is when a remote source was last asked.
+	LastCheckAt *time.Time `json:"last_check_at,omitempty"`
+	// Publication describes the pair served: for an OCI source its
+	// reference, manifest digest, serial, revision and signer.
+	Publication any `json:"publication,omitempty"`
+}
+
+func (s *Server) sourceHealth(st *state) SourceHealth {
+	h := SourceHealth{Location: s.source.String(), Publication: st.publication}
+	switch {
+	case s.source.Remote != nil:
+		h.Kind = s.source.Remote.Kind()
+		h.Poll = s.poll.String()
+		h.LastCheckAt = s.sourceCheckedAt.Load()
+	case s.source.FS != nil:
+		h.Kind = "builtin"
+	default:
+		h.Kind = "file"
+	}
+	return h
+}
