@@ -128,7 +128,9 @@ type server struct {
 	stdout   *output
 	// Stdout, when set, is the process's standard output instead of
 	// stdout: a pipe the test reads, or does not.
-	Stdout  *os.File
+	Stdout *os.File
+	// Env is added to the process's environment.
+	Env     []string
 	stderr  *output
 	exited  chan struct{}
 	waitErr error
@@ -195,6 +197,9 @@ func (s *server) launch(t *testing.T, args ...string) {
 	s.stdout, s.stderr = newOutput(), newOutput()
 	s.exited = make(chan struct{})
 	s.cmd = exec.Command(flexAuth, args...)
+	if s.Env != nil {
+		s.cmd.Env = append(os.Environ(), s.Env...)
+	}
 	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
 	if s.Stdout != nil {
 		s.cmd.Stdout = s.Stdout
