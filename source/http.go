@@ -42,10 +42,9 @@ type HTTPConfig struct {
 }
 
 // An HTTP is a Remote that polls a registry snapshot and a policy
-// package at HTTP(S) URLs, each with a conditional GET: If-None-Match
-// with the ETag of the last answer, If-Modified-Since with its
-// Last-Modified. One of the two may be a local file instead, read again
-// when its size, time or inode changes.
+// package at HTTP(S) URLs, each with one conditional request per poll
+// (see document.get). One of the two may be a local file instead, read
+// again when its size, time or inode changes.
 type HTTP struct {
 	cfg      HTTPConfig
 	client   *http.Client
@@ -166,6 +165,7 @@ type document struct {
 	// What was last read: its validators, its SHA-256, and what it
 	// parses to, or why it does not.
 	etag, lastModified string
+	length             int64
 	stamp              fileStamp
 	sum                string
 	parsed             any
@@ -212,7 +212,7 @@ func (d *document) fetch(ctx context.Context, h *HTTP, force bool) (bool, error)
 	}
 	sum := sha256.Sum256(data)
 	hexSum := hex.EncodeToString(sum[:])
-	d.etag, d.lastModified, d.stamp = etag, lastModified, stamp
+	d.etag, d.lastModified, d.stamp, d.length = etag, lastModified, stamp, int64(len(data))
 	if hexSum == d.sum {
 		return false, nil
 	}
@@ -224,32 +224,37 @@ func (d *document) fetch(ctx context.Context, h *HTTP, force bool) (bool, error)
 	return true, nil
 }
 
-// get sends a GET for the document's URL, conditional unless force, and
-// returns the body, or notModified for a 304.
+// get fetches the document's URL and returns the body, or notModified
+// when it has not changed since it was last fetched. Unless force, it
+// asks with one conditional request: a GET with If-None-Match when the
+// last answer had an ETag; else, when it had a Last-Modified, a HEAD
+// whose Last-Modified and Content-Length must both be the same (a GET
+// follows when either differs). If-Modified-Since is not used: a server
+// answers it 304 for a new file whose time is not later than the old
+// one's (a copy that kept its time), and such a change would go unseen.
 func (d *document) get(ctx context.Context, h *HTTP, force bool) (data []byte, etag, lastModified string, notModified bool, err error) {
-	name := d.name()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.loc, nil)
-	if err != nil {
-		return nil, "", "", false, fmt.Errorf("GET %s: %w", name, urlError(err))
+	if !force && d.sum != "" && d.etag == "" && d.lastModified != "" {
+		resp, err := d.do(ctx, h, http.MethodHead, "")
+		if err != nil {
+			return nil, "", "", false, err
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && resp.ContentLength == d.length && strongLastModified(resp.Header) == d.lastModified {
+			return nil, "", "", true, nil
+		}
 	}
-	if h.cfg.UserAgent != "" {
-		req.Header.Set("User-Agent", h.cfg.UserAgent)
-	}
+	inm := ""
 	if !force && d.sum != "" {
-		if d.etag != "" {
-			req.Header.Set("If-None-Match", d.etag)
-		}
-		if d.lastModified != "" {
-			req.Header.Set("If-Modified-Since", d.lastModified)
-		}
+		inm = d.etag
 	}
-	resp, err := h.client.Do(req)
+	resp, err := d.do(ctx, h, http.MethodGet, inm)
 	if err != nil {
-		return nil, "", "", false, fmt.Errorf("GET %s: %w", name, urlError(err))
+		return nil, "", "", false, err
 	}
 	defer resp.Body.Close()
+	name := d.name()
 	switch {
-	case resp.StatusCode == http.StatusNotModified && d.sum != "":
+	case resp.StatusCode == http.StatusNotModified && inm != "":
 		return nil, "", "", true, nil
 	case resp.StatusCode != http.StatusOK:
 		return nil, "", "", false, fmt.Errorf("GET %s: %d %s", name, resp.StatusCode, http.StatusText(resp.StatusCode))
@@ -263,7 +268,43 @@ func (d *document) get(ctx context.Context, h *HTTP, force bool) (data []byte, e
 	if int64(len(data)) > d.max {
 		return nil, "", "", false, &RefusedError{Err: fmt.Errorf("GET %s: more than %d bytes; the limit is %d", name, d.max, d.max)}
 	}
-	return data, resp.Header.Get("ETag"), resp.Header.Get("Last-Modified"), false, nil
+	return data, resp.Header.Get("ETag"), strongLastModified(resp.Header), false, nil
+}
+
+// do sends one request for the document's URL, with If-None-Match when
+// inm is set.
+func (d *document) do(ctx context.Context, h *HTTP, method, inm string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, d.loc, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, d.name(), urlError(err))
+	}
+	if h.cfg.UserAgent != "" {
+		req.Header.Set("User-Agent", h.cfg.UserAgent)
+	}
+	if inm != "" {
+		req.Header.Set("If-None-Match", inm)
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, d.name(), urlError(err))
+	}
+	return resp, nil
+}
+
+// strongLastModified returns the answer's Last-Modified when it can tell
+// a later change (RFC 9110, 8.8.2.2): when it is at least a second before
+// the answer's Date. A document changed again within the second it was
+// fetched would have the same one; without it the next poll is a GET.
+func strongLastModified(h http.Header) string {
+	lm, err := http.ParseTime(h.Get("Last-Modified"))
+	if err != nil {
+		return ""
+	}
+	date, err := http.ParseTime(h.Get("Date"))
+	if err != nil || date.Sub(lm) < time.Second {
+		return ""
+	}
+	return h.Get("Last-Modified")
 }
 
 // urlError drops the URL a *url.Error quotes: it may hold credentials,

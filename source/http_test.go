@@ -1,6 +1,7 @@
 package source
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"io/fs"
@@ -115,20 +116,27 @@ func TestHTTPConditional(t *testing.T) {
 }
 
 // TestHTTPLastModified follows a server that sends Last-Modified and no
-// ETag: net/http's file server.
+// ETag (net/http's file server) with one HEAD per poll, and sees every
+// change: one to a file dated earlier than the one it replaces, and one
+// within the second the document was fetched.
 func TestHTTPLastModified(t *testing.T) {
 	dir := t.TempDir()
 	reg, _ := fs.ReadFile(examples.OpsWarden, examples.OpsWardenRegistry)
 	pol, _ := fs.ReadFile(examples.OpsWarden, examples.OpsWardenPolicy)
-	os.WriteFile(filepath.Join(dir, "registry.json"), reg, 0o644)
-	os.WriteFile(filepath.Join(dir, "policy_package.md"), pol, 0o644)
-	var notModified atomic.Int64
+	regPath, polPath := filepath.Join(dir, "registry.json"), filepath.Join(dir, "policy_package.md")
+	hourAgo := time.Now().Add(-time.Hour)
+	for path, data := range map[string][]byte{regPath: reg, polPath: pol} {
+		os.WriteFile(path, data, 0o644)
+		os.Chtimes(path, hourAgo, hourAgo)
+	}
+	var heads, gets atomic.Int64
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w}
-		http.FileServer(http.Dir(dir)).ServeHTTP(rec, r)
-		if rec.status == http.StatusNotModified {
-			notModified.Add(1)
+		if r.Method == http.MethodHead {
+			heads.Add(1)
+		} else {
+			gets.Add(1)
 		}
+		http.FileServer(http.Dir(dir)).ServeHTTP(w, r)
 	}))
 	defer srv.Close()
 	h, err := NewHTTP(HTTPConfig{Registry: srv.URL + "/registry.json", Policy: srv.URL + "/policy_package.md", Client: srv.Client()})
@@ -136,16 +144,29 @@ func TestHTTPLastModified(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustUpdate(t, h, false).Served()
+	gets.Store(0)
 	if u, err := fetch(t, h, false); u != nil || err != nil {
 		t.Fatalf("poll: got %v, %v; want nothing new", u, err)
 	}
-	if notModified.Load() != 2 {
-		t.Errorf("%d answers were 304, want 2", notModified.Load())
+	if heads.Load() != 2 || gets.Load() != 0 {
+		t.Errorf("an unchanged poll sent %d HEADs and %d GETs, want 2 HEADs", heads.Load(), gets.Load())
 	}
-	later := time.Now().Add(2 * time.Second)
-	os.WriteFile(filepath.Join(dir, "policy_package.md"), append(pol, "\n<!-- v2 -->\n"...), 0o644)
-	os.Chtimes(filepath.Join(dir, "policy_package.md"), later, later)
-	mustUpdate(t, h, false)
+	// Replaced by a file dated a day earlier (a copy that kept its time).
+	dayAgo := time.Now().Add(-24 * time.Hour)
+	os.WriteFile(polPath, append(bytes.Clone(pol), "\n<!-- v2 -->\n"...), 0o644)
+	os.Chtimes(polPath, dayAgo, dayAgo)
+	mustUpdate(t, h, false).Served()
+	// Changed now, and again within the same second, at the same length.
+	now := time.Now()
+	os.WriteFile(polPath, append(bytes.Clone(pol), "\n<!-- v3 -->\n"...), 0o644)
+	os.Chtimes(polPath, now, now)
+	mustUpdate(t, h, false).Served()
+	os.WriteFile(polPath, append(bytes.Clone(pol), "\n<!-- v4 -->\n"...), 0o644)
+	os.Chtimes(polPath, now, now)
+	u := mustUpdate(t, h, false)
+	if want := sha256.Sum256(append(bytes.Clone(pol), "\n<!-- v4 -->\n"...)); u.Package.Digest() != "sha256:"+hex.EncodeToString(want[:]) {
+		t.Errorf("serving policy %s, want v4", u.Package.Digest())
+	}
 }
 
 type statusRecorder struct {
