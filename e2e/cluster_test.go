@@ -139,6 +139,25 @@ func (s *service) RoundTrip(req *http.Request) (*http.Response, error) {
 	return nil, lastErr
 }
 
+// startService puts a service in front of the replicas, waits until it
+// routes to each, and returns it with the base URL of an HTTP server
+// that forwards to it, as clients reach a Kubernetes Service; both are
+// closed when the test ends.
+func startService(t *testing.T, replicas []*replica) (*service, string) {
+	t.Helper()
+	svc := newService(replicas)
+	t.Cleanup(svc.close)
+	for i := range replicas {
+		svc.waitReady(t, i)
+	}
+	front := httptest.NewServer(&httputil.ReverseProxy{
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(&url.URL{Scheme: "http", Host: "flex-auth"}) },
+		Transport: svc,
+	})
+	t.Cleanup(front.Close)
+	return svc, front.URL
+}
+
 // waitReady waits until the service routes to replica i.
 func (s *service) waitReady(t *testing.T, i int) {
 	t.Helper()
@@ -179,17 +198,8 @@ func TestCluster(t *testing.T) {
 		r.start(t)
 		replicas[i] = r
 	}
-	svc := newService(replicas)
-	defer svc.close()
-	for i := range replicas {
-		svc.waitReady(t, i)
-	}
-	front := httptest.NewServer(&httputil.ReverseProxy{
-		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(&url.URL{Scheme: "http", Host: "flex-auth"}) },
-		Transport: svc,
-	})
-	defer front.Close()
-	load := startLoad(t, front.URL, 4)
+	svc, front := startService(t, replicas)
+	load := startLoad(t, front, 4)
 	load.SetPhase("steady")
 	waitAnswered(t, load, "steady", 200)
 

@@ -2,9 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -54,17 +51,8 @@ func TestSourceConvergence(t *testing.T) {
 		r.addr.Store(&addr)
 		r.logs = append(r.logs, r.stdout)
 	}
-	svc := newService(replicas)
-	defer svc.close()
-	for i := range replicas {
-		svc.waitReady(t, i)
-	}
-	front := httptest.NewServer(&httputil.ReverseProxy{
-		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(&url.URL{Scheme: "http", Host: "flex-auth"}) },
-		Transport: svc,
-	})
-	defer front.Close()
-	load := startLoad(t, front.URL, 4)
+	_, front := startService(t, replicas)
+	load := startLoad(t, front, 4)
 	load.SetPhase("before")
 	waitAnswered(t, load, "before", 200)
 
