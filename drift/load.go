@@ -17,6 +17,7 @@ import (
 	"github.com/coulomb/flex-auth/generate"
 	"github.com/coulomb/flex-auth/internal/redact"
 	"github.com/coulomb/flex-auth/internal/termsafe"
+	"github.com/coulomb/flex-auth/publication"
 	"github.com/coulomb/flex-auth/registry"
 )
 
@@ -28,6 +29,7 @@ const (
 	Inventory Kind = iota + 1 // an ops-warden inventory (.yaml, .yml), generated in memory
 	File                      // a snapshot file (.json)
 	Runtime                   // a running flex-auth, by its base URL
+	Publication               // an OCI publication (oci://), as flex-auth publish pushed it
 )
 
 func (k Kind) String() string {
@@ -38,6 +40,8 @@ func (k Kind) String() string {
 		return "snapshot"
 	case Runtime:
 		return "runtime"
+	case Publication:
+		return "publication"
 	}
 	return "unknown"
 }
@@ -91,6 +95,9 @@ type Options struct {
 	Client *http.Client
 	// Timeout bounds each fetch; 0 means DefaultTimeout.
 	Timeout time.Duration
+	// PlainHTTP talks HTTP, not HTTPS, to the registry of an oci://
+	// side.
+	PlainHTTP bool
 }
 
 // KindOf tells from a source's name what it is: an http:// or https://
@@ -101,6 +108,8 @@ func KindOf(source string) (Kind, error) {
 	switch {
 	case strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://"):
 		return Runtime, nil
+	case publication.IsRef(source):
+		return Publication, nil
 	}
 	switch strings.ToLower(filepath.Ext(source)) {
 	case ".yaml", ".yml":
@@ -111,7 +120,7 @@ func KindOf(source string) (Kind, error) {
 	if strings.Contains(source, "://") {
 		source = redact.URL(source) // a URL of another scheme may hold credentials too
 	}
-	return 0, fmt.Errorf("%s: cannot tell what this is: want an inventory (.yaml, .yml), a snapshot (.json) or a running flex-auth (http:// or https:// URL)", source)
+	return 0, fmt.Errorf("%s: cannot tell what this is: want an inventory (.yaml, .yml), a snapshot (.json), a running flex-auth (http:// or https:// URL) or a publication (oci://HOST/REPO:TAG)", source)
 }
 
 // Label returns how reports and errors name a source: a path as it is, a
@@ -155,6 +164,8 @@ func Load(ctx context.Context, source string, opt Options) (*Side, error) {
 			return nil, fmt.Errorf("read snapshot: %w", err)
 		}
 		return ParseSnapshot(source, data)
+	case Publication:
+		return pull(ctx, source, opt)
 	default:
 		return fetch(ctx, source, opt)
 	}

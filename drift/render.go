@@ -259,6 +259,12 @@ func (r *Report) fixHint(md bool) string {
 		return "To fix, rewrite ACTUAL from EXPECTED: " + cmd + ", then commit the result."
 	case Runtime:
 		return "To fix, deploy EXPECTED's snapshot to the service and reload it (SIGHUP or --watch), then run drift again."
+	case Publication:
+		cmd := "flex-auth publish --registry SNAPSHOT --policy PACKAGE --sign-key KEY " + r.Actual.Source
+		if md {
+			cmd = code(cmd)
+		}
+		return "To fix, publish EXPECTED's snapshot with its policy package: " + cmd + ", then run drift again."
 	}
 	return "ACTUAL is an inventory, owned by ops-warden: update it, or EXPECTED, so that they agree."
 }

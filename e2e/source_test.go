@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -70,6 +71,26 @@ func TestServeFromSource(t *testing.T) {
 	r.signal(sighup)
 	r.waitFor("the SIGHUP's request", func() bool { return e.proxy.heads.Load() > heads })
 	waitServing(r, second)
+	// drift compares a publication with a snapshot, and with a replica.
+	direct := "oci://" + e.reg.Addr + "/" + e.repo + ":" + e.tag
+	if code, stdout, stderr := runCLI(t, nil, "drift", second.Registry, direct, "--plain-http"); code != 0 {
+		t.Errorf("drift SNAPSHOT oci://: exit %d, want 0 (in sync)\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := runCLI(t, nil, "drift", direct, r.URL, "--plain-http"); code != 0 {
+		t.Errorf("drift oci:// REPLICA: exit %d, want 0 (in sync)\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, _ := runCLI(t, nil, "drift", first.Registry, direct, "--plain-http", "--format", "json")
+	var rep struct {
+		InSync bool `json:"in_sync"`
+		Actual struct{ Source, Kind, Digest string }
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || code != 1 || rep.InSync || rep.Actual.Kind != "publication" ||
+		rep.Actual.Source != direct || rep.Actual.Digest != second.RegistryDigest || !strings.Contains(stdout, `"remove"`) {
+		t.Errorf("drift of the first pair against the publication: exit %d, %v\n%s", code, err, stdout)
+	}
+	if code, _, stderr := runCLI(t, nil, "drift", first.Registry, direct); code != 2 || !strings.Contains(stderr, "http: server gave HTTP response to HTTPS client") {
+		t.Errorf("drift without --plain-http: exit %d, %s", code, stderr)
+	}
 	t.Logf("a new publication was served %s after publish returned (poll %s)", took.Round(time.Millisecond), testPoll)
 }
 

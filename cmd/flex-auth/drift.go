@@ -23,13 +23,16 @@ func newDriftCmd() *cobra.Command {
 		comment       bool
 		policyPackage string
 		timeout       time.Duration
+		plainHTTP     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "drift EXPECTED ACTUAL",
 		Short: "Compare two registries: exit 0 in sync, 1 drift, 2 error",
 		Long: `Compare EXPECTED (what should be) with ACTUAL (what is). Each is an
-inventory (.yaml, .yml), a snapshot file (.json) or a running flex-auth
-(http:// or https:// base URL). ACTUAL is in sync when it has the same
+inventory (.yaml, .yml), a snapshot file (.json), a running flex-auth
+(http:// or https:// base URL) or an OCI publication (oci://HOST/REPO:TAG,
+as flex-auth publish pushed it; --plain-http for a registry on localhost).
+ACTUAL is in sync when it has the same
 content and, as a file, exactly the canonical bytes.
 
 Exit status: 0 in sync, 1 drift, 2 error (unreadable or invalid input,
@@ -58,7 +61,7 @@ unreachable service, bad flags, failure to write or to comment).`,
 					return driftFailed(fmt.Errorf("--github-comment: %w", err))
 				}
 			}
-			rep, err := drift.Run(cmd.Context(), args[0], args[1], drift.Options{PolicyPackage: policyPackage, Timeout: timeout})
+			rep, err := drift.Run(cmd.Context(), args[0], args[1], drift.Options{PolicyPackage: policyPackage, Timeout: timeout, PlainHTTP: plainHTTP})
 			if err != nil {
 				return driftFailed(err)
 			}
@@ -83,7 +86,8 @@ unreachable service, bad flags, failure to write or to comment).`,
 	cmd.Flags().BoolVar(&write, "write", false, "rewrite the ACTUAL snapshot file with EXPECTED's canonical form and exit 0")
 	cmd.Flags().BoolVar(&comment, "github-comment", false, "keep one pull-request comment per ACTUAL file up to date (reads GITHUB_TOKEN, GITHUB_REPOSITORY, GITHUB_EVENT_PATH, GITHUB_API_URL)")
 	cmd.Flags().StringVar(&policyPackage, "policy-package", registry.DefaultPolicyPackage, "policy package that inventories are generated for")
-	cmd.Flags().DurationVar(&timeout, "timeout", drift.DefaultTimeout, "time limit for fetching a running flex-auth's registry")
+	cmd.Flags().DurationVar(&timeout, "timeout", drift.DefaultTimeout, "time limit for fetching a running flex-auth's registry, or a publication")
+	cmd.Flags().BoolVar(&plainHTTP, "plain-http", false, "talk HTTP, not HTTPS, to the registry of an oci:// side (a registry on localhost)")
 	return cmd
 }
 
@@ -156,7 +160,7 @@ func renderDrift(w io.Writer, rep *drift.Report, f drift.Format) error {
 // "./x.json" and "x.json" share one comment. A URL's Source comes without
 // its credentials, so the marker stays the same when they change.
 func commentKey(actual *drift.Side) string {
-	if actual.Kind == drift.Runtime {
+	if !actual.IsFile() {
 		return actual.Source
 	}
 	return filepath.ToSlash(filepath.Clean(actual.Source))
