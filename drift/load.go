@@ -26,10 +26,10 @@ type Kind int
 
 // The kinds of registry source.
 const (
-	Inventory Kind = iota + 1 // an ops-warden inventory (.yaml, .yml), generated in memory
-	File                      // a snapshot file (.json)
-	Runtime                   // a running flex-auth, by its base URL
-	Publication               // an OCI publication (oci://), as flex-auth publish pushed it
+	Inventory   Kind = iota + 1 // an ops-warden inventory (.yaml, .yml), generated in memory
+	File                        // a snapshot file (.json)
+	Runtime                     // a running flex-auth, by its base URL
+	Publication                 // an OCI publication (oci://), as flex-auth publish pushed it
 )
 
 func (k Kind) String() string {
