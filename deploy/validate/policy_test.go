@@ -157,7 +157,11 @@ func TestDeployment(t *testing.T) {
 			}
 			checkProbes(t, r.dir, c)
 			checkDrain(t, d, c)
-			checkRegistryVolume(t, r, spec, c)
+			if _, oci := flagValue(c.Args, "source"); oci {
+				checkSource(t, r, spec, c)
+			} else {
+				checkRegistryVolume(t, r, spec, c)
+			}
 			for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
 				req, lim := c.Resources.Requests[res], c.Resources.Limits[res]
 				if req.IsZero() || lim.IsZero() || req.Cmp(lim) > 0 {
@@ -269,6 +273,62 @@ func checkRegistryVolume(t *testing.T, r *rendering, spec corev1.PodSpec, c core
 		if _, inMap := cm.Data[key]; !ok || !inMap {
 			t.Errorf("--%s=%s is not a file of ConfigMap %s mounted at %s (keys %v)", flag, v, cm.Name, mount.MountPath, keys(cm.Data))
 		}
+	}
+}
+
+// checkSource checks a rendering that serves an OCI publication: no
+// registry ConfigMap, no file flags, the trusted keys from a ConfigMap
+// mounted whole, the cache on a volume of its own (the root file system
+// is read-only), the base's drain and log flags kept, and a startup probe
+// that waits for a first pull bounded by the reload timeout.
+func checkSource(t *testing.T, r *rendering, spec corev1.PodSpec, c corev1.Container) {
+	t.Helper()
+	for _, flag := range []string{"registry", "policy", "watch"} {
+		if _, ok := flagValue(c.Args, flag); ok {
+			t.Errorf("--%s with --source", flag)
+		}
+	}
+	for _, flag := range []string{"addr", "drain-delay", "log-format", "poll", "verify-key", "cache-dir"} {
+		if _, ok := flagValue(c.Args, flag); !ok {
+			t.Errorf("no --%s", flag)
+		}
+	}
+	if _, ok := find[*corev1.ConfigMap](r)["flex-auth-registry"]; ok {
+		t.Errorf("ConfigMap flex-auth-registry is still in the rendering")
+	}
+	mountOf := func(flag string) (corev1.VolumeMount, corev1.Volume) {
+		t.Helper()
+		path, _ := flagValue(c.Args, flag)
+		for _, m := range c.VolumeMounts {
+			if strings.HasPrefix(path, m.MountPath+"/") {
+				for _, v := range spec.Volumes {
+					if v.Name == m.Name {
+						return m, v
+					}
+				}
+			}
+		}
+		t.Fatalf("--%s=%s is on no volume", flag, path)
+		return corev1.VolumeMount{}, corev1.Volume{}
+	}
+	m, v := mountOf("verify-key")
+	if v.ConfigMap == nil || !m.ReadOnly || m.SubPath != "" {
+		t.Errorf("--verify-key: volume %+v mounted %+v, want a ConfigMap, whole and read-only", v, m)
+	} else {
+		cm, ok := find[*corev1.ConfigMap](r)[v.ConfigMap.Name]
+		path, _ := flagValue(c.Args, "verify-key")
+		if !ok {
+			t.Errorf("--verify-key: ConfigMap %s is not in the rendering", v.ConfigMap.Name)
+		} else if _, has := cm.Data[strings.TrimPrefix(path, m.MountPath+"/")]; !has {
+			t.Errorf("--verify-key=%s is not a file of ConfigMap %s", path, v.ConfigMap.Name)
+		}
+	}
+	if _, v := mountOf("cache-dir"); v.EmptyDir == nil || v.EmptyDir.SizeLimit == nil {
+		t.Errorf("--cache-dir: volume %+v, want an emptyDir with a size limit", v)
+	}
+	p := c.StartupProbe
+	if p == nil || time.Duration(p.PeriodSeconds*p.FailureThreshold)*time.Second < 30*time.Second {
+		t.Errorf("startup probe %+v: want at least the reload timeout (30s) for the first pull", p)
 	}
 }
 

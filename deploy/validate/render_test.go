@@ -2,7 +2,8 @@
 // every kustomization renders, every object decodes strictly into the
 // Kubernetes API's own types, every pod meets the "restricted" Pod
 // Security Standard, and the Deployment's command line works with the
-// ConfigMap's files. It is a module of its own so that the flex-auth
+// ConfigMap's files, or, in the oci-source overlay, with a publication
+// pushed to a real registry (internal/testregistry's). It is a module of its own so that the flex-auth
 // module does not depend on Kubernetes; .ci/run runs its tests.
 package validate
 

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -71,7 +72,16 @@ func runServe(t *testing.T, r *rendering, bin string) {
 	d := one[*appsv1.Deployment](t, r, "flex-auth")
 	spec := d.Spec.Template.Spec
 	c := spec.Containers[0]
-	cm := one[*corev1.ConfigMap](t, r, "flex-auth-registry")
+	// The pair: from the ConfigMap, or from a publication pushed to a
+	// registry started for the test, with the trusted keys replaced by
+	// the test's.
+	var cm *corev1.ConfigMap
+	var pub *published
+	if _, oci := flagValue(c.Args, "source"); oci {
+		pub = publishExample(t, bin)
+	} else {
+		cm = one[*corev1.ConfigMap](t, r, "flex-auth-registry")
+	}
 
 	// The volumes, by mount path.
 	var pki *testPKI
@@ -83,8 +93,18 @@ func runServe(t *testing.T, r *rendering, bin string) {
 		for _, v := range spec.Volumes {
 			switch {
 			case v.Name != m.Name:
-			case v.ConfigMap != nil:
+			case v.ConfigMap != nil && cm != nil:
 				atomicWriter(t, dir, cm.Data)
+			case v.ConfigMap != nil && pub != nil:
+				keysCM := one[*corev1.ConfigMap](t, r, v.ConfigMap.Name)
+				files := map[string]string{}
+				for name := range keysCM.Data {
+					files[name] = pub.allowedSigners
+				}
+				atomicWriter(t, dir, files)
+			case v.EmptyDir != nil:
+			case v.Secret != nil && v.Secret.Optional != nil && *v.Secret.Optional:
+				// An optional Secret that does not exist: an empty volume.
 			case v.Secret != nil && v.Secret.SecretName == "flex-auth-tls":
 				pki = newTestPKI(t)
 				atomicWriter(t, dir, map[string]string{"tls.crt": pki.certPEM, "tls.key": pki.keyPEM, "ca.crt": pki.caPEM})
@@ -114,9 +134,15 @@ func runServe(t *testing.T, r *rendering, bin string) {
 		for path, dir := range mounts {
 			a = strings.ReplaceAll(a, "="+path+"/", "="+dir+"/")
 		}
+		if strings.HasPrefix(a, "--source=") {
+			a = "--source=" + pub.ref
+		}
 		args = append(args, a)
 	}
 	args = append(args, "--addr=127.0.0.1:0", "--drain-delay=0s")
+	if pub != nil {
+		args = append(args, "--plain-http")
+	}
 
 	cmd := exec.Command(bin, args...)
 	var stdout, stderr syncBuffer
@@ -151,9 +177,13 @@ func runServe(t *testing.T, r *rendering, bin string) {
 	}
 	getJSON(t, hc, base+"/healthz", &health)
 	var snapshot struct{ Digest string }
-	regFlag, _ := flagValue(c.Args, "registry")
-	if err := json.Unmarshal([]byte(cm.Data[filepath.Base(regFlag)]), &snapshot); err != nil {
-		t.Fatal(err)
+	if pub != nil {
+		snapshot.Digest = pub.registryDigest
+	} else {
+		regFlag, _ := flagValue(c.Args, "registry")
+		if err := json.Unmarshal([]byte(cm.Data[filepath.Base(regFlag)]), &snapshot); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if health.Status != "ok" || health.Registry.Digest != snapshot.Digest {
 		t.Errorf("/healthz: status %q, registry %s; want ok and the ConfigMap's %s", health.Status, health.Registry.Digest, snapshot.Digest)
@@ -194,6 +224,100 @@ func runServe(t *testing.T, r *rendering, bin string) {
 	if strings.Contains(stderr.String(), decision.DecisionID) {
 		t.Errorf("the decision is on stderr")
 	}
+	if pub != nil {
+		cacheDir, _ := flagValue(args, "cache-dir")
+		if _, err := os.Stat(filepath.Join(cacheDir, "index.json")); err != nil {
+			t.Errorf("the publication served is not cached in --cache-dir: %v", err)
+		}
+	}
+}
+
+// A published is the example pair, published to a registry started for
+// the test, and the allowed_signers line trusting its key.
+type published struct {
+	ref, allowedSigners, registryDigest string
+}
+
+// registryBinary is the CNCF distribution registry the flex-auth module's
+// tests run, built once (internal/testregistry).
+var registryBinary = sync.OnceValues(func() (string, error) {
+	cmd := exec.Command("go", "run", "./internal/testregistry/cmd/testregistry")
+	cmd.Dir = filepath.Join(deployDir, "..")
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		return "", fmt.Errorf("%v: %s", err, stderr)
+	}
+	return strings.TrimSpace(string(out)), nil
+})
+
+// publishExample starts a registry on 127.0.0.1 and publishes the
+// ops-warden example to it with flex-auth publish, signed with a new key.
+func publishExample(t *testing.T, bin string) *published {
+	t.Helper()
+	reg, err := registryBinary()
+	if err != nil {
+		t.Skipf("the CNCF distribution registry could not be built, so the OCI source cannot be run: %v", err)
+	}
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	config := filepath.Join(dir, "config.yml")
+	conf := "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: " +
+		filepath.Join(dir, "storage") + "\nhttp:\n  addr: " + addr + "\n"
+	if err := os.WriteFile(config, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(reg, "serve", config)
+	var regErr syncBuffer
+	cmd.Stdout, cmd.Stderr = &regErr, &regErr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the registry does not answer: %v\n%s", err, regErr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	key := filepath.Join(dir, "publisher")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	pubKey, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example := filepath.Join(deployDir, "..", "examples", "ops-warden")
+	ref := "oci://" + addr + "/flex-auth/publication:production"
+	out, err := exec.Command(bin, "publish", "--registry", filepath.Join(example, "production_registry_snapshot.json"),
+		"--policy", filepath.Join(example, "policy_package.md"), "--sign-key", key, "--plain-http", ref).CombinedOutput()
+	if err != nil {
+		t.Fatalf("flex-auth publish: %v\n%s", err, out)
+	}
+	var snapshot struct{ Digest string }
+	data, err := os.ReadFile(filepath.Join(example, "production_registry_snapshot.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &snapshot); err != nil {
+		t.Fatal(err)
+	}
+	return &published{ref: ref, allowedSigners: `flex-auth namespaces="flex-auth" ` + string(pubKey), registryDigest: snapshot.Digest}
 }
 
 // atomicWriter lays out files in dir as the kubelet does for a ConfigMap
