@@ -16,7 +16,8 @@
 // measures a's latency in an open loop at half of a's median maximum rate.
 // With -large it also serves a generated 100,000-actor registry under
 // load, records the server's resident memory, and reloads the registry
-// with SIGHUP mid-run.
+// with SIGHUP mid-run. With -publication it publishes such a registry to
+// an OCI registry on this machine and serves it with --source.
 package main
 
 import (
@@ -69,6 +70,8 @@ type options struct {
 	large       bool
 	largeActors int
 	largeRounds int
+	publication bool
+	pubRounds   int
 	policy      string
 	logDir      string
 	out         string
@@ -105,6 +108,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.large, "large", false, "also run the large-registry mode")
 	fs.IntVar(&o.largeActors, "large-actors", 100000, "actors in the generated registry of the large mode")
 	fs.IntVar(&o.largeRounds, "large-rounds", 1, "runs of the large mode")
+	fs.BoolVar(&o.publication, "publication", false, "also run the publication mode: publish a -large-actors registry to a CNCF distribution registry on this machine, pull it with serve --source, serve it under load, publish another, restart from the cache")
+	fs.IntVar(&o.pubRounds, "publication-rounds", 1, "runs of the publication mode")
 	fs.StringVar(&o.policy, "policy", "examples/ops-warden/policy_package.md", "policy package served with the large registry")
 	fs.StringVar(&o.logDir, "logdir", "", "directory for decision logs and generated files (default: a new temporary directory)")
 	fs.StringVar(&o.out, "out", "", "also write the results to these `files` (comma-separated): .json for everything, .md for the Markdown tables")
@@ -186,7 +191,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if o.target != "" {
 		return b.loadTarget(ctx)
 	}
-	needsFlexAuth := o.large || strings.ContainsAny(o.scenarios, "ab")
+	needsFlexAuth := o.large || o.publication || strings.ContainsAny(o.scenarios, "ab")
 	if o.bin == "" && needsFlexAuth {
 		if o.bin, err = buildFlexAuth(ctx, b.dir); err != nil {
 			return err
@@ -210,6 +215,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 				return err
 			}
 			rep.Large = append(rep.Large, *l)
+		}
+	}
+	if o.publication {
+		for i := range o.pubRounds {
+			p, err := b.publicationRun(ctx, i+1)
+			if err != nil {
+				return err
+			}
+			rep.Publication = append(rep.Publication, *p)
 		}
 	}
 	rep.writeText(b.w)

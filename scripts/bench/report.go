@@ -186,16 +186,17 @@ type report struct {
 	Summaries []summary   `json:"summaries"`
 	// RatioA and RatioB are median(a)/median(c) and median(b)/median(c);
 	// the paired ratios are medians of the per-round ratios.
-	RatioA       float64       `json:"ratio_a_c"`
-	RatioB       float64       `json:"ratio_b_c"`
-	PairedRatioA float64       `json:"paired_ratio_a_c"`
-	PairedRatioB float64       `json:"paired_ratio_b_c"`
-	RatioX       float64       `json:"ratio_x_c,omitempty"`
-	PairedRatioX float64       `json:"paired_ratio_x_c,omitempty"`
-	HalfLoad     *summary      `json:"half_load,omitempty"`
-	HalfLoadBare *summary      `json:"half_load_bare,omitempty"`
-	HalfLoadRate float64       `json:"half_load_rate,omitempty"`
-	Large        []largeResult `json:"large,omitempty"`
+	RatioA       float64             `json:"ratio_a_c"`
+	RatioB       float64             `json:"ratio_b_c"`
+	PairedRatioA float64             `json:"paired_ratio_a_c"`
+	PairedRatioB float64             `json:"paired_ratio_b_c"`
+	RatioX       float64             `json:"ratio_x_c,omitempty"`
+	PairedRatioX float64             `json:"paired_ratio_x_c,omitempty"`
+	HalfLoad     *summary            `json:"half_load,omitempty"`
+	HalfLoadBare *summary            `json:"half_load_bare,omitempty"`
+	HalfLoadRate float64             `json:"half_load_rate,omitempty"`
+	Large        []largeResult       `json:"large,omitempty"`
+	Publication  []publicationResult `json:"publication,omitempty"`
 }
 
 // machine describes where the numbers were taken.
@@ -260,6 +261,18 @@ func (r *report) writeText(w io.Writer) {
 			fmt.Fprintf(w, "  first error: %s\n", l.FirstError)
 		}
 	}
+	r.writePublication(w)
+}
+
+// writePublication writes the publication mode's results as text.
+func (r *report) writePublication(w io.Writer) {
+	for _, p := range r.Publication {
+		fmt.Fprintf(w, "publication: %d actors (%.1f MB snapshot): publish %.0f ms; first pull until ready %.0f ms, RSS %.1f MB (peak %.1f); "+
+			"under load %.0f req/s, p99 %.0f µs, RSS %.1f MB; a new publication served %.0f ms after publish returned (poll %s); peak RSS %.1f MB; %d errors; "+
+			"start from the cache with the registry down %.0f ms\n",
+			p.Actors, mb(p.SnapshotBytes), p.PublishMS, p.FirstPullMS, mb(p.RSSAtStart), mb(p.PeakAtStart), p.RPS, p.P99, mb(p.RSSUnderLoad),
+			p.UpdateMS, publicationPoll, mb(p.PeakRSS), p.Errors, p.CacheStartMS)
+	}
 }
 
 // handlerCol formats a handler p99 bucket bound for the tables.
@@ -309,6 +322,16 @@ func (r *report) writeMarkdown(w io.Writer) {
 		for i, l := range r.Large {
 			fmt.Fprintf(w, "| round %d | %d | %.0f | %.0f | %.0f | %.0f | %.1f | %.1f (%.1f, %.1f) | %.1f | %d | %d |\n",
 				i+1, l.Actors, l.StartupMS, l.RPS, l.P50, l.P99, mb(l.RSSBeforeReload), mb(l.PeakRSS), mb(l.PeakAtStart), mb(l.PeakBeforeReload), l.ReloadMS, l.ReloadErrors, l.Errors)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(r.Publication) > 0 {
+		fmt.Fprintln(w, "| publication | actors | snapshot MB | publish ms | first pull until ready ms | RSS at start MB (peak) | req/s | p99 µs | RSS under load MB | new publication served ms | peak RSS MB | errors | start from cache ms |")
+		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		for i, p := range r.Publication {
+			fmt.Fprintf(w, "| round %d | %d | %.1f | %.0f | %.0f | %.1f (%.1f) | %.0f | %.0f | %.1f | %.0f | %.1f | %d | %.0f |\n",
+				i+1, p.Actors, mb(p.SnapshotBytes), p.PublishMS, p.FirstPullMS, mb(p.RSSAtStart), mb(p.PeakAtStart), p.RPS, p.P99,
+				mb(p.RSSUnderLoad), p.UpdateMS, mb(p.PeakRSS), p.Errors, p.CacheStartMS)
 		}
 		fmt.Fprintln(w)
 	}
