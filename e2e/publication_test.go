@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -308,63 +309,56 @@ func (e *ociEnv) retag(t *testing.T, digest string) {
 	}
 }
 
-// TestVerifyByHand follows docs/promotion.md's "Verify a publication by
-// hand" with curl, sha256sum and ssh-keygen alone: the statement's
-// signature verifies with ssh-keygen -Y verify, and the statement names
-// the files' digests.
+// TestVerifyByHand runs docs/promotion.md's "Verify a publication by
+// hand" block as it is written, with bash, curl, jq, sha256sum and
+// ssh-keygen, against a publication on a registry on localhost (http for
+// https, the registry's address for the placeholder): the signature
+// verifies, the files are the statement's, and an altered statement does
+// not verify.
 func TestVerifyByHand(t *testing.T) {
 	t.Parallel()
 	e := newOCIEnv(t)
 	p := e.pair(t)
 	e.publish(t, p)
+	doc := string(readFile(t, "../docs/promotion.md"))
+	_, block, ok := strings.Cut(doc, "<!-- verify-by-hand -->\n```sh\n")
+	if ok {
+		block, _, ok = strings.Cut(block, "```")
+	}
+	if !ok {
+		t.Fatal("docs/promotion.md: no sh block after <!-- verify-by-hand -->")
+	}
+	block = strings.NewReplacer("registry.example.invalid", e.reg.Addr, "https://", "http://").Replace(block)
 	dir := t.TempDir()
-	base := "http://" + e.reg.Addr + "/v2/" + e.repo
-	sh := func(name string, args ...string) string {
-		t.Helper()
-		cmd := exec.Command(name, args...)
-		cmd.Dir = dir
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
-	sh("curl", "-fsS", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", "-o", "manifest.json", base+"/manifests/"+e.tag)
-	var m ocispec.Manifest
-	if err := json.Unmarshal(readFile(t, filepath.Join(dir, "manifest.json")), &m); err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range m.Layers {
-		sh("curl", "-fsS", "-o", l.Annotations[ocispec.AnnotationTitle], base+"/blobs/"+string(l.Digest))
-	}
-	cmd := exec.Command("ssh-keygen", "-Y", "verify", "-f", e.allowed, "-I", "flex-auth", "-n", "flex-auth", "-s", "statement.txt.sig")
+	writeFile(t, filepath.Join(dir, "allowed_signers"), readFile(t, e.allowed))
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", block)
 	cmd.Dir = dir
-	cmd.Stdin = bytes.NewReader(readFile(t, filepath.Join(dir, "statement.txt")))
-	if verdict, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(verdict), `Good "flex-auth" signature for flex-auth`) {
-		t.Errorf("ssh-keygen -Y verify: %v\n%s", err, verdict)
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(flexAuth)+":"+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the documented block failed: %v\n%s", err, out)
 	}
-	statement := string(readFile(t, filepath.Join(dir, "statement.txt")))
-	sums := sh("sha256sum", "registry.json", "policy_package.md")
-	for _, line := range strings.Split(strings.TrimSpace(sums), "\n") {
-		sum, file, _ := strings.Cut(line, "  ")
-		key := map[string]string{"registry.json": "registry-file", "policy_package.md": "policy"}[file]
-		if !strings.Contains(statement, key+": sha256:"+sum+"\n") {
-			t.Errorf("the statement does not name %s's sha256 %s:\n%s", file, sum, statement)
+	for _, want := range []string{`Good "flex-auth" signature for flex-auth with ED25519 key SHA256:`, "registry.json and policy_package.md are the statement's",
+		"registry: " + p.RegistryDigest, "digest:         " + p.RegistryDigest} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the block's output has no %q:\n%s", want, out)
 		}
 	}
-	if !strings.Contains(statement, "registry: "+p.RegistryDigest+"\n") || !strings.Contains(statement, "policy: "+p.PolicyDigest+"\n") {
-		t.Errorf("statement:\n%s\nwant registry %s and policy %s", statement, p.RegistryDigest, p.PolicyDigest)
-	}
-	// The load-registry the docs end with agrees.
-	code, stdout, _ := runCLI(t, nil, "load-registry", "--file", filepath.Join(dir, "registry.json"))
-	if code != 0 || !strings.Contains(stdout, p.RegistryDigest) {
-		t.Errorf("load-registry registry.json: exit %d, %s", code, stdout)
-	}
-	// A statement changed by one byte does not verify.
-	cmd = exec.Command("ssh-keygen", "-Y", "verify", "-f", e.allowed, "-I", "flex-auth", "-n", "flex-auth", "-s", "statement.txt.sig")
-	cmd.Dir = dir
-	cmd.Stdin = strings.NewReader(strings.Replace(statement, "serial: ", "serial: 9", 1))
-	if out, err := cmd.CombinedOutput(); err == nil {
+	// The same check refuses a statement changed by one byte, and files
+	// that are not the statement's.
+	pubDir := filepath.Join(dir, "publication")
+	statement := readFile(t, filepath.Join(pubDir, "statement.txt"))
+	verify := exec.Command("ssh-keygen", "-Y", "verify", "-f", e.allowed, "-I", "flex-auth", "-n", "flex-auth", "-s", "statement.txt.sig")
+	verify.Dir = pubDir
+	verify.Stdin = bytes.NewReader(bytes.Replace(statement, []byte("serial: "), []byte("serial: 9"), 1))
+	if out, err := verify.CombinedOutput(); err == nil {
 		t.Errorf("ssh-keygen verified an altered statement:\n%s", out)
+	}
+	writeFile(t, filepath.Join(pubDir, "policy_package.md"), append(readFile(t, filepath.Join(pubDir, "policy_package.md")), '\n'))
+	_, rest, _ := strings.Cut(block, "# 2.")
+	check := exec.Command("bash", "-euo", "pipefail", "-c", "# 2."+strings.Split(rest, "# 3.")[0])
+	check.Dir = pubDir
+	if out, err := check.CombinedOutput(); err == nil {
+		t.Errorf("step 2 accepted a policy_package.md that is not the statement's:\n%s", out)
 	}
 }
