@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"oras.land/oras-go/v2/registry"
+
+	"github.com/coulomb/flex-auth/internal/redact"
 )
 
 // Scheme is the prefix of a publication's reference.
@@ -24,18 +26,18 @@ func IsRef(s string) bool { return strings.HasPrefix(strings.ToLower(s), Scheme)
 // publication is always named explicitly, never by an implied "latest".
 func ParseRef(s string) (Ref, error) {
 	if !IsRef(s) {
-		return Ref{}, fmt.Errorf("%q: want oci://HOST/REPOSITORY:TAG", s)
+		return Ref{}, fmt.Errorf("%q: want oci://HOST/REPOSITORY:TAG", redact.URL(s))
 	}
 	rest := s[len(Scheme):]
+	if host, _, _ := strings.Cut(rest, "/"); strings.Contains(host, "@") {
+		return Ref{}, fmt.Errorf("%q: credentials do not go in the reference; use a Docker config file ($DOCKER_CONFIG/config.json)", redact.URL(s))
+	}
 	ref, err := registry.ParseReference(rest)
 	if err != nil {
 		return Ref{}, fmt.Errorf("%q: %w", s, err)
 	}
 	if ref.Reference == "" {
 		return Ref{}, fmt.Errorf("%q: no tag: want oci://HOST/REPOSITORY:TAG (or @sha256:...)", s)
-	}
-	if strings.Contains(ref.Registry, "@") {
-		return Ref{}, fmt.Errorf("%q: credentials do not go in the reference; use a Docker config file ($DOCKER_CONFIG/config.json)", s)
 	}
 	return Ref{ref: ref}, nil
 }

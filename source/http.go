@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/coulomb/flex-auth/internal/readcap"
+	"github.com/coulomb/flex-auth/internal/redact"
 	"github.com/coulomb/flex-auth/policy"
 	"github.com/coulomb/flex-auth/publication"
 	"github.com/coulomb/flex-auth/registry"
@@ -82,7 +83,7 @@ func noDowngrade(req *http.Request, via []*http.Request) error {
 		return errors.New("stopped after 10 redirects")
 	}
 	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
-		return fmt.Errorf("refused a redirect from https to %s", Redact(req.URL.String()))
+		return fmt.Errorf("refused a redirect from https to %s", redact.URL(req.URL.String()))
 	}
 	return nil
 }
@@ -174,7 +175,7 @@ type document struct {
 
 func (d *document) name() string {
 	if IsURL(d.loc) {
-		return Redact(d.loc)
+		return redact.URL(d.loc)
 	}
 	return d.loc
 }

@@ -14,8 +14,6 @@ package source
 import (
 	"context"
 	"errors"
-	"net/url"
-	"strings"
 
 	"github.com/coulomb/flex-auth/policy"
 	"github.com/coulomb/flex-auth/publication"
@@ -95,27 +93,4 @@ func parsePolicy(name string, data []byte) (*policy.Package, error) {
 		return nil, &RefusedError{Err: err}
 	}
 	return p, nil
-}
-
-// Redact returns a URL without what may be a secret in it: the user
-// information, the query and the fragment (a pre-signed object store URL
-// carries its signature in the query).
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		if i := strings.IndexAny(raw, "@?#"); i >= 0 {
-			return raw[:i] + "..."
-		}
-		return raw
-	}
-	if u.User != nil {
-		u.User = url.User("xxxxx")
-	}
-	if u.RawQuery != "" || u.ForceQuery {
-		u.RawQuery, u.ForceQuery = "xxxxx", false
-	}
-	if u.Fragment != "" {
-		u.Fragment, u.RawFragment = "xxxxx", ""
-	}
-	return u.String()
 }

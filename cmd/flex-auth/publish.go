@@ -89,7 +89,7 @@ reached.`,
 			repo := publication.NewRepository(ref, publication.Options{PlainHTTP: plainHTTP, UserAgent: userAgent()})
 			n, err := chooseSerial(ctx, repo, serial)
 			if err != nil {
-				return &exitError{code: 2, err: fmt.Errorf("publish: %w", err)}
+				return pushFailed(err)
 			}
 			p, err := content.Seal(publication.SealOptions{Serial: n, Signer: signer, Revision: revision})
 			if err != nil {
@@ -98,7 +98,7 @@ reached.`,
 			start := time.Now()
 			desc, err := repo.Push(ctx, p)
 			if err != nil {
-				return &exitError{code: 2, err: fmt.Errorf("publish: %w", err)}
+				return pushFailed(err)
 			}
 			signed := "unsigned"
 			if signer != nil {
@@ -120,6 +120,12 @@ reached.`,
 	f.StringVar(&revision, "revision", "", "the source revision to record (default: $GITHUB_SHA, else the git commit of the two files when they are committed unchanged)")
 	f.DurationVar(&timeout, "timeout", 5*time.Minute, "time limit for the whole push")
 	return cmd
+}
+
+// pushFailed makes err publish's exit 2. Its text may quote what a
+// registry answered, so it is escaped for the terminal (termsafe.Text).
+func pushFailed(err error) error {
+	return &exitError{code: 2, err: escapedError{fmt.Errorf("publish: %w", err)}}
 }
 
 // preparePair reads and checks the pair to publish; a failure is exit 1,

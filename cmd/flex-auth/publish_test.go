@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,5 +53,37 @@ func TestPublishErrors(t *testing.T) {
 				t.Errorf("stdout %q, want nothing", stdout.String())
 			}
 		})
+	}
+}
+
+// TestRemoteErrorsEscaped: what a registry says in an error reaches the
+// terminal escaped, from publish and from serve --source.
+func TestRemoteErrorsEscaped(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			// A tag that exists, so that the manifest is asked for.
+			w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+			w.Header().Set("Content-Length", "100")
+			w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("a", 64))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		w.Write([]byte(`{"errors":[{"code":"UNKNOWN","message":"\u001b[2J\u001b]0;pwned\u0007 storage down"}]}`))
+	}))
+	defer srv.Close()
+	ref := "oci://" + strings.TrimPrefix(srv.URL, "http://") + "/flex-auth/publication:production"
+	for _, args := range [][]string{
+		{"publish", "--registry", "../../examples/ops-warden/production_registry_snapshot.json", "--policy", "../../examples/ops-warden/policy_package.md", "--plain-http", ref},
+		{"serve", "--addr", "127.0.0.1:0", "--source", ref, "--plain-http"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr)
+		if code == 0 || !strings.Contains(stderr.String(), "storage down") {
+			t.Errorf("%s: exit %d, stderr %q; want a failure quoting the registry", args[0], code, stderr.String())
+		}
+		if strings.ContainsAny(stderr.String(), "\x1b\x07") {
+			t.Errorf("%s: stderr %q holds control characters", args[0], stderr.String())
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/coulomb/flex-auth/examples"
+	"github.com/coulomb/flex-auth/internal/termsafe"
 	"github.com/coulomb/flex-auth/serve"
 	"github.com/coulomb/flex-auth/source"
 	"github.com/spf13/cobra"
@@ -89,6 +90,10 @@ Operational logs go to stderr.`,
 			c.Stdout = cmd.OutOrStdout()
 			c.Logger = logger
 			if err := serve.Run(cmd.Context(), c); err != nil {
+				if c.Source.Remote != nil {
+					// It may quote what a registry or server answered.
+					return errors.New("serve: " + termsafe.Line(err.Error()))
+				}
 				return errors.New("serve: " + err.Error())
 			}
 			return nil
