@@ -126,6 +126,19 @@ func (c *Cache) Save(source string, p *Publication) error {
 // must have been pulled from source: a cache left by another source is
 // not used. A cache without a publication is ErrCacheEmpty.
 func (c *Cache) Load(ctx context.Context, source string, opts VerifyOptions) (*Publication, error) {
+	return c.load(ctx, source, opts)
+}
+
+// Peek reads and verifies the cached publication's manifest, statement
+// and signature only, as Load does, and returns it without its policy
+// and registry: what a replica needs to know of its cache while the
+// registry answers.
+func (c *Cache) Peek(ctx context.Context, source string, opts VerifyOptions) (*Publication, error) {
+	opts.statementOnly = true
+	return c.load(ctx, source, opts)
+}
+
+func (c *Cache) load(ctx context.Context, source string, opts VerifyOptions) (*Publication, error) {
 	data, err := readcap.File(filepath.Join(c.dir, ocispec.ImageIndexFile), MaxManifestBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrCacheEmpty

@@ -27,6 +27,10 @@ type VerifyOptions struct {
 	// Now is the time the keys' validity is checked at; nil is
 	// time.Now.
 	Now func() time.Time
+
+	// statementOnly stops once the statement is verified: the policy
+	// and registry are neither read nor parsed (Cache.Peek).
+	statementOnly bool
 }
 
 // A getter returns the bytes of one blob, checked against the
@@ -148,6 +152,9 @@ func open(ctx context.Context, manifestDigest string, data []byte, get getter, o
 		if err := opts.Accept(st); err != nil {
 			return nil, err
 		}
+	}
+	if opts.statementOnly {
+		return p, nil
 	}
 
 	if p.Policy, err = get(ctx, l.policy); err != nil {

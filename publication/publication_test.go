@@ -435,6 +435,10 @@ func TestCache(t *testing.T) {
 	if got.ManifestDigest != second.ManifestDigest || got.Statement.Serial != 2 || got.SignedBy == nil {
 		t.Errorf("loaded %s serial %d, want the second save", got.ManifestDigest, got.Statement.Serial)
 	}
+	peek, err := cache.Peek(ctx, source, VerifyOptions{Keys: keys})
+	if err != nil || peek.ManifestDigest != second.ManifestDigest || peek.Statement.Serial != 2 || peek.SignedBy == nil || peek.Registry != nil || peek.Snapshot != nil {
+		t.Errorf("Peek: %v, %+v; want the statement, verified, without the registry", err, peek)
+	}
 	// The first publication's own blobs (manifest, statement, signature)
 	// are gone; the shared ones stay.
 	if _, err := os.Stat(filepath.Join(dir, "blobs", "sha256", digest.Digest(first.ManifestDigest).Encoded())); !errors.Is(err, fs.ErrNotExist) {

@@ -52,8 +52,9 @@ type OCI struct {
 	// refused is the last publication refused and why.
 	refusedDigest string
 	refusedErr    error
-	// cached is the publication the cache held at start-up, verified,
-	// until the source has given one (without its registry bytes).
+	// cached is the publication the cache held at start-up, its
+	// statement verified (Cache.Peek), until the source has given one.
+	// Its registry is read only to be served.
 	cached *publication.Publication
 }
 
@@ -65,17 +66,27 @@ func NewOCI(ctx context.Context, cfg OCIConfig) *OCI {
 		o.log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Cache != nil {
-		p, err := cfg.Cache.Load(ctx, cfg.Ref.String(), o.verifyOptions(nil))
+		p, err := cfg.Cache.Peek(ctx, cfg.Ref.String(), o.verifyOptions(nil))
 		switch {
 		case errors.Is(err, publication.ErrCacheEmpty):
 		case err != nil:
 			o.log.Warn("the cached publication is not used", "err", err)
 		default:
-			p.Registry = nil // parsed; the bytes are on disk
 			o.cached = p
 		}
 	}
 	return o
+}
+
+// fromCache reads and verifies the whole cached publication, to serve it
+// in place of the source's, with warning; err when it cannot be.
+func (o *OCI) fromCache(ctx context.Context, warning, err error) (*Update, error) {
+	p, cerr := o.cfg.Cache.Load(ctx, o.cfg.Ref.String(), o.verifyOptions(nil))
+	if cerr != nil {
+		o.log.Warn("the cached publication is not used", "err", cerr)
+		return nil, err
+	}
+	return o.update(p, true, warning), nil
 }
 
 // Kind returns "oci".
@@ -99,16 +110,19 @@ func (o *OCI) Fetch(ctx context.Context, force bool) (*Update, error) {
 
 	desc, err := o.repo.Resolve(ctx)
 	if err != nil {
-		return o.orCached(serving, cached, err)
+		return o.orCached(ctx, serving, cached, err)
 	}
 	d := string(desc.Digest)
 	switch {
 	case serving && d == servedDigest:
 		return nil, nil
 	case d == refusedDigest && !force:
-		return o.orCached(serving, cached, refusedErr)
+		return o.orCached(ctx, serving, cached, refusedErr)
 	case !serving && cached != nil && d == cached.ManifestDigest:
-		return o.update(cached, true, nil), nil
+		// What the registry has is on disk already.
+		if u, err := o.fromCache(ctx, nil, nil); u != nil || err != nil {
+			return u, err
+		}
 	}
 	// Collect first: the pull holds the new registry next to the one
 	// served, and the heap should not start from garbage.
@@ -118,18 +132,18 @@ func (o *OCI) Fetch(ctx context.Context, force bool) (*Update, error) {
 		if IsRefused(err) {
 			o.refuse(d, err)
 		}
-		return o.orCached(serving, cached, err)
+		return o.orCached(ctx, serving, cached, err)
 	}
 	return o.update(p, false, nil), nil
 }
 
 // orCached returns err, or at start-up, when the cache holds a
 // publication, that publication with err as its Warning.
-func (o *OCI) orCached(serving bool, cached *publication.Publication, err error) (*Update, error) {
+func (o *OCI) orCached(ctx context.Context, serving bool, cached *publication.Publication, err error) (*Update, error) {
 	if serving || cached == nil {
 		return nil, err
 	}
-	return o.update(cached, true, fmt.Errorf("serving the cached publication (%s, serial %d): %w", cached.ManifestDigest, cached.Statement.Serial, err)), nil
+	return o.fromCache(ctx, fmt.Errorf("serving the cached publication (%s, serial %d): %w", cached.ManifestDigest, cached.Statement.Serial, err), err)
 }
 
 func (o *OCI) refuse(digest string, err error) {
