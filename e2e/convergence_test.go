@@ -21,7 +21,8 @@ const convergencePoll = 2 * time.Second
 // every answered decision's log line carries the digests of the pair
 // that answered it.
 func TestSourceConvergence(t *testing.T) {
-	t.Parallel()
+	// Not parallel: its bound is about timing, and the other tests of
+	// this package run load of their own.
 	e := newOCIEnv(t)
 	first, second := e.pair(t), e.pair(t)
 	e.publish(t, first)

@@ -146,12 +146,11 @@ func (s *Server) refresh(ctx context.Context, force, reopenLog bool) error {
 		s.sourceCheckedAt.Store(&now)
 	}
 	if !ok {
-		what := "reading the registry and policy"
 		if s.source.Remote != nil {
-			what = "fetching from " + s.source.String()
 			s.metrics.polled(errTimeout)
+			return s.reloadFailed(now, fmt.Errorf("reload: fetching from %s: %w", s.source.String(), stoppedFetch(ctx, s.reloadTimeout)), !force)
 		}
-		return s.reloadFailed(now, fmt.Errorf("reload: %s: %w", what, stopped(ctx, s.reloadTimeout)), !force)
+		return s.reloadFailed(now, fmt.Errorf("reload: reading the registry and policy: %w", stopped(ctx, s.reloadTimeout)), !force)
 	}
 	if res.err != nil {
 		if s.source.Remote != nil {

@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -23,6 +24,10 @@ const maxPollBackoff = 5 * time.Minute
 // binds it: the state to serve, or nothing new, or why not.
 func (s *Server) fetch(ctx context.Context, now time.Time, force bool) loaded {
 	upd, err := s.source.Remote.Fetch(ctx, force)
+	if err != nil && ctx.Err() != nil {
+		// Whatever the source was doing when the time ran out.
+		err = fmt.Errorf("reload: fetching from %s: %w", s.source.String(), stoppedFetch(ctx, s.reloadTimeout))
+	}
 	if err != nil || upd == nil {
 		return loaded{err: err}
 	}
@@ -40,6 +45,14 @@ func (s *Server) fetch(ctx context.Context, now time.Time, force bool) loaded {
 // errPollNothing is a remote source that, asked at start-up, said it
 // has what is served: a bug of the source.
 var errPollNothing = errors.New("the source returned no pair at start-up")
+
+// stoppedFetch says why a fetch from a remote source stopped.
+func stoppedFetch(ctx context.Context, timeout time.Duration) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("did not finish within the reload timeout (%s)", timeout)
+	}
+	return errors.New("interrupted by shutdown")
+}
 
 // initialLoad reads the pair at start-up: from the files, or from the remote
 // source within the reload timeout.

@@ -209,7 +209,7 @@ func TestRemoteStuck(t *testing.T) {
 	f.mu.Unlock()
 	start := time.Now()
 	err := s.refresh(context.Background(), false, false)
-	if err == nil || !strings.Contains(err.Error(), "fetching from oci://127.0.0.1:5000/fake:prod") {
+	if err == nil || !strings.Contains(err.Error(), "fetching from oci://127.0.0.1:5000/fake:prod: did not finish within the reload timeout (50ms)") {
 		t.Errorf("stuck fetch: got %v", err)
 	}
 	if took := time.Since(start); took > 5*time.Second {
