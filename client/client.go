@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-json-experiment/json"
 
+	"github.com/coulomb/flex-auth/internal/readfile"
 	"github.com/coulomb/flex-auth/registry"
 )
 
@@ -35,10 +36,10 @@ const (
 const DefaultAction = "ssh.sign"
 
 // Limits on answer sizes: a decision or health answer is a few hundred
-// bytes; a registry of 100,000 actors is about 25 MB.
+// bytes; a registry snapshot has the cap of one wherever it comes from.
 const (
 	maxAnswerBytes   = 64 << 10
-	maxRegistryBytes = 256 << 20
+	maxRegistryBytes = readfile.MaxRegistryBytes
 )
 
 // A Client asks one flex-auth service for decisions. It is safe for

@@ -6,15 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/coulomb/flex-auth/generate"
+	"github.com/coulomb/flex-auth/internal/readfile"
 	"github.com/coulomb/flex-auth/internal/redact"
 	"github.com/coulomb/flex-auth/internal/termsafe"
 	"github.com/coulomb/flex-auth/publication"
@@ -82,10 +81,6 @@ func (s *Side) IsFile() bool { return s.Kind == Inventory || s.Kind == File }
 // DefaultTimeout bounds a request to a running flex-auth.
 const DefaultTimeout = 10 * time.Second
 
-// maxResponse bounds the snapshot a running flex-auth may send: about
-// four times a 100,000-actor registry.
-const maxResponse = 100 << 20
-
 // Options tune Load.
 type Options struct {
 	// PolicyPackage is the policy package inventories are generated for;
@@ -149,17 +144,17 @@ func Load(ctx context.Context, source string, opt Options) (*Side, error) {
 		}
 		// Read here rather than with generate.File: the bytes also give
 		// the annotation lines.
-		data, err := os.ReadFile(source)
+		data, err := readfile.Read(source, readfile.Inventory)
 		if err != nil {
 			return nil, fmt.Errorf("read inventory: %w", err)
 		}
-		s, err := generate.Read(source, bytes.NewReader(data), pkg)
+		s, err := generate.Parse(source, data, pkg)
 		if err != nil {
 			return nil, err
 		}
 		return &Side{Source: source, Kind: Inventory, Snapshot: s, Text: s.Canonical(), Canonical: true, ContentDigest: s.Digest, digestOK: true, inventory: data}, nil
 	case File:
-		data, err := os.ReadFile(source)
+		data, err := readfile.Read(source, readfile.Registry)
 		if err != nil {
 			return nil, fmt.Errorf("read snapshot: %w", err)
 		}
@@ -293,8 +288,9 @@ func fetch(ctx context.Context, base string, opt Options) (*Side, error) {
 		return nil, fmt.Errorf("fetch registry %s: %w (is flex-auth running there?)", endpoint, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
-	if err != nil {
+	// An error answer is read as far as the cap too, for its message.
+	body, err := readfile.ReadAll(resp.Body, readfile.Registry)
+	if err != nil && !errors.Is(err, readfile.ErrTooLarge) {
 		return nil, fmt.Errorf("fetch registry %s: read body: %w", endpoint, err)
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -305,8 +301,8 @@ func fetch(ctx context.Context, base string, opt Options) (*Side, error) {
 		}
 		return nil, fmt.Errorf("fetch registry %s: server answered %s%s", endpoint, status, errorMessage(body))
 	}
-	if len(body) > maxResponse {
-		return nil, fmt.Errorf("fetch registry %s: response larger than %d MiB", endpoint, maxResponse>>20)
+	if err != nil {
+		return nil, fmt.Errorf("fetch registry %s: response %w", endpoint, err)
 	}
 	side, err := decode(endpoint, Runtime, body)
 	if err != nil {

@@ -358,12 +358,7 @@ func TestRegistryFaults(t *testing.T) {
 	for _, trigger := range []string{"watch", "sighup"} {
 		t.Run(trigger, func(t *testing.T) {
 			t.Parallel()
-			var s *server
-			if trigger == "watch" {
-				s = startServer(t, "--watch")
-			} else {
-				s = startServer(t)
-			}
+			s, signal := startReloading(t, trigger)
 			fixture := loadFixture(t)
 			good := fixture.Canonical()
 			good12 := withBridgeTTL(t, fixture, 12)
@@ -372,9 +367,7 @@ func TestRegistryFaults(t *testing.T) {
 			reload := func(change func()) time.Time {
 				since := time.Now()
 				change()
-				if trigger == "sighup" {
-					s.signal(sighup)
-				}
+				signal()
 				return since
 			}
 			for _, f := range registryFaults(good) {

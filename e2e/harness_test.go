@@ -169,6 +169,18 @@ func startServer(t *testing.T, extra ...string) *server {
 	return s
 }
 
+// startReloading starts a server as startServer does, that reloads on
+// trigger: "watch", a change to its files (--watch), or "sighup". The
+// function returned sends the SIGHUP, or does nothing under --watch.
+func startReloading(t *testing.T, trigger string) (*server, func()) {
+	t.Helper()
+	if trigger == "watch" {
+		return startServer(t, "--watch"), func() {}
+	}
+	s := startServer(t)
+	return s, func() { s.signal(sighup) }
+}
+
 // start runs flex-auth with args and waits until it listens and answers
 // /healthz.
 func (s *server) start(t *testing.T, args ...string) {

@@ -4,19 +4,17 @@
 package generate
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 
+	"github.com/coulomb/flex-auth/internal/readfile"
 	"github.com/coulomb/flex-auth/inventory"
 	"github.com/coulomb/flex-auth/registry"
 )
 
-// MaxInventorySize bounds how much an inventory may hold. 100,000 actors
+// MaxInventorySize bounds how much an inventory may hold: 100,000 actors
 // take about 5 MB; anything near this is a mistake, not an inventory.
-const MaxInventorySize = 64 << 20
+const MaxInventorySize = readfile.MaxInventoryBytes
 
 // Snapshot returns the sealed registry snapshot of inv's enabled actors for
 // policyPackage ("" means registry.DefaultPolicyPackage), with source
@@ -49,50 +47,47 @@ func Snapshot(inv *inventory.Inventory, policyPackage string) *registry.Snapshot
 	return registry.New(registry.DefaultSource, policyPackage, actors)
 }
 
-// File reads the inventory at path and returns its snapshot for
-// policyPackage ("" means registry.DefaultPolicyPackage). Problems in the
-// inventory come back as inventory.Errors, each naming FILE:LINE:COL.
-// Standard input is the caller's to pass to Read.
+// File reads the inventory at path, a regular file of at most
+// MaxInventorySize bytes, and returns its snapshot for policyPackage (""
+// means registry.DefaultPolicyPackage). Problems in the inventory come
+// back as inventory.Errors, each naming FILE:LINE:COL. Standard input is
+// the caller's to pass to Read.
 func File(path, policyPackage string) (*registry.Snapshot, error) {
-	f, err := os.Open(path)
+	if err := checkPackage(policyPackage); err != nil {
+		return nil, err
+	}
+	data, err := readfile.Read(path, readfile.Inventory)
 	if err != nil {
 		return nil, fmt.Errorf("read inventory: %w", err)
 	}
-	defer f.Close()
-	var size int64
-	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-		size = fi.Size()
-	}
-	return read(path, f, size, policyPackage)
+	return parse(path, data, policyPackage)
 }
 
-// Read reads an inventory from r, named name in errors, and returns its
-// snapshot for policyPackage ("" means registry.DefaultPolicyPackage).
+// Read reads an inventory of at most MaxInventorySize bytes from r, named
+// name in errors, and returns its snapshot for policyPackage (""
+// means registry.DefaultPolicyPackage).
 func Read(name string, r io.Reader, policyPackage string) (*registry.Snapshot, error) {
-	return read(name, r, 0, policyPackage)
-}
-
-// read is Read with the expected size of the input, when known, so that a
-// large inventory is read into one buffer of the right size.
-func read(name string, r io.Reader, size int64, policyPackage string) (*registry.Snapshot, error) {
-	if policyPackage != "" {
-		if err := registry.CheckPackageName(policyPackage); err != nil {
-			return nil, fmt.Errorf("policy package: %w", err)
-		}
+	if err := checkPackage(policyPackage); err != nil {
+		return nil, err
 	}
-	if size > MaxInventorySize {
-		return nil, fmt.Errorf("read inventory %s: %w", name, errTooLarge)
-	}
-	var buf bytes.Buffer
-	buf.Grow(int(size) + 512) // + 512 to see EOF without growing
-	_, err := buf.ReadFrom(io.LimitReader(r, MaxInventorySize+1))
-	data := buf.Bytes()
+	data, err := readfile.ReadAll(r, readfile.Inventory)
 	if err != nil {
 		return nil, fmt.Errorf("read inventory %s: %w", name, err)
 	}
-	if len(data) > MaxInventorySize {
-		return nil, fmt.Errorf("read inventory %s: %w", name, errTooLarge)
+	return parse(name, data, policyPackage)
+}
+
+// Parse returns the snapshot for policyPackage ("" means
+// registry.DefaultPolicyPackage) of the inventory data, read from the file
+// name.
+func Parse(name string, data []byte, policyPackage string) (*registry.Snapshot, error) {
+	if err := checkPackage(policyPackage); err != nil {
+		return nil, err
 	}
+	return parse(name, data, policyPackage)
+}
+
+func parse(name string, data []byte, policyPackage string) (*registry.Snapshot, error) {
 	inv, err := inventory.Parse(name, data)
 	if err != nil {
 		return nil, err
@@ -100,4 +95,12 @@ func read(name string, r io.Reader, size int64, policyPackage string) (*registry
 	return Snapshot(inv, policyPackage), nil
 }
 
-var errTooLarge = errors.New("larger than 64 MiB; an inventory that size is a mistake")
+func checkPackage(policyPackage string) error {
+	if policyPackage == "" {
+		return nil
+	}
+	if err := registry.CheckPackageName(policyPackage); err != nil {
+		return fmt.Errorf("policy package: %w", err)
+	}
+	return nil
+}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"testing/iotest"
 
+	"github.com/coulomb/flex-auth/internal/readfile"
 	"github.com/coulomb/flex-auth/inventory"
 	"github.com/coulomb/flex-auth/inventory/inventorytest"
 	"github.com/coulomb/flex-auth/registry"
@@ -121,8 +122,8 @@ func TestReadErrors(t *testing.T) {
 
 	big := io0(MaxInventorySize + 1)
 	_, err = Read("big.yaml", big, "")
-	if !errors.Is(err, errTooLarge) {
-		t.Errorf("too large: got %v, want errTooLarge", err)
+	if !errors.Is(err, readfile.ErrTooLarge) || err.Error() != "read inventory big.yaml: larger than 64 MiB, the inventory limit" {
+		t.Errorf("too large: got %v, want readfile.ErrTooLarge", err)
 	}
 }
 

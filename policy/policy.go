@@ -13,10 +13,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"slices"
 
 	"cel.dev/cel-go/cel"
+
+	"github.com/coulomb/flex-auth/internal/readfile"
 )
 
 // Effect is what a decision does: allow or deny.
@@ -99,9 +100,10 @@ func Parse(filename string, src []byte) (*Package, error) {
 	return pkg, nil
 }
 
-// Load reads and parses the policy package file at path.
+// Load reads and parses the policy package file at path: a regular file
+// of at most readfile.Policy.Max bytes.
 func Load(path string) (*Package, error) {
-	src, err := os.ReadFile(path)
+	src, err := readfile.Read(path, readfile.Policy)
 	if err != nil {
 		return nil, fmt.Errorf("load policy package: %w", err)
 	}

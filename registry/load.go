@@ -3,12 +3,12 @@ package registry
 import (
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/coulomb/flex-auth/internal/errlist"
+	"github.com/coulomb/flex-auth/internal/readfile"
 )
 
 // ErrDigestMismatch reports a snapshot whose digest does not match its
@@ -40,9 +40,10 @@ type Errors = errlist.List[*FieldError]
 // lines help nobody.
 const maxErrors = 100
 
-// Load reads, decodes, validates and verifies the snapshot file at path.
+// Load reads, decodes, validates and verifies the snapshot file at path:
+// a regular file of at most readfile.Registry.Max bytes.
 func Load(path string) (*Snapshot, error) {
-	data, err := os.ReadFile(path)
+	data, err := readfile.Read(path, readfile.Registry)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/coulomb/flex-auth/internal/readfile"
 )
 
 // Config is everything Run needs to serve decisions.
@@ -433,18 +435,19 @@ func checkValidity(conf *tls.Config, certFile string, now time.Time) error {
 
 // TLSConfig returns a server TLS configuration (TLS 1.2 or later) with the
 // certificate and key in certFile and keyFile. With clientCAFile, clients
-// must present a certificate signed by one of the CAs in it.
+// must present a certificate signed by one of the CAs in it. Each file
+// must be a regular file of at most readfile.PEM.Max bytes.
 func TLSConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 	if certFile == "" || keyFile == "" {
 		return nil, errors.New("TLS needs both a certificate and a key (--tls-cert and --tls-key)")
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	cert, err := LoadKeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("load TLS certificate %s and key %s: %w", certFile, keyFile, err)
+		return nil, err
 	}
 	conf := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	if clientCAFile != "" {
-		pem, err := os.ReadFile(clientCAFile)
+		pem, err := readfile.Read(clientCAFile, readfile.PEM)
 		if err != nil {
 			return nil, fmt.Errorf("load client CA: %w", err)
 		}
@@ -456,4 +459,23 @@ func TLSConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 		conf.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return conf, nil
+}
+
+// LoadKeyPair reads a PEM certificate (chain) and its private key, as
+// tls.LoadX509KeyPair does, from regular files of at most
+// readfile.PEM.Max bytes each.
+func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	certPEM, err := readfile.Read(certFile, readfile.PEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("load TLS certificate: %w", err)
+	}
+	keyPEM, err := readfile.Read(keyFile, readfile.PEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("load TLS key: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("load TLS certificate %s and key %s: %w", certFile, keyFile, err)
+	}
+	return cert, nil
 }

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/coulomb/flex-auth/internal/readfile"
 	"github.com/coulomb/flex-auth/policy"
 	"github.com/coulomb/flex-auth/registry"
 	"github.com/coulomb/flex-auth/source"
@@ -60,18 +60,20 @@ func (s Source) names() (registryName, policyName string) {
 	return s.Registry, s.Policy
 }
 
-// read reads one of the source's files.
-func (s Source) read(path string) ([]byte, error) {
+// read reads one of the source's files, of kind k: from the operating
+// system's file system, only a regular file (never a FIFO, a device or a
+// directory swapped in for it) of at most k.Max bytes.
+func (s Source) read(path string, k readfile.Kind) ([]byte, error) {
 	if s.FS != nil {
 		return fs.ReadFile(s.FS, path)
 	}
-	return os.ReadFile(path)
+	return readfile.Read(path, k)
 }
 
 // load reads and validates both files. Errors name the file at fault.
 func (s Source) load() (*registry.Snapshot, *policy.Package, error) {
 	regName, polName := s.names()
-	data, err := s.read(s.Registry)
+	data, err := s.read(s.Registry, readfile.Registry)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load registry: %w", err)
 	}
@@ -79,7 +81,7 @@ func (s Source) load() (*registry.Snapshot, *policy.Package, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("load registry: %w", &registry.FileError{File: regName, Errs: err.(registry.Errors)})
 	}
-	src, err := s.read(s.Policy)
+	src, err := s.read(s.Policy, readfile.Policy)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load policy package: %w", err)
 	}

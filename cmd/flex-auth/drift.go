@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coulomb/flex-auth/drift"
+	"github.com/coulomb/flex-auth/internal/readfile"
 	"github.com/coulomb/flex-auth/internal/termsafe"
 	"github.com/coulomb/flex-auth/prcomment"
 	"github.com/coulomb/flex-auth/registry"
@@ -180,7 +181,7 @@ func githubFromEnv() (prcomment.Config, error) {
 	if path == "" {
 		return cfg, errors.New("GITHUB_EVENT_PATH is not set: not running in GitHub Actions")
 	}
-	event, err := os.ReadFile(path)
+	event, err := readfile.Read(path, readfile.GitHubEvent)
 	if err != nil {
 		return cfg, fmt.Errorf("GITHUB_EVENT_PATH: %w", err)
 	}

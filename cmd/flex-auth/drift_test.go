@@ -109,7 +109,7 @@ func testDriftExitCodes(t *testing.T, bin, dir string) {
 		{"drift, markdown", []string{c("actor-added") + "expected.yaml", c("actor-added") + "actual.json", "--format", "markdown"}, 1, ""},
 		{"missing file", []string{driftInventory, filepath.Join(dir, "missing.json")}, 2, "no such file"},
 		{"missing inventory", []string{filepath.Join(dir, "missing.yaml"), driftFixture}, 2, "no such file"},
-		{"unreadable file", []string{driftInventory, dirJSON}, 2, "is a directory"},
+		{"unreadable file", []string{driftInventory, dirJSON}, 2, "a directory, not a regular file"},
 		{"invalid inventory", []string{badInv, driftFixture}, 2, badInv + ":4:"},
 		{"invalid snapshot", []string{driftInventory, badSnap}, 2, badSnap + ": "},
 		{"unreachable URL", []string{driftFixture, closedURL}, 2, "is flex-auth running there?"},

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/coulomb/flex-auth/client"
+	"github.com/coulomb/flex-auth/internal/readfile"
+	"github.com/coulomb/flex-auth/serve"
 	"github.com/spf13/pflag"
 )
 
@@ -82,7 +84,7 @@ func (f *tlsFlags) options() ([]client.Option, error) {
 func (f *tlsFlags) config() (*tls.Config, error) {
 	conf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if f.caCert != "" {
-		pem, err := os.ReadFile(f.caCert)
+		pem, err := readfile.Read(f.caCert, readfile.PEM)
 		if err != nil {
 			return nil, fmt.Errorf("--ca-cert: %w", err)
 		}
@@ -97,9 +99,9 @@ func (f *tlsFlags) config() (*tls.Config, error) {
 	case f.clientCert == "" || f.clientKey == "":
 		return nil, errors.New("--client-cert and --client-key go together: give both")
 	default:
-		cert, err := tls.LoadX509KeyPair(f.clientCert, f.clientKey)
+		cert, err := serve.LoadKeyPair(f.clientCert, f.clientKey)
 		if err != nil {
-			return nil, fmt.Errorf("--client-cert %s and --client-key %s: %w", f.clientCert, f.clientKey, err)
+			return nil, fmt.Errorf("--client-cert and --client-key: %w", err)
 		}
 		conf.Certificates = []tls.Certificate{cert}
 	}
