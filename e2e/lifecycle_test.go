@@ -291,7 +291,7 @@ func TestStartupFailures(t *testing.T) {
 		}},
 		{"registry for another policy package", func(t *testing.T, s *server) ([]string, string) {
 			writeFile(t, s.Registry, registry.New(fixture.Source, "other/package", fixture.Actors).Canonical())
-			return s.serveArgs(), "other/package"
+			return s.serveArgs(), "is for another policy package than policy"
 		}},
 		{"port in use", func(t *testing.T, s *server) ([]string, string) {
 			return []string{"serve", "--addr", busy.Addr().String(), "--registry", s.Registry, "--policy", s.Policy, "--log", s.Log}, busy.Addr().String()

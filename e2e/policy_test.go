@@ -64,7 +64,8 @@ func concatenations() string {
 func TestPolicyCostLimit(t *testing.T) {
 	skipShort(t)
 	t.Parallel()
-	costMsg := regexp.MustCompile(`: rule "too_costly": when: may cost [0-9,]+ units to decide a request of 64 KiB; a package may cost at most [0-9,]+`)
+	// serve names the line, not the rule: its name is the file's.
+	costMsg := regexp.MustCompile(`:[0-9]+: when: may cost [0-9,]+ units to decide a request of 64 KiB; a package may cost at most [0-9,]+`)
 
 	t.Run("refused at start-up", func(t *testing.T) {
 		t.Parallel()
@@ -134,26 +135,32 @@ func TestPolicyMarkdown(t *testing.T) {
 			return "---\npackage: ops-warden/ssh-signing\nversion: 1\ndefault: {effect: allow, reason: open}\n" + extra + "---\n# Open\n\n```rules\n[]\n```\n"
 		}
 	}
+	// want is in serve's start-up error, which quotes nothing from the
+	// file; wantCLI, when set, in what policy test says of the same
+	// file, which does.
 	refused := []struct {
-		name   string
-		policy func(t *testing.T, policy string) string
-		want   string
+		name    string
+		policy  func(t *testing.T, policy string) string
+		want    string
+		wantCLI string
 	}{
 		{"a hidden rules block in details without a blank line",
 			appendBlock("<details>\n<summary>More rules</summary>\n```rules\n" + openRule + "```\n</details>\n"),
-			`: a "rules" fence inside the HTML block that starts at line`},
+			`: a "rules" fence inside the HTML block that starts at line`, ""},
 		{"a tests block in details without a blank line",
 			appendBlock("<details><summary>More tests</summary>\n~~~tests\n[]\n~~~\n</details>\n"),
-			`: a "tests" fence inside the HTML block that starts at line`},
+			`: a "tests" fence inside the HTML block that starts at line`, ""},
 		{"a capitalized info string",
 			appendBlock("```Rules\n" + openRule + "```\n"),
+			`: fenced block with the info string <redacted>: the first word of a rules block's info string must be exactly "rules"`,
 			`: fenced block with the info string "Rules": the first word of a rules block's info string must be exactly "rules"`},
 		{"attributes without a space",
 			appendBlock("```rules{.cel}\n" + openRule + "```\n"),
+			`: fenced block with the info string <redacted>: the first word of a rules block's info string must be exactly "rules"`,
 			`: fenced block with the info string "rules{.cel}"`},
 		{"a default that allows and no rules",
 			allowAll(""),
-			`:4: front matter: default: the default allows and no rule denies, so the package allows every request: if that is meant, say so with allow_all: true`},
+			`:4: front matter: default: the default allows and no rule denies, so the package allows every request: if that is meant, say so with allow_all: true`, ""},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
@@ -161,6 +168,13 @@ func TestPolicyMarkdown(t *testing.T) {
 			s := newServer(t)
 			writeFile(t, s.Policy, []byte(tt.policy(t, string(readFile(t, s.Policy)))))
 			wantStartupFailure(t, s, s.Policy+":", tt.want)
+			if tt.wantCLI == "" {
+				return
+			}
+			code, _, stderr := runCLI(t, cleanEnv, "policy", "test", "--policy", s.Policy, "--registry", s.Registry)
+			if code != 1 || !strings.Contains(stderr, s.Policy+":") || !strings.Contains(stderr, tt.wantCLI) {
+				t.Errorf("policy test: got exit %d, stderr %q; want 1 and %q", code, stderr, tt.wantCLI)
+			}
 		})
 	}
 

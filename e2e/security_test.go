@@ -431,7 +431,9 @@ func TestKeyMaterialRefused(t *testing.T) {
 		{"generate, vault_token of an actor", []string{"generate", p("actor_vault_token.yaml"), "-o", out}, 1, []string{"actor_vault_token.yaml:", `"vault_token" looks like key material`}},
 		{"load-registry, top-level vault_token", []string{"load-registry", "--file", p("top.json")}, 1, []string{"top.json", "vault_token", "looks like key material"}},
 		{"load-registry, private_key of an actor", []string{"load-registry", "--file", p("actor.json")}, 1, []string{"actor.json", "private_key", "looks like key material"}},
-		{"serve", []string{"serve", "--addr", "127.0.0.1:0", "--registry", p("actor.json"), "--policy", fixturePolicy, "--log", p("log.jsonl")}, 1, []string{"actor.json", "private_key", "looks like key material"}},
+		// serve's stderr, like /healthz, names where, not the member's
+		// name: that is the file's, like its values.
+		{"serve", []string{"serve", "--addr", "127.0.0.1:0", "--registry", p("actor.json"), "--policy", fixturePolicy, "--log", p("log.jsonl")}, 1, []string{"actor.json", "].<redacted>: unknown member that looks like key material"}},
 		{"drift, inventory", []string{"drift", p("private_key.yaml"), fixtureRegistry}, 2, []string{"private_key.yaml:", "looks like key material"}},
 		{"drift, snapshot", []string{"drift", "../examples/ops-warden/inventory.yaml", p("top.json")}, 2, []string{"top.json", "vault_token", "looks like key material"}},
 	}

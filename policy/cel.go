@@ -11,6 +11,7 @@ import (
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
+	"github.com/coulomb/flex-auth/internal/redact"
 	"github.com/coulomb/flex-auth/internal/suggest"
 )
 
@@ -79,16 +80,18 @@ func compile(src string) (prog cel.Program, checked *cel.Ast, always bool, err e
 	// the package is bound to a registry.
 	prog, err = env.Program(checked, cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
-		return nil, nil, false, fmt.Errorf("plan: %w", err)
+		return nil, nil, false, redact.Errorf("plan: %v", redact.Value(err))
 	}
 	always = e.Kind() == celast.LiteralKind && e.AsLiteral() == types.True
 	return prog, checked, always, nil
 }
 
 // issuesError turns CEL's multi-line issue report into one line per
-// problem, joined by "; ", with the position inside the expression.
+// problem, joined by "; ", with the position inside the expression. CEL's
+// words quote the expression (an undeclared name, the token it could not
+// read): the redacted form says where each problem is, not what.
 func issuesError(src string, iss *cel.Issues) error {
-	var msgs []string
+	var msgs, redacted []string
 	for _, e := range iss.Errors() {
 		pos := ""
 		if loc := e.Location; loc != nil && loc.Line() > 0 {
@@ -99,11 +102,12 @@ func issuesError(src string, iss *cel.Issues) error {
 			}
 		}
 		msgs = append(msgs, e.Message+pos)
+		redacted = append(redacted, "not valid CEL"+pos)
 	}
 	if len(msgs) == 0 {
-		return errors.New(strings.ReplaceAll(iss.Err().Error(), "\n", " "))
+		return redact.Error(errors.New(strings.ReplaceAll(iss.Err().Error(), "\n", " ")), "not valid CEL")
 	}
-	return errors.New(strings.Join(msgs, "; "))
+	return redact.Error(errors.New(strings.Join(msgs, "; ")), strings.Join(redacted, "; "))
 }
 
 // lint finds what the type checker cannot: `actor` is dyn, so a misspelt
@@ -117,11 +121,11 @@ func lint(e celast.Expr, locals []string) error {
 		if slices.Contains(actorMembers, name) {
 			return nil
 		}
-		msg := fmt.Sprintf("actor has no member %q", name)
+		hint := ""
 		if s := suggest.Closest(name, actorMembers); s != "" {
-			msg += fmt.Sprintf(" (did you mean %q?)", s)
+			hint = fmt.Sprintf(" (did you mean %q?)", s)
 		}
-		return errors.New(msg + "; members: " + strings.Join(actorMembers, ", "))
+		return redact.Errorf("actor has no member %q%s; members: %s", redact.Value(name), hint, strings.Join(actorMembers, ", "))
 	}
 	switch e.Kind() {
 	case celast.SelectKind:

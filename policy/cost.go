@@ -387,7 +387,8 @@ func checkCost(p *Package, s *registry.Snapshot) error {
 	for _, r := range p.rules {
 		c, err := m.estimate(r.checked)
 		if err != nil {
-			return &Error{File: p.file, Line: r.line, Item: ruleItem(r), Msg: fmt.Sprintf("when: estimate its cost: %v", err)}
+			return &Error{File: p.file, Line: r.line, Item: ruleItem(r), Msg: fmt.Sprintf("when: estimate its cost: %v", err),
+				redacted: "when: its cost cannot be estimated"}
 		}
 		total = cost.SafeAdd(total, c)
 		if worstRule == nil || c > worst {
@@ -402,8 +403,8 @@ func checkCost(p *Package, s *registry.Snapshot) error {
 	if total != worst {
 		msg += fmt.Sprintf(" (its rules together: %s)", units(total))
 	}
-	return &Error{File: p.file, Line: worstRule.line, Item: ruleItem(worstRule), Msg: msg +
-		". Loops (all, exists, map, filter) over request values, long chains of +, and regular expressions over request strings are the usual causes: see docs/policy-packages.md"}
+	msg += ". Loops (all, exists, map, filter) over request values, long chains of +, and regular expressions over request strings are the usual causes: see docs/policy-packages.md"
+	return &Error{File: p.file, Line: worstRule.line, Item: ruleItem(worstRule), Msg: msg, redacted: msg}
 }
 
 // units formats a cost for messages: "1,234,567", or "an unbounded

@@ -10,11 +10,18 @@ import (
 // An Error is one problem in a policy package, at a line of the Markdown
 // file. Item names the rule or test it is about (`rule "ttl_out_of_bounds"`,
 // `test "bridge may sign"`), or is empty for the package as a whole.
+//
+// Its message may quote the file (the value that breaks a rule, a key, a
+// `when` that does not compile); its redacted form (Redacted) does not,
+// for those who may read the problem but not the file: the file, the line
+// and the rule broken.
 type Error struct {
 	File string
 	Line int
 	Item string
 	Msg  string
+	// redacted is Msg without what the file holds.
+	redacted string
 }
 
 func (e *Error) Error() string {
@@ -26,6 +33,12 @@ func (e *Error) Error() string {
 	}
 	b.WriteString(e.Msg)
 	return b.String()
+}
+
+// Redacted returns "FILE:LINE: message" without what the file holds. The
+// item is left out: its name is the file's, and the line says which it is.
+func (e *Error) Redacted() string {
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.redacted)
 }
 
 // Errors lists every problem found in one policy package, in line order,

@@ -10,6 +10,7 @@ import (
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/interpreter"
+	"github.com/coulomb/flex-auth/internal/redact"
 	"github.com/coulomb/flex-auth/registry"
 )
 
@@ -38,7 +39,7 @@ func NewEvaluator(p *Package, s *registry.Snapshot) (*Evaluator, error) {
 		return nil, errors.New("bind policy package: nil package or registry")
 	}
 	if s.PolicyPackage != p.name {
-		return nil, fmt.Errorf("bind policy package %q: %w: the registry is for %q", p.name, ErrPackageMismatch, s.PolicyPackage)
+		return nil, redact.Errorf("bind policy package %q: %w: the registry is for %q", redact.Value(p.name), ErrPackageMismatch, redact.Value(s.PolicyPackage))
 	}
 	if err := checkCost(p, s); err != nil {
 		return nil, err

@@ -11,9 +11,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/coulomb/flex-auth/internal/yamlerr"
-
+	"github.com/coulomb/flex-auth/internal/redact"
 	"github.com/coulomb/flex-auth/internal/suggest"
+	"github.com/coulomb/flex-auth/internal/yamlerr"
 	"github.com/coulomb/flex-auth/registry"
 	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/ast"
@@ -77,16 +77,20 @@ func (p *parser) lineAt(off int) int {
 	return sort.Search(len(p.lineStarts), func(i int) bool { return p.lineStarts[i] > off })
 }
 
+// errorf reports a problem at line. Values read from the file are passed
+// as redact.Value (or a redact.Text, or an error with a redacted form), so
+// that the error's redacted form leaves them out.
 func (p *parser) errorf(line int, item, format string, args ...any) {
 	line = min(max(line, 1), len(p.lineStarts)) // YAML errors at the end of a block at the end of the file
 	if len(p.errs) >= maxErrors {
 		if !p.tooMany {
 			p.tooMany = true
-			p.errs = append(p.errs, &Error{File: p.file, Line: line, Msg: "too many errors"})
+			p.errs = append(p.errs, &Error{File: p.file, Line: line, Msg: "too many errors", redacted: "too many errors"})
 		}
 		return
 	}
-	p.errs = append(p.errs, &Error{File: p.file, Line: line, Item: item, Msg: fmt.Sprintf(format, args...)})
+	msg, redacted := redact.Sprintf(format, args...)
+	p.errs = append(p.errs, &Error{File: p.file, Line: line, Item: item, Msg: msg, redacted: redacted})
 }
 
 // A region maps the lines of a YAML document embedded in the Markdown file
@@ -161,11 +165,11 @@ func (p *parser) parse() *Package {
 // any rule denies) unless its front matter says allow_all: true; and
 // allow_all: true on a package that can deny, so that the key never lies.
 func (p *parser) checkAllowAll(pkg *Package) {
-	denier, line, canDeny := "its default", p.defaultLine, pkg.def.Effect == Deny
+	denier, line, canDeny := redact.Pair("its default", "its default"), p.defaultLine, pkg.def.Effect == Deny
 	var always *rule
 	for _, r := range pkg.rules {
 		if r.decision.Effect == Deny {
-			denier, line, canDeny = fmt.Sprintf("rule %q", r.decision.Reason), r.line, true
+			denier, line, canDeny = redact.Pair(fmt.Sprintf("rule %q", r.decision.Reason), "a rule"), r.line, true
 			break
 		}
 		if r.always {
@@ -260,7 +264,7 @@ func (p *parser) frontMatterFields(pkg *Package, data []byte) {
 		if v.Kind != yaml.ScalarNode || v.Tag != "!!int" {
 			p.errorf(r.line(v.Line), "", "%s: version must be an integer, got %s", what, describe(v))
 		} else if v.Value != "1" {
-			p.errorf(r.line(v.Line), "", "%s: unsupported version %s: 1 is the only version understood", what, v.Value)
+			p.errorf(r.line(v.Line), "", "%s: unsupported version %s: 1 is the only version understood", what, redact.Value(v.Value))
 		}
 	}
 	if f, ok := fs[keyAllowAll]; ok {
@@ -274,7 +278,7 @@ func (p *parser) frontMatterFields(pkg *Package, data []byte) {
 		p.defaultLine = r.line(f.key.Line)
 		if d, ok := p.decision(r, f.val, "", what+": default"); ok {
 			if d.Reason == ReasonPolicyError {
-				p.errorf(r.line(f.val.Line), "", "%s: default: reason %q is reserved for evaluation errors", what, d.Reason)
+				p.errorf(r.line(f.val.Line), "", "%s: default: reason %q is reserved for evaluation errors", what, ReasonPolicyError)
 			} else {
 				pkg.def = d
 			}
@@ -317,7 +321,7 @@ func (p *parser) blocks(bodyOff int) []block {
 		if info != rulesInfo && info != testsInfo {
 			if lang := blockLanguage(info); lang != "" {
 				p.errorf(fenceLine, "", "fenced block with the info string %q: the first word of a %s block's info string must be exactly %q (attributes go after a space, as in %q); as written, flex-auth does not read this block",
-					string(fcb.Info.Segment.Value(body)), lang, lang, lang+" {.yaml}")
+					redact.Value(string(fcb.Info.Segment.Value(body))), lang, lang, lang+" {.yaml}")
 			}
 			return ast.WalkSkipChildren, nil
 		}
@@ -378,7 +382,7 @@ func (p *parser) htmlFences(html *ast.HTMLBlock, body []byte, bodyOff int) {
 		}
 		if lang := blockLanguage(word); lang != "" {
 			p.errorf(p.lineAt(bodyOff+seg.Start), "", "a %q fence inside the HTML block that starts at line %d (%s) is raw text to Markdown, not a code block, and flex-auth does not read it: leave a blank line between the HTML and the fence (for <details>, after </summary>)",
-				lang, p.lineAt(bodyOff+first.Start), tag)
+				lang, p.lineAt(bodyOff+first.Start), redact.Value(tag))
 		}
 	}
 }
@@ -432,7 +436,7 @@ func (p *parser) parseRules(pkg *Package, b block) {
 		item := itemName("rule", i, n, "reason")
 		line := r.line(n.Line)
 		if alwaysLine != 0 && !reported {
-			p.errorf(line, item, "unreachable: rule %q at line %d always matches", alwaysReason, alwaysLine)
+			p.errorf(line, item, "unreachable: rule %q at line %d always matches", redact.Value(alwaysReason), alwaysLine)
 			reported = true
 		}
 		fs, valid := p.fields(r, n, item, "", ruleKeys, ruleKeys)
@@ -446,14 +450,14 @@ func (p *parser) parseRules(pkg *Package, b block) {
 		case !ok:
 			valid = false
 		case d.Reason == ReasonPolicyError:
-			p.errorf(r.line(fs["reason"].val.Line), item, "reason %q is reserved for evaluation errors", d.Reason)
+			p.errorf(r.line(fs["reason"].val.Line), item, "reason %q is reserved for evaluation errors", ReasonPolicyError)
 			valid = false
 		case seen && u.effect != d.Effect:
 			where := fmt.Sprintf("by the rule at line %d", u.line)
 			if u.line == 0 {
 				where = "by the default"
 			}
-			p.errorf(r.line(fs["effect"].val.Line), item, "reason %q is used with effect %s %s: a reason keeps one effect", d.Reason, u.effect, where)
+			p.errorf(r.line(fs["effect"].val.Line), item, "reason %q is used with effect %s %s: a reason keeps one effect", redact.Value(d.Reason), u.effect, where)
 			valid = false
 		case !seen:
 			uses[d.Reason] = use{d.Effect, line}
@@ -541,10 +545,10 @@ func (p *parser) parseTests(pkg *Package, b block, rulesOK bool) {
 			case !ok:
 				valid = false
 			case !known && rulesOK:
-				p.errorf(r.line(f.val.Line), item, "expect: no rule or default of this package has the reason %q", d.Reason)
+				p.errorf(r.line(f.val.Line), item, "expect: no rule or default of this package has the reason %q", redact.Value(d.Reason))
 				valid = false
 			case known && e != d.Effect:
-				p.errorf(r.line(f.val.Line), item, "expect: reason %q comes with effect %s, not %s", d.Reason, e, d.Effect)
+				p.errorf(r.line(f.val.Line), item, "expect: reason %q comes with effect %s, not %s", redact.Value(d.Reason), e, d.Effect)
 				valid = false
 			}
 		}
@@ -599,7 +603,7 @@ func (p *parser) request(r region, n *yaml.Node, item string) (Request, bool) {
 		if f.val.Kind != yaml.MappingNode {
 			p.errorf(r.line(f.val.Line), item, "%s: context must be a mapping, got %s", what, describe(f.val))
 			valid = false
-		} else if v, ok := p.value(r, f.val, item, what+": context"); ok {
+		} else if v, ok := p.value(r, f.val, item, redact.Pair(what+": context", what+": context")); ok {
 			req.Context = v.(map[string]any)
 		} else {
 			valid = false
@@ -610,8 +614,9 @@ func (p *parser) request(r region, n *yaml.Node, item string) (Request, bool) {
 
 // value converts a YAML value to the Go value the same JSON would decode to
 // on the HTTP path: int64, float64, string, bool, nil, []any,
-// map[string]any.
-func (p *parser) value(r region, n *yaml.Node, item, what string) (any, bool) {
+// map[string]any. what names n, with the keys that lead to it, which its
+// redacted form leaves out.
+func (p *parser) value(r region, n *yaml.Node, item string, what redact.Text) (any, bool) {
 	switch n.Kind {
 	case yaml.MappingNode:
 		m := make(map[string]any, len(n.Content)/2)
@@ -624,11 +629,11 @@ func (p *parser) value(r region, n *yaml.Node, item, what string) (any, bool) {
 				continue
 			}
 			if _, dup := m[k.Value]; dup {
-				p.errorf(r.line(k.Line), item, "%s: duplicate key %q", what, k.Value)
+				p.errorf(r.line(k.Line), item, "%s: duplicate key %q", what, redact.Value(k.Value))
 				ok = false
 				continue
 			}
-			x, vok := p.value(r, v, item, what+"."+k.Value)
+			x, vok := p.value(r, v, item, redact.Pair(what.String()+"."+k.Value, what.Redacted()+"."+redact.Hidden))
 			m[k.Value] = x
 			ok = ok && vok
 		}
@@ -637,7 +642,7 @@ func (p *parser) value(r region, n *yaml.Node, item, what string) (any, bool) {
 		l := make([]any, len(n.Content))
 		ok := true
 		for i, e := range n.Content {
-			x, eok := p.value(r, e, item, fmt.Sprintf("%s[%d]", what, i))
+			x, eok := p.value(r, e, item, redact.Pair(fmt.Sprintf("%s[%d]", what, i), fmt.Sprintf("%s[%d]", what.Redacted(), i)))
 			l[i] = x
 			ok = ok && eok
 		}
@@ -658,13 +663,13 @@ func (p *parser) value(r region, n *yaml.Node, item, what string) (any, bool) {
 			if err := n.Decode(&i); err == nil {
 				return i, true
 			}
-			p.errorf(r.line(n.Line), item, "%s: integer %s does not fit in 64 bits", what, n.Value)
+			p.errorf(r.line(n.Line), item, "%s: integer %s does not fit in 64 bits", what, redact.Value(n.Value))
 			return nil, false
 		case "!!float":
 			var f float64
 			if err := n.Decode(&f); err == nil {
 				if math.IsNaN(f) || math.IsInf(f, 0) {
-					p.errorf(r.line(n.Line), item, "%s: %s is not a JSON number", what, n.Value)
+					p.errorf(r.line(n.Line), item, "%s: %s is not a JSON number", what, redact.Value(n.Value))
 					return nil, false
 				}
 				return f, true
@@ -692,7 +697,7 @@ func (p *parser) decisionFields(r region, fs map[string]field, item, what string
 		if s, ok := p.str(r, f, item, what); ok {
 			d.Effect = Effect(s)
 			if d.Effect != Allow && d.Effect != Deny {
-				p.errorf(r.line(f.val.Line), item, "%seffect must be %s or %s, got %q", prefix(what), Allow, Deny, s)
+				p.errorf(r.line(f.val.Line), item, "%seffect must be %s or %s, got %q", prefix(what), Allow, Deny, redact.Value(s))
 				valid = false
 			}
 		} else {
@@ -703,7 +708,7 @@ func (p *parser) decisionFields(r region, fs map[string]field, item, what string
 		if s, ok := p.str(r, f, item, what); ok {
 			d.Reason = s
 			if !validReason(s) {
-				p.errorf(r.line(f.val.Line), item, "%sinvalid reason %q: want ^[a-z][a-z0-9_]*$", prefix(what), s)
+				p.errorf(r.line(f.val.Line), item, "%sinvalid reason %q: want ^[a-z][a-z0-9_]*$", prefix(what), redact.Value(s))
 				valid = false
 			}
 		} else {
@@ -758,16 +763,16 @@ func (p *parser) fields(r region, n *yaml.Node, item, what string, known, requir
 			continue
 		}
 		if first, dup := fs[k.Value]; dup {
-			p.errorf(r.line(k.Line), item, "%sduplicate key %q (the first is at line %d)", prefix(what), k.Value, r.line(first.key.Line))
+			p.errorf(r.line(k.Line), item, "%sduplicate key %q (the first is at line %d)", prefix(what), redact.Value(k.Value), r.line(first.key.Line))
 			ok = false
 			continue
 		}
 		if !slices.Contains(known, k.Value) {
-			msg := fmt.Sprintf("%sunknown key %q", prefix(what), k.Value)
+			hint := ""
 			if s := suggest.Closest(k.Value, known); s != "" {
-				msg += fmt.Sprintf(" (did you mean %q?)", s)
+				hint = fmt.Sprintf(" (did you mean %q?)", s)
 			}
-			p.errorf(r.line(k.Line), item, "%s", msg)
+			p.errorf(r.line(k.Line), item, "%sunknown key %q%s", prefix(what), redact.Value(k.Value), hint)
 			ok = false
 			continue
 		}
@@ -791,29 +796,30 @@ func (p *parser) str(r region, f field, item, what string) (string, bool) {
 	return f.val.Value, true
 }
 
-// describe says what kind of YAML value n is, for messages.
-func describe(n *yaml.Node) string {
+// describe says what kind of YAML value n is, and which, for messages;
+// its redacted form says only what kind.
+func describe(n *yaml.Node) redact.Text {
 	switch n.Kind {
 	case yaml.MappingNode:
-		return "a mapping"
+		return redact.Pair("a mapping", "a mapping")
 	case yaml.SequenceNode:
-		return "a list"
+		return redact.Pair("a list", "a list")
 	case yaml.ScalarNode:
 		switch n.Tag {
 		case "!!str":
-			return strconv.Quote(n.Value)
+			return redact.Pair(strconv.Quote(n.Value), "a string")
 		case "!!null":
-			return "null"
+			return redact.Pair("null", "null")
 		case "!!int":
-			return "the integer " + n.Value
+			return redact.Pair("the integer "+n.Value, "an integer")
 		case "!!float":
-			return "the number " + n.Value
+			return redact.Pair("the number "+n.Value, "a number")
 		case "!!bool":
-			return "the boolean " + n.Value
+			return redact.Pair("the boolean "+n.Value, "a boolean")
 		}
-		return fmt.Sprintf("a %s value", n.Tag)
+		return redact.Pair(fmt.Sprintf("a %s value", n.Tag), "a value with a tag")
 	}
-	return "an unsupported YAML value"
+	return redact.Pair("an unsupported YAML value", "an unsupported YAML value")
 }
 
 // yamlDoc parses data as a single YAML document and returns its root node,
@@ -822,7 +828,7 @@ func describe(n *yaml.Node) string {
 func (p *parser) yamlDoc(data []byte, r region, item, what string) (root *yaml.Node, ok bool) {
 	defer func() {
 		if e := recover(); e != nil { // yaml.v3 has panicked on hostile input before
-			p.errorf(r.line(1), item, "%s: invalid YAML: %v", what, e)
+			p.errorf(r.line(1), item, "%s: invalid YAML: %v", what, redact.Value(e))
 			root, ok = nil, false
 		}
 	}()
@@ -858,7 +864,7 @@ func (p *parser) yamlError(r region, err error, item, what string) {
 	if !ok {
 		n = 1
 	}
-	p.errorf(r.line(n), item, "%s: invalid YAML: %s", what, msg)
+	p.errorf(r.line(n), item, "%s: invalid YAML: %s", what, redact.Value(msg))
 }
 
 // findAlias returns the first node that is or defines an alias.

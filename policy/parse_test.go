@@ -610,3 +610,63 @@ func TestParseAccepts(t *testing.T) {
 		})
 	}
 }
+
+// TestParseErrorsRedacted checks the redacted form of each kind of
+// problem that quotes the file: the file, the line and the rule broken,
+// without the value, the key, the rule's or test's name, the CEL
+// expression or YAML's words, which the full message has.
+func TestParseErrorsRedacted(t *testing.T) {
+	const secret = "s3cr3t"
+	tests := []struct {
+		name string
+		src  string
+		want []string // every redacted line, without the "f.md:" prefix
+	}{
+		{"front matter key", pkgSrc(goodFront+"s3cr3t_key: 1\n", goodRules, ""), []string{`5: front matter: unknown key <redacted>`}},
+		{"version", pkgSrc("package: test/pkg\nversion: s3cr3t\ndefault: {effect: deny, reason: no_rule_matched}\n", goodRules, ""),
+			[]string{`3: front matter: version must be an integer, got a string`}},
+		{"unsupported version", pkgSrc("package: test/pkg\nversion: 31337\ndefault: {effect: deny, reason: no_rule_matched}\n", goodRules, ""),
+			[]string{`3: front matter: unsupported version <redacted>: 1 is the only version understood`}},
+		{"package", pkgSrc("package: S3CR3T\nversion: 1\ndefault: {effect: deny, reason: no_rule_matched}\n", goodRules, ""),
+			[]string{`2: front matter: package: invalid name <redacted>: want slash-separated segments of [a-z0-9._-], each starting with a letter or digit, at most 128 bytes`}},
+		{"effect", pkgSrc(goodFront, "- reason: known\n  effect: s3cr3t\n  when: \"true\"\n", ""), []string{`11: effect must be allow or deny, got <redacted>`}},
+		{"reason", pkgSrc(goodFront, "- reason: S3CR3T\n  effect: deny\n  when: \"true\"\n", ""), []string{`10: invalid reason <redacted>: want ^[a-z][a-z0-9_]*$`}},
+		{"undeclared name", pkgSrc(goodFront, "- reason: s3cr3t_rule\n  effect: deny\n  when: s3cr3t_var\n", ""), []string{`12: when: not valid CEL (column 1)`}},
+		{"CEL syntax", pkgSrc(goodFront, "- reason: known\n  effect: deny\n  when: \"1 s3cr3t\"\n", ""), []string{`12: when: not valid CEL (column 3)`}},
+		{"actor member", pkgSrc(goodFront, "- reason: known\n  effect: deny\n  when: actor.s3cr3t == 1\n", ""),
+			[]string{`12: when: actor has no member <redacted>; members: name, type, principal, default_ttl_hours, max_ttl_hours, subjects`}},
+		{"a number for when", pkgSrc(goodFront, "- reason: known\n  effect: deny\n  when: 31337\n", ""), []string{`12: when must be a CEL expression string, got an integer`}},
+		{"YAML alias", pkgSrc(goodFront, "- reason: known\n  effect: deny\n  when: *s3cr3t\n", ""), []string{`10: rules block: invalid YAML: <redacted>`}},
+		{"rule key", pkgSrc(goodFront, "- reason: known\n  effect: deny\n  when: \"true\"\n  s3cr3t: 1\n", ""), []string{`13: unknown key <redacted>`}},
+		{"info string", pkgSrc(goodFront, goodRules, "") + "\n```rules{s3cr3t}\n[]\n```\n", []string{`15: fenced block with the info string <redacted>: the first word of a rules block's info string must be exactly "rules" (attributes go after a space, as in "rules {.yaml}"); as written, flex-auth does not read this block`}},
+		{"HTML block", pkgSrc(goodFront, goodRules, "") + "\n<details s3cr3t>\n```rules\n[]\n```\n</details>\n", []string{`16: a "rules" fence inside the HTML block that starts at line 15 (<redacted>) is raw text to Markdown, not a code block, and flex-auth does not read it: leave a blank line between the HTML and the fence (for <details>, after </summary>)`}},
+		{"a test's reason", pkgSrc(goodFront, goodRules, "- name: s3cr3t test\n  request: {subject: a, resource: b}\n  expect: {effect: deny, reason: s3cr3t}\n"),
+			[]string{`18: expect: no rule or default of this package has the reason <redacted>`}},
+		{"a context key", pkgSrc(goodFront, goodRules, "- name: t\n  request: {subject: a, resource: b, context: {s3cr3t: {k: .nan}}}\n  expect: {effect: allow, reason: known}\n"),
+			[]string{`17: request: context.<redacted>.<redacted>: <redacted> is not a JSON number`}},
+		{"a context value", pkgSrc(goodFront, goodRules, "- name: t\n  request: {subject: a, resource: b, context: {a: [!s3cr3t 1]}}\n  expect: {effect: allow, reason: known}\n"),
+			[]string{`17: request: context.<redacted>[0]: unsupported value a value with a tag`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("f.md", []byte(tt.src))
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("Parse: got %v, want Errors", err)
+			}
+			var got []string
+			for _, e := range errs {
+				got = append(got, strings.TrimPrefix(e.Redacted(), "f.md:"))
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("redacted:\ngot:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+			if full := err.Error(); !strings.Contains(strings.ToLower(full), secret) && !strings.Contains(full, "31337") {
+				t.Errorf("the full message %q does not quote the file: the case tests nothing", full)
+			}
+			if r := errs.Redacted(); strings.Contains(strings.ToLower(r), secret) || strings.Contains(r, "31337") {
+				t.Errorf("redacted form quotes the file: %q", r)
+			}
+		})
+	}
+}

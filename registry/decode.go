@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/coulomb/flex-auth/internal/redact"
 )
 
 // Decode decodes and validates a snapshot without checking its digest, so
@@ -45,7 +47,9 @@ func Decode(data []byte) (*Snapshot, error) {
 var errDuplicate = errors.New("duplicate member")
 
 // syntaxError says where in the text a jsontext error is, as a line and a
-// column, and what it is, in jsontext's words.
+// column, and what it is, in jsontext's words. jsontext's words may quote
+// the text (an invalid character, a lone surrogate's escape): the
+// redacted form says only that the text is not JSON there.
 func syntaxError(data []byte, err error) error {
 	var se *jsontext.SyntacticError
 	if !errors.As(err, &se) {
@@ -55,8 +59,15 @@ func syntaxError(data []byte, err error) error {
 		return fmt.Errorf("line %d, column %d: unexpected end of input", line, col)
 	}
 	line, col := position(data, int(se.ByteOffset))
-	return fmt.Errorf("line %d, column %d: %w", line, col, se.Err)
+	full := fmt.Errorf("line %d, column %d: %w", line, col, se.Err)
+	if se.Err == errTrailing {
+		return full
+	}
+	return redact.Error(full, fmt.Sprintf("line %d, column %d: not valid JSON", line, col))
 }
+
+// errTrailing is the syntax error of data after the snapshot's object.
+var errTrailing = errors.New("data after the snapshot")
 
 // position returns the 1-based line and column of byte offset off.
 func position(data []byte, off int) (line, col int) {
@@ -112,14 +123,38 @@ type decoder struct {
 	bad map[string]bool
 }
 
+// errorf reports a problem at path. Values read from the file are passed
+// as redact.Value (or a redact.Text, or an error with a redacted form), so
+// that the error's redacted form leaves them out.
 func (d *decoder) errorf(path, format string, args ...any) {
+	d.report(&FieldError{Path: path, Err: redact.Errorf(format, args...)})
+}
+
+// memberErrorf reports a problem with the member name of the object at:
+// a name read from the file, which the redacted path leaves out unless it
+// is one of the snapshot's own member names.
+func (d *decoder) memberErrorf(at loc, name, format string, args ...any) {
+	fe := &FieldError{Path: at.in(name).String(), Err: redact.Errorf(format, args...)}
+	if !knownMembers[name] {
+		fe.redactedPath = at.in(redact.Hidden).String()
+	}
+	d.report(fe)
+}
+
+func (d *decoder) report(fe *FieldError) {
 	if d.bad == nil {
 		d.bad = make(map[string]bool)
 	}
-	d.bad[path] = true
+	d.bad[fe.Path] = true
 	if len(d.errs) < maxErrors {
-		d.errs = append(d.errs, &FieldError{Path: path, Err: fmt.Errorf(format, args...)})
+		d.errs = append(d.errs, fe)
 	}
+}
+
+// knownMembers are the member names a snapshot has, at any level.
+var knownMembers = map[string]bool{
+	"schema": true, "digest": true, "source": true, "policy_package": true, "actors": true,
+	"name": true, "type": true, "principal": true, "default_ttl_hours": true, "max_ttl_hours": true, "subjects": true,
 }
 
 // wrongType reads the value at the current position and reports it.
@@ -131,22 +166,23 @@ func (d *decoder) wrongType(at loc, want string) error {
 	return err
 }
 
-// describe names a JSON value for "want X, got Y" messages.
-func describe(v jsontext.Value) string {
+// describe names a JSON value for "want X, got Y" messages; its redacted
+// form names the kind of value only.
+func describe(v jsontext.Value) redact.Text {
 	switch v.Kind() {
 	case '"':
 		s, _ := jsontext.AppendUnquote(nil, v)
-		return "string " + strconv.Quote(string(s))
+		return redact.Pair("string "+strconv.Quote(string(s)), "a string")
 	case '0':
-		return "number " + string(v)
+		return redact.Pair("number "+string(v), "a number")
 	case '{':
-		return "an object"
+		return redact.Pair("an object", "an object")
 	case '[':
-		return "an array"
+		return redact.Pair("an array", "an array")
 	case 'n':
-		return "null"
+		return redact.Pair("null", "null")
 	}
-	return "boolean " + string(v)
+	return redact.Pair("boolean "+string(v), "a boolean")
 }
 
 // object reads the object at the current position, calling member with
@@ -165,7 +201,7 @@ func (d *decoder) object(at loc, member func(name []byte) (known bool, err error
 		if err != nil {
 			var se *jsontext.SyntacticError
 			if errors.As(err, &se) && se.Err == jsontext.ErrDuplicateName {
-				d.errorf(at.in(se.JSONPointer.LastToken()).String(), "duplicate member")
+				d.memberErrorf(at, se.JSONPointer.LastToken(), "duplicate member")
 				return true, errDuplicate
 			}
 			return true, err
@@ -179,11 +215,10 @@ func (d *decoder) object(at loc, member func(name []byte) (known bool, err error
 			return true, err
 		}
 		if !known {
-			p := at.in(string(name)).String()
 			if LooksSecret(string(name)) {
-				d.errorf(p, "unknown member that looks like key material; a registry snapshot is a non-secret fixture and never carries credentials")
+				d.memberErrorf(at, string(name), "unknown member that looks like key material; a registry snapshot is a non-secret fixture and never carries credentials")
 			} else {
-				d.errorf(p, "unknown member")
+				d.memberErrorf(at, string(name), "unknown member")
 			}
 			if err := d.dec.SkipValue(); err != nil {
 				return true, err
@@ -256,7 +291,7 @@ func (d *decoder) ttl(at loc, dst *int) error {
 	}
 	v, err := strconv.ParseInt(string(lit), 10, 64) // refuses 24.0 and 24e0 too
 	if err != nil {
-		d.errorf(at.String(), "want an integer, got %s", lit)
+		d.errorf(at.String(), "want an integer, got %s", redact.Value(string(lit)))
 		return nil
 	}
 	if err := CheckTTL(v); err != nil {
@@ -302,7 +337,7 @@ func (d *decoder) snapshot() (*Snapshot, error) {
 		d.missing(doc, "actors", actors)
 	}
 	if rest := bytes.TrimLeft(d.data[d.dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
-		return nil, &jsontext.SyntacticError{ByteOffset: int64(len(d.data) - len(rest)), Err: errors.New("data after the snapshot")}
+		return nil, &jsontext.SyntacticError{ByteOffset: int64(len(d.data) - len(rest)), Err: errTrailing}
 	}
 	return s, nil
 }

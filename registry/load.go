@@ -9,6 +9,7 @@ import (
 
 	"github.com/coulomb/flex-auth/internal/errlist"
 	"github.com/coulomb/flex-auth/internal/readfile"
+	"github.com/coulomb/flex-auth/internal/redact"
 )
 
 // ErrDigestMismatch reports a snapshot whose digest does not match its
@@ -18,9 +19,17 @@ var ErrDigestMismatch = errors.New("digest does not match the content")
 // A FieldError is a problem with one member of a snapshot, addressed by its
 // JSON path ("actors[2].max_ttl_hours"). Syntax errors have the path "" and
 // say where in the text they are.
+//
+// Its message may quote the file (the value that breaks a rule, an
+// unknown member's name); its redacted form (Redacted) does not, for
+// those who may read the problem but not the file: the path, with a
+// member name from the file as redact.Hidden, and the rule broken.
 type FieldError struct {
 	Path string
 	Err  error
+	// redactedPath is Path with a member name read from the file left
+	// out; "" when Path has none.
+	redactedPath string
 }
 
 func (e *FieldError) Error() string {
@@ -28,6 +37,18 @@ func (e *FieldError) Error() string {
 		return e.Err.Error()
 	}
 	return e.Path + ": " + e.Err.Error()
+}
+
+// Redacted returns the message without what the file holds.
+func (e *FieldError) Redacted() string {
+	p := e.Path
+	if e.redactedPath != "" {
+		p = e.redactedPath
+	}
+	if p == "" {
+		return redact.Message(e.Err)
+	}
+	return p + ": " + redact.Message(e.Err)
 }
 
 func (e *FieldError) Unwrap() error { return e.Err }
@@ -65,6 +86,16 @@ func (e *FileError) Error() string {
 	lines := make([]string, len(e.Errs))
 	for i, fe := range e.Errs {
 		lines[i] = e.File + ": " + fe.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Redacted returns the problems' redacted forms, one per line, each
+// starting with the file name.
+func (e *FileError) Redacted() string {
+	lines := make([]string, len(e.Errs))
+	for i, fe := range e.Errs {
+		lines[i] = e.File + ": " + fe.Redacted()
 	}
 	return strings.Join(lines, "\n")
 }
@@ -124,10 +155,10 @@ func (d *decoder) validate(s *Snapshot) {
 		return // not even an object: nothing more to say
 	}
 	if s.Schema != Schema {
-		d.check("schema", fmt.Errorf("want %q, got %q", Schema, s.Schema))
+		d.check("schema", redact.Errorf("want %q, got %q", Schema, redact.Value(s.Schema)))
 	}
 	if !strings.HasPrefix(s.Digest, "sha256:") || len(s.Digest) != len("sha256:")+64 || strings.Trim(s.Digest[7:], "0123456789abcdef") != "" {
-		d.check("digest", fmt.Errorf(`want "sha256:" and 64 lowercase hex digits, got %q`, s.Digest))
+		d.check("digest", redact.Errorf(`want "sha256:" and 64 lowercase hex digits, got %q`, redact.Value(s.Digest)))
 	}
 	d.check("source", CheckPackageName(s.Source))
 	d.check("policy_package", CheckPackageName(s.PolicyPackage))
@@ -145,7 +176,7 @@ func (d *decoder) validate(s *Snapshot) {
 			continue
 		}
 		if j, dup := owner[a.Name]; dup {
-			d.errorf(p+".name", "duplicate actor %q (also actors[%d])", a.Name, j)
+			d.errorf(p+".name", "duplicate actor %q (also actors[%d])", redact.Value(a.Name), j)
 			d.bad[p] = true
 			continue
 		}
@@ -165,13 +196,13 @@ func (d *decoder) validate(s *Snapshot) {
 func (d *decoder) validateActor(i int, a *Actor, actors []Actor, owner map[string]int) {
 	p := func(member string) string { return "actors[" + strconv.Itoa(i) + "]" + member }
 	if t := TypeOf(a.Name); t != "" && a.Type != t {
-		d.check(p(".type"), fmt.Errorf("want %q, the prefix of %q, got %q", t, a.Name, a.Type))
+		d.check(p(".type"), redact.Error(fmt.Errorf("want %q, the prefix of %q, got %q", t, a.Name, a.Type), "want the prefix of the actor's name"))
 	}
 	if err := CheckPrincipal(a.Principal); err != nil {
 		d.check(p(".principal"), err)
 	}
 	if a.DefaultTTLHours > a.MaxTTLHours && (d.bad == nil || !d.bad[p(".max_ttl_hours")]) {
-		d.check(p(".default_ttl_hours"), fmt.Errorf("%d is above max_ttl_hours %d", a.DefaultTTLHours, a.MaxTTLHours))
+		d.check(p(".default_ttl_hours"), redact.Error(fmt.Errorf("%d is above max_ttl_hours %d", a.DefaultTTLHours, a.MaxTTLHours), "above max_ttl_hours"))
 	}
 	hasName, hasIAM := false, false
 	for j, sub := range a.Subjects {
@@ -181,7 +212,7 @@ func (d *decoder) validateActor(i int, a *Actor, actors []Actor, owner map[strin
 			continue
 		}
 		if slices.Contains(a.Subjects[:j], sub) {
-			d.errorf(sp(), "duplicate subject %q", sub)
+			d.errorf(sp(), "duplicate subject %q", redact.Value(sub))
 			continue
 		}
 		claimed := strings.TrimPrefix(sub, "iam:")
@@ -193,7 +224,9 @@ func (d *decoder) validateActor(i int, a *Actor, actors []Actor, owner map[strin
 		default:
 			if k, taken := owner[claimed]; taken && k != i {
 				other := actors[k].Name
-				d.errorf(sp(), "subject %q is actor %q's identity; binding it here would let this actor sign as %q", sub, other, other)
+				d.report(&FieldError{Path: sp(), Err: redact.Error(
+					fmt.Errorf("subject %q is actor %q's identity; binding it here would let this actor sign as %q", sub, other, other),
+					"the subject is another actor's identity; binding it here would let this actor sign as that actor")})
 			}
 		}
 	}
@@ -201,11 +234,13 @@ func (d *decoder) validateActor(i int, a *Actor, actors []Actor, owner map[strin
 		return
 	}
 	for _, m := range []struct {
-		ok   bool
-		want string
-	}{{hasName, a.Name}, {hasIAM, IAMSubject(a.Name)}} {
+		ok         bool
+		want, what string
+	}{{hasName, a.Name, "name"}, {hasIAM, IAMSubject(a.Name), "iam: form"}} {
 		if !m.ok {
-			d.errorf(p(".subjects"), "missing %q; every actor is bound to its name and its iam: form", m.want)
+			d.report(&FieldError{Path: p(".subjects"), Err: redact.Error(
+				fmt.Errorf("missing %q; every actor is bound to its name and its iam: form", m.want),
+				"missing the actor's "+m.what+"; every actor is bound to its name and its iam: form")})
 		}
 	}
 }

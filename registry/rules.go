@@ -1,9 +1,13 @@
 package registry
 
 import (
-	"fmt"
 	"strings"
+
+	"github.com/coulomb/flex-auth/internal/redact"
 )
+
+// The checks' errors quote the value they refuse; their redacted form
+// (redact.Message) does not.
 
 // The limits of CONTRACT section 1. They are checked by hand-written loops
 // rather than regular expressions: a 100,000-actor inventory checks every
@@ -39,7 +43,7 @@ func isLowerDigit(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <=
 // ^(adm|agt|atm)-[a-z0-9]+(-[a-z0-9]+)*$ and at most 63 bytes.
 func CheckName(name string) error {
 	if len(name) > MaxNameLen {
-		return fmt.Errorf("actor name %q is %d bytes long, at most %d allowed", name, len(name), MaxNameLen)
+		return redact.Errorf("actor name %q is %d bytes long, at most %d allowed", redact.Value(name), len(name), MaxNameLen)
 	}
 	t := TypeOf(name)
 	ok := t != ""
@@ -60,7 +64,7 @@ func CheckName(name string) error {
 		ok = ok && !prevDash
 	}
 	if !ok {
-		return fmt.Errorf("invalid actor name %q: want adm-, agt- or atm- followed by dash-separated words of a-z and 0-9", name)
+		return redact.Errorf("invalid actor name %q: want adm-, agt- or atm- followed by dash-separated words of a-z and 0-9", redact.Value(name))
 	}
 	return nil
 }
@@ -74,7 +78,7 @@ func CheckPrincipal(p string) error {
 		ok = isLowerDigit(c) || c == '_' || c == '-'
 	}
 	if !ok {
-		return fmt.Errorf("invalid principal %q: want ^[a-z_][a-z0-9_-]{0,31}$", p)
+		return redact.Errorf("invalid principal %q: want ^[a-z_][a-z0-9_-]{0,31}$", redact.Value(p))
 	}
 	return nil
 }
@@ -101,7 +105,7 @@ func CheckSubject(s string) error {
 		ok = subjectByte[s[i]]
 	}
 	if !ok {
-		return fmt.Errorf("invalid subject %q: want 1 to %d bytes of [A-Za-z0-9._:/@+=-]", s, MaxSubjectLen)
+		return redact.Errorf("invalid subject %q: want 1 to %d bytes of [A-Za-z0-9._:/@+=-]", redact.Value(s), MaxSubjectLen)
 	}
 	return nil
 }
@@ -109,7 +113,7 @@ func CheckSubject(s string) error {
 // CheckTTL reports whether hours is an allowed TTL.
 func CheckTTL(hours int64) error {
 	if hours < MinTTLHours || hours > MaxTTLHours {
-		return fmt.Errorf("must be between %d and %d, got %d", MinTTLHours, MaxTTLHours, hours)
+		return redact.Errorf("must be between %d and %d, got %d", MinTTLHours, MaxTTLHours, redact.Value(hours))
 	}
 	return nil
 }
@@ -133,7 +137,7 @@ func CheckPackageName(name string) error {
 		}
 	}
 	if !ok || segStart {
-		return fmt.Errorf("invalid name %q: want slash-separated segments of [a-z0-9._-], each starting with a letter or digit, at most %d bytes", name, maxPackageLen)
+		return redact.Errorf("invalid name %q: want slash-separated segments of [a-z0-9._-], each starting with a letter or digit, at most %d bytes", redact.Value(name), maxPackageLen)
 	}
 	return nil
 }

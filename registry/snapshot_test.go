@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/coulomb/flex-auth/internal/redact"
 )
 
 const fixture = "../examples/ops-warden/production_registry_snapshot.json"
@@ -387,5 +389,95 @@ func TestParseAcceptsDigestOfDocumentAsWritten(t *testing.T) {
 	s.Digest = "sha256:" + strings.Repeat("ab", 32)
 	if _, err := Parse(s.AppendCanonical(nil)); !errors.Is(err, ErrDigestMismatch) {
 		t.Errorf("got %v, want ErrDigestMismatch for a digest of neither form", err)
+	}
+}
+
+// TestParseErrorsRedacted checks the redacted form of each kind of
+// problem: the JSON path (a member name of the file's own left out) and
+// the rule broken, never the value, which the full message quotes.
+func TestParseErrorsRedacted(t *testing.T) {
+	valid := string(New("ops-warden", "ops-warden/ssh-signing", []Actor{testActor("adm-a", 8, 8), testActor("agt-b", 24, 24)}).Canonical())
+	edit := func(old, new string) string {
+		if !strings.Contains(valid, old) {
+			panic("test edit does not apply: " + old)
+		}
+		return strings.Replace(valid, old, new, 1)
+	}
+	const secret = "s3cr3t"
+	tests := []struct {
+		name string
+		data string
+		want []string // every line of the redacted form, in order
+	}{
+		{"ttl out of range", edit(`"max_ttl_hours": 24`, `"max_ttl_hours": 31337`),
+			[]string{"actors[1].max_ttl_hours: must be between 1 and 8760, got <redacted>"}},
+		{"ttl as string", edit(`"max_ttl_hours": 24`, `"max_ttl_hours": "s3cr3t"`),
+			[]string{"actors[1].max_ttl_hours: want an integer, got a string"}},
+		{"ttl as float", edit(`"max_ttl_hours": 24`, `"max_ttl_hours": 24.31337`),
+			[]string{"actors[1].max_ttl_hours: want an integer, got <redacted>"}},
+		{"default above max", edit(`"default_ttl_hours": 24`, `"default_ttl_hours": 31337`),
+			[]string{"actors[1].default_ttl_hours: must be between 1 and 8760, got <redacted>"}},
+		{"wrong schema", edit(`"flex-auth.registry/v1"`, `"s3cr3t"`),
+			[]string{`schema: want "flex-auth.registry/v1", got <redacted>`}},
+		{"schema of another type", edit(`"flex-auth.registry/v1"`, `31337`),
+			[]string{`schema: want a string, got a number`}},
+		{"unknown member", edit(`"type": "agt",`, `"type": "agt", "s3cr3t": 1,`),
+			[]string{`actors[1].<redacted>: unknown member`}},
+		{"key material", edit(`"source"`, `"s3cr3t_token": "x", "source"`),
+			[]string{`<redacted>: unknown member that looks like key material; a registry snapshot is a non-secret fixture and never carries credentials`}},
+		{"duplicate member", edit(`"type": "agt",`, `"type": "agt", "type": "agt",`),
+			[]string{`actors[1].type: duplicate member`}},
+		{"duplicate unknown member", edit(`"type": "agt",`, `"type": "agt", "s3cr3t": 1, "s3cr3t": 2,`),
+			[]string{`actors[1].<redacted>: unknown member`, `actors[1].<redacted>: duplicate member`}},
+		{"duplicate actor", edit(`"name": "agt-b"`, `"name": "adm-a"`),
+			[]string{`actors[1].name: duplicate actor <redacted> (also actors[0])`}},
+		{"bad name", edit(`"name": "agt-b"`, `"name": "agt-s3cr3t!"`),
+			[]string{`actors[1].name: invalid actor name <redacted>: want adm-, agt- or atm- followed by dash-separated words of a-z and 0-9`}},
+		{"type not prefix", edit(`"type": "agt"`, `"type": "s3cr3t"`),
+			[]string{`actors[1].type: want the prefix of the actor's name`}},
+		{"bad principal", edit(`"principal": "agt-b"`, `"principal": "S3CR3T"`),
+			[]string{`actors[1].principal: invalid principal <redacted>: want ^[a-z_][a-z0-9_-]{0,31}$`}},
+		{"claims another identity", edit(`"iam:agt-b"`, `"iam:agt-b", "iam:adm-a"`),
+			[]string{`actors[1].subjects[2]: the subject is another actor's identity; binding it here would let this actor sign as that actor`}},
+		{"missing implied subject", edit(`"iam:agt-b"`, `"svc:s3cr3t"`),
+			[]string{`actors[1].subjects: missing the actor's iam: form; every actor is bound to its name and its iam: form`}},
+		{"bad subject", edit(`"iam:agt-b"`, `"iam:agt-b", "s3cr3t subject"`),
+			[]string{`actors[1].subjects[2]: invalid subject <redacted>: want 1 to 256 bytes of [A-Za-z0-9._:/@+=-]`}},
+		{"duplicate subject", edit(`"iam:agt-b"`, `"iam:agt-b", "s3cr3t", "s3cr3t"`),
+			[]string{`actors[1].subjects[3]: duplicate subject <redacted>`}},
+		{"bad digest", edit(`"digest": "sha256:`, `"digest": "s3cr3t:`),
+			[]string{`digest: want "sha256:" and 64 lowercase hex digits, got <redacted>`}},
+		{"bad source", edit(`"source": "ops-warden"`, `"source": "S3CR3T"`),
+			[]string{`source: invalid name <redacted>: want slash-separated segments of [a-z0-9._-], each starting with a letter or digit, at most 128 bytes`}},
+		{"bad literal", edit(`"source": "ops-warden"`, `"source": s3cr3t`), []string{`line 4, column 13: not valid JSON`}},
+		{"lone surrogates", edit(`"principal": "agt-b"`, `"principal": "agt-b\udc00s3cr3t\ud800"`), []string{"line 21, column 26: not valid JSON"}},
+		{"bad escape", edit(`"principal": "agt-b"`, `"principal": "agt\s3cr3t"`), []string{"line 21, column 24: not valid JSON"}},
+		{"trailing data", valid + "{}", []string{`line 31, column 1: data after the snapshot`}},
+		{"hand edit", edit(`"principal": "agt-b"`, `"principal": "agt-c"`),
+			[]string{`digest: digest does not match the content (content is sha256:`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.data))
+			if err == nil {
+				t.Fatal("got no error")
+			}
+			full, redacted := err.Error(), redact.Message(&FileError{File: "r.json", Errs: err.(Errors)})
+			if (strings.Contains(tt.data, secret) || strings.Contains(tt.data, "31337")) && full == strings.ReplaceAll(redacted, "r.json: ", "") {
+				t.Errorf("the full message is the redacted one, %q: the case tests nothing", full)
+			}
+			got := strings.Split(redacted, "\n")
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d problems, want %d:\n%s", len(got), len(tt.want), redacted)
+			}
+			for i := range got {
+				if want := "r.json: " + tt.want[i]; !strings.HasPrefix(got[i], want) {
+					t.Errorf("problem %d: got %q, want %q", i, got[i], want)
+				}
+			}
+			if strings.Contains(strings.ToLower(redacted), secret) || strings.Contains(redacted, "31337") {
+				t.Errorf("redacted form quotes the file: %q", redacted)
+			}
+		})
 	}
 }

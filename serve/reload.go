@@ -208,7 +208,7 @@ func (s *Server) reloadFailed(now time.Time, err error, quiet bool) error {
 		return err
 	}
 	old := s.cur.Load()
-	s.logger.Error("reload failed; still serving the last good registry and policy", "err", err,
+	s.logger.Error("reload failed; still serving the last good registry and policy", "err", msg,
 		"policy_digest", old.pkg.Digest(), "registry_digest", old.snap.Digest)
 	return err
 }

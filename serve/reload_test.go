@@ -47,7 +47,7 @@ func TestReload(t *testing.T) {
 		{"registry edited by hand", src.Registry, []byte(strings.Replace(string(alt.Canonical()), `"max_ttl_hours": 12`, `"max_ttl_hours": 24`, 1)),
 			nil, "digest does not match", alt.Digest, "deny ttl_out_of_bounds"},
 		{"registry for another package", src.Registry, altRegistry(t, "other/package").Canonical(),
-			policy.ErrPackageMismatch, `has policy_package "other/package" but policy`, alt.Digest, "deny ttl_out_of_bounds"},
+			policy.ErrPackageMismatch, `is for another policy package than policy`, alt.Digest, "deny ttl_out_of_bounds"},
 		{"registry not JSON", src.Registry, []byte("{"), nil, "registry.json", alt.Digest, "deny ttl_out_of_bounds"},
 		{"back to the fixture", src.Registry, fixture(t, examples.OpsWardenRegistry), nil, "", fixtureDigest, "allow signing_policy_matched"},
 		{"policy that does not compile", src.Policy, []byte(strings.Replace(string(fixture(t, examples.OpsWardenPolicy)), "when: actor == null", "when: actor ==", 1)),

@@ -189,7 +189,7 @@ func TestRunStartupFailures(t *testing.T) {
 		{"registry with many problems", Config{Source: Source{Registry: manyErrors, Policy: src.Policy}}, []string{"many.json", "more problems"}},
 		{"policy missing", Config{Source: Source{Registry: src.Registry, Policy: filepath.Join(dir, "nope.md")}}, []string{"nope.md", "no such file"}},
 		{"policy invalid", Config{Source: Source{Registry: src.Registry, Policy: garbage}}, []string{"garbage.pem"}},
-		{"package mismatch", Config{Source: Source{Registry: other, Policy: src.Policy}}, []string{"other.json", "other/package", "policy.md", "ops-warden/ssh-signing"}},
+		{"package mismatch", Config{Source: Source{Registry: other, Policy: src.Policy}}, []string{"other.json", "is for another policy package than policy", "policy.md"}},
 		{"port in use", Config{Source: src, Addr: busy.Addr().String()}, []string{busy.Addr().String(), "address already in use"}},
 		{"bad address", Config{Source: src, Addr: "127.0.0.1:http-nope"}, []string{"127.0.0.1:http-nope"}},
 		{"TLS key missing", Config{Source: src, TLSCert: certs.serverCert}, []string{"--tls-key"}},

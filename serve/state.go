@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coulomb/flex-auth/internal/readfile"
+	"github.com/coulomb/flex-auth/internal/redact"
 	"github.com/coulomb/flex-auth/policy"
 	"github.com/coulomb/flex-auth/registry"
 	"github.com/coulomb/flex-auth/source"
@@ -70,25 +71,26 @@ func (s Source) read(path string, k readfile.Kind) ([]byte, error) {
 	return readfile.Read(path, k)
 }
 
-// load reads and validates both files. Errors name the file at fault.
+// load reads and validates both files. Errors name the file at fault; their
+// redacted form (redact.Message) does not quote the files.
 func (s Source) load() (*registry.Snapshot, *policy.Package, error) {
 	regName, polName := s.names()
 	data, err := s.read(s.Registry, readfile.Registry)
 	if err != nil {
-		return nil, nil, fmt.Errorf("load registry: %w", err)
+		return nil, nil, redact.Errorf("load registry: %w", err)
 	}
 	snap, err := registry.Parse(data)
 	if err != nil {
-		return nil, nil, fmt.Errorf("load registry: %w", &registry.FileError{File: regName, Errs: err.(registry.Errors)})
+		return nil, nil, redact.Errorf("load registry: %w", &registry.FileError{File: regName, Errs: err.(registry.Errors)})
 	}
 	src, err := s.read(s.Policy, readfile.Policy)
 	if err != nil {
-		return nil, nil, fmt.Errorf("load policy package: %w", err)
+		return nil, nil, redact.Errorf("load policy package: %w", err)
 	}
 	pkg, err := policy.Parse(polName, src)
 	if err != nil {
 		// Every problem in the list starts with polName.
-		return nil, nil, fmt.Errorf("load policy: %w", err)
+		return nil, nil, redact.Errorf("load policy: %w", err)
 	}
 	return snap, pkg, nil
 }
@@ -124,10 +126,13 @@ func newState(snap *registry.Snapshot, pkg *policy.Package, loadedAt time.Time, 
 	eval, err := policy.NewEvaluator(pkg, snap)
 	if err != nil {
 		if errors.Is(err, policy.ErrPackageMismatch) {
-			return nil, fmt.Errorf("registry %s has policy_package %q but policy %s is package %q; regenerate the registry with --policy-package %s or serve the matching policy: %w",
-				registryName, snap.PolicyPackage, policyName, pkg.Name(), pkg.Name(), policy.ErrPackageMismatch)
+			// The names are the files': the redacted form leaves them out.
+			what := "registry " + registryName + " is for another policy package than policy " + policyName
+			return nil, redact.Error(fmt.Errorf("%s: its policy_package is %q, the policy is package %q; regenerate the registry with --policy-package %s or serve the matching policy: %w",
+				what, snap.PolicyPackage, pkg.Name(), pkg.Name(), policy.ErrPackageMismatch),
+				what+"; regenerate the registry with --policy-package or serve the matching policy")
 		}
-		return nil, fmt.Errorf("bind policy %s to registry %s: %w", policyName, registryName, err)
+		return nil, redact.Errorf("bind policy %s to registry %s: %w", policyName, registryName, err)
 	}
 	st := &state{
 		eval:     eval,
@@ -147,18 +152,35 @@ func newState(snap *registry.Snapshot, pkg *policy.Package, loadedAt time.Time, 
 	return st, nil
 }
 
-// oneLine shortens a multi-line error (a list of problems, one per line)
-// to its first problem and a count of the others, for start-up failures,
-// /healthz and log lines.
+// maxMessage bounds a message about a file in /healthz, a start-up
+// failure and the operational log.
+const maxMessage = 512
+
+// oneLine says what err is for /healthz, a start-up failure and log
+// lines, which people and probes read who may not read the files: its
+// redacted form (the file, the JSON path or line, and the rule broken,
+// never what the file holds, redact.Message), shortened from a list of
+// problems, one per line, to its first problem and a count of the others,
+// and to at most maxMessage bytes.
 func oneLine(err error) string {
-	msg := strings.TrimSpace(err.Error())
+	msg := strings.TrimSpace(redact.Message(err))
 	first, rest, found := strings.Cut(msg, "\n")
-	if !found {
-		return msg
+	if found {
+		n := strings.Count(rest, "\n") + 1
+		more := " (and " + strconv.Itoa(n) + " more problems)"
+		if n == 1 {
+			more = " (and 1 more problem)"
+		}
+		return shorten(first, maxMessage-len(more)) + more
 	}
-	n := strings.Count(rest, "\n") + 1
-	if n == 1 {
-		return first + " (and 1 more problem)"
+	return shorten(msg, maxMessage)
+}
+
+// shorten cuts s to at most n bytes, at a character, ending it with "..."
+// when it was cut.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return first + " (and " + strconv.Itoa(n) + " more problems)"
+	return strings.ToValidUTF8(s[:n-3], "") + "..."
 }

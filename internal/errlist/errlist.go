@@ -3,7 +3,11 @@
 // rather than only the first.
 package errlist
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/coulomb/flex-auth/internal/redact"
+)
 
 // A List is every problem found in one input. It prints one problem per
 // line, the way compilers do, and errors.Is and errors.As see each one.
@@ -24,4 +28,14 @@ func (l List[E]) Unwrap() []error {
 		errs[i] = e
 	}
 	return errs
+}
+
+// Redacted returns the problems' redacted forms (redact.Message), one per
+// line.
+func (l List[E]) Redacted() string {
+	lines := make([]string, len(l))
+	for i, e := range l {
+		lines[i] = redact.Message(e)
+	}
+	return strings.Join(lines, "\n")
 }
