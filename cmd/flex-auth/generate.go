@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/coulomb/flex-auth/generate"
+	"github.com/coulomb/flex-auth/internal/termsafe"
 	"github.com/coulomb/flex-auth/inventory"
 	"github.com/coulomb/flex-auth/registry"
 	"github.com/spf13/cobra"
@@ -41,7 +42,7 @@ error; the exit code does not change.`,
 			if errors.As(err, &errs) {
 				// One line per problem, as the contract wants, even when
 				// there is only one (main would put its name in front).
-				fmt.Fprintln(cmd.ErrOrStderr(), errs.Error())
+				fmt.Fprintln(cmd.ErrOrStderr(), termsafe.Text(errs.Error()))
 				return &exitError{code: 1}
 			}
 			if err != nil {

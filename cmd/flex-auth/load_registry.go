@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/coulomb/flex-auth/internal/termsafe"
 	"github.com/coulomb/flex-auth/registry"
 	"github.com/spf13/cobra"
 )
@@ -55,10 +56,10 @@ func printLoadJSON(cmd *cobra.Command, file string, s *registry.Snapshot, err er
 		res.Actors, res.Digest, res.PolicyPackage = len(s.Actors), s.Digest, s.PolicyPackage
 	case errors.As(err, &fe):
 		for _, e := range fe.Errs {
-			res.Errors = append(res.Errors, e.Error())
+			res.Errors = append(res.Errors, termsafe.Line(e.Error()))
 		}
 	default:
-		res.Errors = []string{err.Error()}
+		res.Errors = []string{termsafe.Line(err.Error())}
 	}
 	enc := json.NewEncoder(cmd.OutOrStdout())
 	enc.SetIndent("", "  ")

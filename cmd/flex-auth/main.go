@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/coulomb/flex-auth/internal/termsafe"
 	"github.com/spf13/cobra"
 )
 
@@ -48,16 +49,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // errorText formats err for stderr. A one-line error gets the program name
 // in front; a multi-line one is a list of diagnostics that each name their
 // file and position (FILE:LINE:COL: msg), and is printed as it is, the way
-// compilers print them, so editors and CI annotations can parse it.
+// compilers print them, so editors and CI annotations can parse it. Either
+// way, control characters from the files and answers it quotes are escaped
+// (termsafe), so that nothing in them acts on a terminal or a CI log.
 func errorText(err error) string {
 	if err == nil {
 		return ""
 	}
 	msg := err.Error()
 	if strings.Contains(msg, "\n") {
-		return msg
+		return termsafe.Text(msg)
 	}
-	return "flex-auth: " + msg
+	return "flex-auth: " + termsafe.Line(msg)
 }
 
 func newRootCmd() *cobra.Command {

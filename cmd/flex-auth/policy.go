@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/coulomb/flex-auth/internal/termsafe"
 	"github.com/coulomb/flex-auth/policy"
 	"github.com/coulomb/flex-auth/registry"
 	"github.com/spf13/cobra"
@@ -64,18 +65,18 @@ func printTestResults(w io.Writer, ev *policy.Evaluator, results []policy.TestRe
 	fmt.Fprintf(w, "policy %s %s, registry %s (%d actors)\n", pkg.Name(), pkg.Digest(), snap.Digest, len(snap.Actors))
 	for _, r := range results {
 		if r.Passed() {
-			fmt.Fprintf(w, "PASS %s\n", r.Name)
+			fmt.Fprintf(w, "PASS %s\n", termsafe.Line(r.Name))
 			continue
 		}
 		failed++
-		fmt.Fprintf(w, "FAIL %s (%s:%d)\n     got:  %v\n     want: %v\n", r.Name, pkg.File(), r.Line, r.Got, r.Want)
+		fmt.Fprintf(w, "FAIL %s (%s:%d)\n     got:  %v\n     want: %v\n", termsafe.Line(r.Name), termsafe.Line(pkg.File()), r.Line, r.Got, r.Want)
 		if r.Err != nil {
-			fmt.Fprintf(w, "     error: %v\n", r.Err)
+			fmt.Fprintf(w, "     error: %s\n", termsafe.Line(r.Err.Error()))
 		}
 	}
 	fmt.Fprintf(w, "%d passed, %d failed\n", len(results)-failed, failed)
 	if len(results) == 0 {
-		fmt.Fprintf(w, "%s has no tests blocks\n", pkg.File())
+		fmt.Fprintf(w, "%s has no tests blocks\n", termsafe.Line(pkg.File()))
 	}
 	return failed
 }

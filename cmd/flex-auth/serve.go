@@ -122,13 +122,15 @@ Operational logs go to stderr.`,
 	return cmd
 }
 
-// newOpsLogger returns the operational logger: slog to stderr.
+// newOpsLogger returns the operational logger: slog to stderr, with the
+// control characters of what files and requests hold escaped
+// (termsafe.Handler).
 func newOpsLogger(cmd *cobra.Command, format string) (*slog.Logger, error) {
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)), nil
+		return slog.New(termsafe.Handler(slog.NewTextHandler(cmd.ErrOrStderr(), nil))), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil)), nil
+		return slog.New(termsafe.Handler(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))), nil
 	}
 	return nil, errors.New(`serve: --log-format must be "text" or "json"`)
 }
