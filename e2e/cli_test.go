@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,18 +12,29 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
+
+// cliTimeout bounds a command's run: one blocked (on a FIFO, say) fails
+// its test rather than hang the suite.
+const cliTimeout = 2 * time.Minute
 
 // runCLI runs the binary with args and env (added to the test's) and
 // returns its exit code and output.
 func runCLI(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	cmd := exec.Command(flexAuth, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, flexAuth, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("flex-auth %s: still running after %s", strings.Join(args, " "), cliTimeout)
+	}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -107,19 +120,11 @@ func closedURL(t *testing.T) string {
 func TestCheckFailsClosed(t *testing.T) {
 	skipShort(t)
 	t.Parallel()
-	fixture := readFile(t, fixtureRegistry)
 	fake := func(status int, body string) string {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			if r.URL.Path == "/v1/registry" {
-				w.Write(fixture)
-				return
-			}
+		return fakeService(t, func(w http.ResponseWriter) {
 			w.WriteHeader(status)
 			io.WriteString(w, body)
-		}))
-		t.Cleanup(srv.Close)
-		return srv.URL
+		}, loadFixture(t).Digest)
 	}
 	release := make(chan struct{})
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -157,8 +162,113 @@ func TestCheckFailsClosed(t *testing.T) {
 			}
 			// The smoke against the same service fails (exit 1) and says why.
 			code, out, _ = runCLI(t, cleanEnv, "smoke", "--url", tt.url, "--actor", bridge, "--timeout", "200ms")
-			if code != 1 || !strings.Contains(out, "FAIL healthz") {
-				t.Errorf("smoke: got exit %d\n%s\nwant exit 1 with a failed healthz", code, out)
+			if code != 1 || !strings.Contains(out, "FAIL allow") {
+				t.Errorf("smoke: got exit %d\n%s\nwant exit 1 with a failed allow", code, out)
+			}
+		})
+	}
+}
+
+// fakeService serves the registry fixture on GET /v1/registry, a /healthz
+// that reports the registry digests healthz in turn (the last one again
+// once they run out), and answers POST /v1/check with answer. It is a
+// service that answers what the real one cannot be made to.
+func fakeService(t *testing.T, answer func(w http.ResponseWriter), healthz ...string) string {
+	t.Helper()
+	fixture := readFile(t, fixtureRegistry)
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/registry":
+			w.Write(fixture)
+		case "/healthz":
+			mu.Lock()
+			digest := healthz[0]
+			if len(healthz) > 1 {
+				healthz = healthz[1:]
+			}
+			mu.Unlock()
+			fmt.Fprintf(w, `{"status": "ok", "registry": {"digest": %q, "actors": 4, "loaded_at": "2026-06-24T10:00:00Z"}, "policy": {"package": "ops-warden/ssh-signing", "digest": %q}, "reload": {"last_error": null, "last_attempt_at": null}}`,
+				digest, otherDigest)
+		default:
+			answer(w)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// otherDigest is a digest of nothing flex-auth serves.
+const otherDigest = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+
+// TestCheckRefusesMismatchedAnswers runs check against a service whose
+// well-formed answers do not match the question: an allow that grants
+// another TTL or principal than asked, or an actor the served registry
+// does not list, and a decision made with another registry than the one
+// the service reports. check exits 2, never 0; a reload between its
+// requests is no mismatch.
+func TestCheckRefusesMismatchedAnswers(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	served := loadFixture(t).Digest
+	decision := func(effect, registryDigest, grant string) func(w http.ResponseWriter) {
+		return func(w http.ResponseWriter) {
+			if grant != "" {
+				grant = `, "grant": ` + grant
+			}
+			fmt.Fprintf(w, `{"decision_id": "decision:873c6c682a52bebc", "effect": %q, "reason": "signing_policy_matched", "policy": "ops-warden/ssh-signing", "policy_digest": %q, "registry_digest": %q%s}`,
+				effect, otherDigest, registryDigest, grant)
+		}
+	}
+	bridgeGrant := `{"principal": "agt-task-bridge", "ttl_hours": 24}`
+	tests := []struct {
+		name     string
+		url      string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"a matching allow", fakeService(t, decision("allow", served, bridgeGrant), served),
+			[]string{"--principal", "agt-task-bridge", "--ttl", "24"}, 0, ""},
+		{"a grant for another TTL", fakeService(t, decision("allow", served, `{"principal": "agt-task-bridge", "ttl_hours": 8760}`), served),
+			[]string{"--ttl", "24"}, 2, "the grant is for 8760 hours, the request asked for 24"},
+		{"a grant for the default TTL when asked for less", fakeService(t, decision("allow", served, bridgeGrant), served),
+			[]string{"--ttl", "1"}, 2, "the grant is for 24 hours, the request asked for 1"},
+		{"a grant for another principal", fakeService(t, decision("allow", served, `{"principal": "root", "ttl_hours": 24}`), served),
+			[]string{"--principal", "agt-task-bridge", "--ttl", "24"}, 2, "the grant is for principal root, the request asked for agt-task-bridge"},
+		{"a grant of the registry's TTL for another", fakeService(t, decision("allow", served, `{"principal": "agt-task-bridge", "ttl_hours": 12}`), served),
+			nil, 2, "the grant is for 12 hours, the request asked for 24"},
+		{"an allow from another registry", fakeService(t, decision("allow", otherDigest, bridgeGrant), served),
+			[]string{"--ttl", "24"}, 2, "the decision was made with registry " + otherDigest + ", but the service reports it serves " + served},
+		{"an allow from another registry than the one served", fakeService(t, decision("allow", otherDigest, bridgeGrant), served),
+			nil, 2, "the decision was made with registry " + otherDigest},
+		{"a deny from another registry", fakeService(t, decision("deny", otherDigest, ""), served),
+			[]string{"--ttl", "24"}, 2, "the decision was made with registry " + otherDigest},
+		{"a reload between the questions", fakeService(t, decision("allow", served, bridgeGrant), otherDigest, served),
+			[]string{"--ttl", "24"}, 0, ""},
+		{"an allow for an actor the served registry lacks", fakeService(t, decision("allow", served, bridgeGrant), served),
+			[]string{"--actor", "agt-nobody"}, 2, "an allow for agt-nobody, which the registry the service serves does not list"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"check", "--url", tt.url, "--actor", bridge}, tt.args...)
+			code, out, errOut := runCLI(t, cleanEnv, args...)
+			if code != tt.wantCode {
+				t.Errorf("exit: got %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.wantCode, out, errOut)
+			}
+			if tt.wantErr == "" {
+				if errOut != "" {
+					t.Errorf("stderr: got %q, want nothing", errOut)
+				}
+				return
+			}
+			if want := "flex-auth: check: decision refused, failing closed: the answer does not match the question: "; !strings.HasPrefix(errOut, want) || !strings.Contains(errOut, tt.wantErr) {
+				t.Errorf("stderr: got %q, want %q and %q", errOut, want, tt.wantErr)
+			}
+			if strings.Count(errOut, "\n") != 1 {
+				t.Errorf("stderr: got %q, want one line", errOut)
 			}
 		})
 	}

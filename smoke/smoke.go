@@ -60,6 +60,15 @@ type Result struct {
 // Check asks c for one decision. The Result describes the request even when
 // the error is not nil; its Decision is set only when the service answered
 // with a well-formed decision.
+//
+// Check fails closed on an answer that does not match the question: an
+// allow whose grant is for another principal or TTL than asked, or for an
+// actor the served registry does not list, and a decision made with
+// another registry than the one the service reports it serves (GET
+// /v1/registry, or GET /healthz when a TTL is given). A reload between the
+// two requests is no mismatch: when the digests differ, the service is
+// asked again, and the decision's digest may be either. The error is then
+// a *MismatchError, and the Result carries the decision refused.
 func Check(ctx context.Context, c *client.Client, q Query) (*Result, error) {
 	res := &Result{URL: c.URL(), Actor: q.Actor, Subject: q.Subject, Action: client.DefaultAction, Context: map[string]any{}}
 	if res.Subject == "" {
@@ -68,15 +77,22 @@ func Check(ctx context.Context, c *client.Client, q Query) (*Result, error) {
 	if q.Principal != "" {
 		res.Context["principal"] = q.Principal
 	}
+	var served string // the registry digest the service reports
 	switch {
 	case q.TTLHours != nil:
 		res.Context["ttl_hours"] = *q.TTLHours
 		res.TTLSource = TTLGiven
+		h, err := c.Health(ctx)
+		if err != nil {
+			return res, fmt.Errorf("ask which registry the service serves: %w", err)
+		}
+		served = h.Registry.Digest
 	default:
 		s, err := c.Registry(ctx)
 		if err != nil {
 			return res, fmt.Errorf("look up the default TTL of %s (give a TTL to skip the lookup): %w", q.Actor, err)
 		}
+		served = s.Digest
 		res.TTLSource = TTLNone
 		if a := s.Lookup(q.Actor); a != nil {
 			res.Context["ttl_hours"] = a.DefaultTTLHours
@@ -88,7 +104,47 @@ func Check(ctx context.Context, c *client.Client, q Query) (*Result, error) {
 		return res, err
 	}
 	res.Decision = d
+	if err := res.checkGrant(); err != nil {
+		return res, err
+	}
+	if d.RegistryDigest != served {
+		h, err := c.Health(ctx)
+		if err != nil {
+			return res, fmt.Errorf("ask again which registry the service serves (the decision's is not the one it reported): %w", err)
+		}
+		if d.RegistryDigest != h.Registry.Digest {
+			return res, &MismatchError{Problem: fmt.Sprintf("the decision was made with registry %s, but the service reports it serves %s", d.RegistryDigest, h.Registry.Digest)}
+		}
+	}
 	return res, nil
+}
+
+// A MismatchError is an answer that does not match its question: a
+// well-formed decision that no client may act on.
+type MismatchError struct {
+	Problem string
+}
+
+func (e *MismatchError) Error() string {
+	return "the answer does not match the question: " + e.Problem
+}
+
+// checkGrant checks an allow's grant against what was asked.
+func (r *Result) checkGrant() error {
+	d := r.Decision
+	if !d.Allowed() {
+		return nil
+	}
+	if r.TTLSource == TTLNone {
+		return &MismatchError{Problem: fmt.Sprintf("an allow for %s, which the registry the service serves does not list", r.Actor)}
+	}
+	if p, asked := r.Context["principal"].(string); asked && d.Grant.Principal != p {
+		return &MismatchError{Problem: fmt.Sprintf("the grant is for principal %s, the request asked for %s", d.Grant.Principal, p)}
+	}
+	if ttl, asked := r.Context["ttl_hours"].(int); asked && d.Grant.TTLHours != ttl {
+		return &MismatchError{Problem: fmt.Sprintf("the grant is for %d hours, the request asked for %d", d.Grant.TTLHours, ttl)}
+	}
+	return nil
 }
 
 // WriteText writes the result as aligned "name: value" lines.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -31,7 +33,17 @@ type fake struct {
 	decide func(req client.Request) (effect, reason string)
 	// grantTTL, when set, is the TTL granted instead of the one asked for.
 	grantTTL int
-	seq      atomic.Int64
+	// grantPrincipal, when set, is the principal granted instead of the
+	// actor's.
+	grantPrincipal string
+	// decidedWith, when set, is the registry digest of every decision
+	// instead of the one served.
+	decidedWith string
+	// healthz, when set, are the registry digests /healthz reports, one
+	// per request, the last one again once they run out.
+	healthz []string
+	mu      sync.Mutex
+	seq     atomic.Int64
 }
 
 func newFake(t *testing.T) *fake {
@@ -73,8 +85,17 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if f.degraded {
 			status, lastErr = "degraded", `"registry.json: digest: digest does not match the content"`
 		}
+		digest := f.snap.Digest
+		f.mu.Lock()
+		if len(f.healthz) > 0 {
+			digest = f.healthz[0]
+			if len(f.healthz) > 1 {
+				f.healthz = f.healthz[1:]
+			}
+		}
+		f.mu.Unlock()
 		fmt.Fprintf(w, `{"status": %q, "registry": {"digest": %q, "actors": %d, "loaded_at": "2026-06-24T10:00:00Z"}, "policy": {"package": "ops-warden/ssh-signing", "digest": %q}, "reload": {"last_error": %s, "last_attempt_at": null}}`,
-			status, f.snap.Digest, len(f.snap.Actors), policyDigest, lastErr)
+			status, digest, len(f.snap.Actors), policyDigest, lastErr)
 	case "/v1/registry":
 		w.Write(f.snap.Canonical())
 	case "/v1/check":
@@ -91,15 +112,24 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		effect, reason := decide(req)
 		grant := ""
 		if effect == "allow" {
-			a := f.snap.Lookup(req.Resource)
-			ttl := int(req.Context["ttl_hours"].(float64))
+			principal, ttl := "agt-task-bridge", 24
+			if a := f.snap.Lookup(req.Resource); a != nil {
+				principal, ttl = a.Principal, int(req.Context["ttl_hours"].(float64))
+			}
 			if f.grantTTL != 0 {
 				ttl = f.grantTTL
 			}
-			grant = fmt.Sprintf(`, "grant": {"principal": %q, "ttl_hours": %d}`, a.Principal, ttl)
+			if f.grantPrincipal != "" {
+				principal = f.grantPrincipal
+			}
+			grant = fmt.Sprintf(`, "grant": {"principal": %q, "ttl_hours": %d}`, principal, ttl)
+		}
+		decidedWith := f.snap.Digest
+		if f.decidedWith != "" {
+			decidedWith = f.decidedWith
 		}
 		fmt.Fprintf(w, `{"decision_id": "decision:%016x", "effect": %q, "reason": %q, "policy": "ops-warden/ssh-signing", "policy_digest": %q, "registry_digest": %q%s}`,
-			f.seq.Add(1), effect, reason, policyDigest, f.snap.Digest, grant)
+			f.seq.Add(1), effect, reason, policyDigest, decidedWith, grant)
 	default:
 		http.NotFound(w, r)
 	}
@@ -154,6 +184,60 @@ func TestCheck(t *testing.T) {
 			}
 			if got, _ := json.Marshal(res.Context); string(got) != tt.wantContext {
 				t.Errorf("got context %s, want %s", got, tt.wantContext)
+			}
+		})
+	}
+}
+
+// TestCheckMismatch checks that Check refuses a well-formed decision that
+// does not answer its question, and keeps it in the Result as evidence.
+func TestCheckMismatch(t *testing.T) {
+	const other = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+	served := newFake(t).snap.Digest
+	bridge := Query{Actor: "agt-state-hub-bridge", Principal: "agt-task-bridge"}
+	withTTL := func(q Query, ttl int) Query { q.TTLHours = &ttl; return q }
+	tests := []struct {
+		name  string
+		knobs func(f *fake)
+		q     Query
+		want  string // "" for no error
+	}{
+		{"a matching allow", func(*fake) {}, bridge, ""},
+		{"a matching allow, TTL given", func(*fake) {}, withTTL(bridge, 12), ""},
+		{"another TTL", func(f *fake) { f.grantTTL = 8760 }, bridge, "the grant is for 8760 hours, the request asked for 24"},
+		{"another TTL than given", func(f *fake) { f.grantTTL = 24 }, withTTL(bridge, 1), "the grant is for 24 hours, the request asked for 1"},
+		{"another principal", func(f *fake) { f.grantPrincipal = "root" }, bridge, "the grant is for principal root, the request asked for agt-task-bridge"},
+		{"no principal asked", func(f *fake) { f.grantPrincipal = "root" }, Query{Actor: "agt-state-hub-bridge"}, ""},
+		{"an actor the registry lacks", func(f *fake) {
+			f.decide = func(client.Request) (string, string) { return "allow", "signing_policy_matched" }
+		},
+			Query{Actor: "agt-nobody"}, "an allow for agt-nobody, which the registry the service serves does not list"},
+		{"another registry", func(f *fake) { f.decidedWith = other }, bridge,
+			"the decision was made with registry " + other + ", but the service reports it serves " + served},
+		{"another registry, TTL given", func(f *fake) { f.decidedWith = other }, withTTL(bridge, 24),
+			"the decision was made with registry " + other + ", but the service reports it serves " + served},
+		{"a deny from another registry", func(f *fake) { f.decidedWith = other }, withTTL(bridge, 999), "the decision was made with registry " + other},
+		{"a reload before the decision", func(f *fake) { f.healthz = []string{other, served} }, withTTL(bridge, 24), ""},
+		{"a reload after the decision", func(f *fake) { f.decidedWith, f.healthz = other, []string{other, served} }, withTTL(bridge, 24), ""},
+		{"two reloads", func(f *fake) { f.decidedWith, f.healthz = other, []string{served, served} }, withTTL(bridge, 24), "the decision was made with registry " + other},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake(t)
+			tt.knobs(f)
+			res, err := Check(context.Background(), start(t, f), tt.q)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("got %v, want no error", err)
+				}
+				return
+			}
+			var me *MismatchError
+			if !errors.As(err, &me) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want a *MismatchError saying %q", err, tt.want)
+			}
+			if res == nil || res.Decision == nil {
+				t.Errorf("got no decision in the result, want the one refused")
 			}
 		})
 	}

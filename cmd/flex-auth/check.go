@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/coulomb/flex-auth/client"
+	"github.com/coulomb/flex-auth/internal/termsafe"
 	"github.com/coulomb/flex-auth/smoke"
 	"github.com/spf13/cobra"
 )
@@ -30,7 +31,9 @@ registry (GET /v1/registry) is asked for, as warden sign does.
 
 Exit 0 only when the service answered a well-formed allow; 1 on a deny; 2 when
 no decision came back (unreachable, timeout, an error status, a malformed
-answer): check fails closed.
+answer), or when the answer does not match the question (an allow granting
+another principal or TTL than asked, a decision made with another registry
+than the one the service reports it serves): check fails closed.
 
 For a service served over HTTPS, --ca-cert names the CA that signed its
 certificate when the system does not trust it; with mutual TLS (serve
@@ -75,7 +78,7 @@ type checkJSON struct {
 }
 
 type checkError struct {
-	Kind    string `json:"kind"` // unreachable, server_error, malformed_answer, error
+	Kind    string `json:"kind"` // unreachable, server_error, malformed_answer, mismatched_answer, error
 	Message string `json:"message"`
 }
 
@@ -86,19 +89,24 @@ func printCheck(cmd *cobra.Command, res *smoke.Result, err error, asJSON bool) e
 	if asJSON {
 		v := checkJSON{Result: res}
 		if err != nil {
-			v.Error = &checkError{Kind: errorKind(err), Message: err.Error()}
+			v.Error = &checkError{Kind: errorKind(err), Message: termsafe.Line(err.Error())}
 		}
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		if encErr := enc.Encode(v); encErr != nil && err == nil {
 			err = encErr
 		}
-	} else if err == nil {
-		if werr := res.WriteText(out); werr != nil {
+	} else if err == nil || res.Decision != nil {
+		// A decision refused for not matching the question is
+		// evidence too.
+		if werr := res.WriteText(out); werr != nil && err == nil {
 			err = werr
 		}
 	}
+	var me *smoke.MismatchError
 	switch {
+	case errors.As(err, &me):
+		return &exitError{code: 2, err: fmt.Errorf("check: decision refused, failing closed: %w", err)}
 	case err != nil:
 		return &exitError{code: 2, err: fmt.Errorf("check: no decision, failing closed: %w", err)}
 	case !res.Decision.Allowed():
@@ -112,8 +120,11 @@ func errorKind(err error) string {
 		ue *client.UnreachableError
 		se *client.StatusError
 		pe *client.ProtocolError
+		me *smoke.MismatchError
 	)
 	switch {
+	case errors.As(err, &me):
+		return "mismatched_answer"
 	case errors.As(err, &ue):
 		return "unreachable"
 	case errors.As(err, &se):

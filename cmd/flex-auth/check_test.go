@@ -15,23 +15,38 @@ import (
 )
 
 const (
-	testDigest = "sha256:57522a4d7480d7d72febe4e0fb97a792086beb7cdec90afa09f5fbe0905e4e13"
-	testAllow  = `{"decision_id": "decision:873c6c682a52bebc", "effect": "allow", "reason": "signing_policy_matched", "policy": "ops-warden/ssh-signing", "policy_digest": "` + testDigest + `", "registry_digest": "` + testDigest + `", "grant": {"principal": "agt-task-bridge", "ttl_hours": 24}}`
-	testDeny   = `{"decision_id": "decision:0123456789abcdef", "effect": "deny", "reason": "ttl_out_of_bounds", "policy": "ops-warden/ssh-signing", "policy_digest": "` + testDigest + `", "registry_digest": "` + testDigest + `"}`
+	// testDigest is the digest of the registry fixture, which
+	// checkServer serves.
+	testDigest   = "sha256:57522a4d7480d7d72febe4e0fb97a792086beb7cdec90afa09f5fbe0905e4e13"
+	policyDigest = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+	otherDigest  = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+	testAllow    = `{"decision_id": "decision:873c6c682a52bebc", "effect": "allow", "reason": "signing_policy_matched", "policy": "ops-warden/ssh-signing", "policy_digest": "` + policyDigest + `", "registry_digest": "` + testDigest + `", "grant": {"principal": "agt-task-bridge", "ttl_hours": 24}}`
+	testDeny     = `{"decision_id": "decision:0123456789abcdef", "effect": "deny", "reason": "ttl_out_of_bounds", "policy": "ops-warden/ssh-signing", "policy_digest": "` + policyDigest + `", "registry_digest": "` + testDigest + `"}`
 )
 
 // checkServer serves the registry fixture and answers every check with
-// status and body, recording the last check request.
-func checkServer(t *testing.T, status int, body string) (url string, last *map[string]any) {
+// status and body, recording the last check request. GET /healthz
+// reports the registry digests in healthz, one per request, the last
+// again once they run out; none means testDigest.
+func checkServer(t *testing.T, status int, body string, healthz ...string) (url string, last *map[string]any) {
 	t.Helper()
 	fixture, err := os.ReadFile("../../examples/ops-warden/production_registry_snapshot.json")
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(healthz) == 0 {
+		healthz = []string{testDigest}
+	}
 	var got map[string]any
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		switch r.URL.Path {
+		case "/healthz":
+			fmt.Fprintf(w, `{"status": "ok", "registry": {"digest": %q, "actors": 3, "loaded_at": "2026-06-24T10:00:00Z"}, "policy": {"package": "ops-warden/ssh-signing", "digest": %q}, "reload": {"last_error": null, "last_attempt_at": null}}`,
+				healthz[0], policyDigest)
+			if len(healthz) > 1 {
+				healthz = healthz[1:]
+			}
 		case "/v1/registry":
 			w.Write(fixture)
 		case "/v1/check":
@@ -56,6 +71,7 @@ func TestCheckCommand(t *testing.T) {
 		body        string
 		args        []string
 		env         map[string]string
+		healthz     []string // registry digests GET /healthz reports, in turn
 		wantCode    int
 		wantRequest string // the check request as JSON, "" for none
 		wantOut     []string
@@ -77,9 +93,9 @@ func TestCheckCommand(t *testing.T) {
 		},
 		{
 			name: "--subject beats the environment", status: 200, body: testAllow,
-			args:        []string{"--actor", "agt-state-hub-bridge", "--subject", "agt-state-hub-bridge", "--ttl", "1"},
+			args:        []string{"--actor", "agt-state-hub-bridge", "--subject", "agt-state-hub-bridge", "--ttl", "24"},
 			env:         map[string]string{"WARDEN_POLICY_SUBJECT": "iam:agt-state-hub-bridge"},
-			wantRequest: `{"action":"ssh.sign","context":{"ttl_hours":1},"resource":"agt-state-hub-bridge","subject":"agt-state-hub-bridge"}`,
+			wantRequest: `{"action":"ssh.sign","context":{"ttl_hours":24},"resource":"agt-state-hub-bridge","subject":"agt-state-hub-bridge"}`,
 		},
 		{
 			name: "subject defaults to the actor", status: 200, body: testDeny,
@@ -109,6 +125,38 @@ func TestCheckCommand(t *testing.T) {
 			args: []string{"--actor", "agt-state-hub-bridge", "--ttl", "24"},
 			env:  map[string]string{"FLEX_AUTH_URL": "{url}"},
 		},
+		{
+			name: "grant for another TTL", status: 200, body: testAllow,
+			args: []string{"--actor", "agt-state-hub-bridge", "--ttl", "1"}, wantCode: 2,
+			wantOut: []string{"effect:          allow\n"},
+			wantErr: "check: decision refused, failing closed: the answer does not match the question: the grant is for 24 hours, the request asked for 1\n",
+		},
+		{
+			name: "grant for another principal", status: 200, body: testAllow,
+			args: []string{"--actor", "agt-state-hub-bridge", "--principal", "root", "--ttl", "24", "--json"}, wantCode: 2,
+			wantOut: []string{`"kind": "mismatched_answer"`, `"effect": "allow"`},
+			wantErr: "the grant is for principal agt-task-bridge, the request asked for root",
+		},
+		{
+			name: "decision from another registry", status: 200, body: testAllow,
+			healthz: []string{otherDigest}, args: []string{"--actor", "agt-state-hub-bridge", "--ttl", "24"}, wantCode: 2,
+			wantErr: "the decision was made with registry " + testDigest + ", but the service reports it serves " + otherDigest,
+		},
+		{
+			name: "a deny from another registry", status: 200, body: testDeny,
+			healthz: []string{otherDigest}, args: []string{"--actor", "agt-state-hub-bridge", "--ttl", "999"}, wantCode: 2,
+			wantErr: "the decision was made with registry " + testDigest,
+		},
+		{
+			name: "a reload between the questions", status: 200, body: testAllow,
+			healthz: []string{otherDigest, testDigest}, args: []string{"--actor", "agt-state-hub-bridge", "--ttl", "24"}, wantCode: 0,
+		},
+		{
+			name: "registry default, decision from another registry", status: 200,
+			body: strings.Replace(testAllow, `"registry_digest": "`+testDigest, `"registry_digest": "`+otherDigest, 1),
+			args: []string{"--actor", "agt-state-hub-bridge"}, wantCode: 2,
+			wantErr: "the decision was made with registry " + otherDigest + ", but the service reports it serves " + testDigest,
+		},
 		{name: "no url", args: []string{"--actor", "agt-x"}, env: map[string]string{"FLEX_AUTH_URL": "-"}, wantCode: 2, wantErr: "no service url"},
 		{name: "no actor", args: []string{}, wantCode: 2, wantErr: "--actor is required"},
 		{name: "unknown flag", args: []string{"--actor", "agt-x", "--bogus"}, wantCode: 2, wantErr: "unknown flag: --bogus"},
@@ -117,7 +165,7 @@ func TestCheckCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			url, last := checkServer(t, tt.status, tt.body)
+			url, last := checkServer(t, tt.status, tt.body, tt.healthz...)
 			t.Setenv("FLEX_AUTH_URL", "")
 			t.Setenv("WARDEN_POLICY_SUBJECT", "")
 			args := append([]string{"check"}, tt.args...)
