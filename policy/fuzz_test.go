@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -41,6 +42,12 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(strings.ReplaceAll(string(example), "\n", "\r\n")))
 	f.Add([]byte(openPackage))
 	f.Add([]byte("---\n" + goodFront + "---\n<details>\n<summary>Rules</summary>\n\n```rules {.yaml}\n" + goodRules + "```\n\n</details>\n<div>\n~~~Tests\n[]\n~~~\n"))
+	// Values with q and z wherever a rule can break, so that the
+	// redacted form is compared on every kind of problem (checkRedacted).
+	f.Add([]byte(pkgSrc("package: test/qz\nversion: qz\ndefault: {effect: qz, reason: Qz}\nqz: 1\n",
+		"- reason: Qz\n  effect: qz\n  when: qz_var\n- reason: q\n  effect: deny\n  when: actor.qz == 1 || \"z\" +\n  qz: 1\n- reason: z\n  effect: deny\n  when: *qz\n",
+		"- name: qz\n  request: {subject: q, resource: z, context: {qz: .nan, z: [!qz 1]}}\n  expect: {effect: deny, reason: qz}\n") +
+		"\n```rules{qz}\n[]\n```\n\n<details qz>\n```tests\n[]\n```\n</details>\n"))
 	snap, err := registry.Load(exampleRegistry)
 	if err != nil {
 		f.Fatal(err)
@@ -49,6 +56,7 @@ func FuzzParse(f *testing.F) {
 		p, err := Parse("fuzz.md", src)
 		if err != nil {
 			checkParseErrors(t, src, err)
+			checkRedacted(t, src, err)
 			return
 		}
 		if p.Name() == "" || p.Default().Reason == "" || !strings.HasPrefix(p.Digest(), "sha256:") {
@@ -99,6 +107,56 @@ func checkParseErrors(t *testing.T, src []byte, err error) {
 			t.Fatalf("bad error (file has %d lines): %q", lines, e.Error())
 		}
 	}
+}
+
+// checkRedacted checks that the redacted form of a package's errors
+// depends on where and which rules it breaks, not on what it holds: the
+// same package with q and z swapped has the same one. The two letters are
+// in no key, keyword or name a package's structure depends on but
+// request, CEL's size, YAML's seq and the HTML tag blockquote, which are
+// left as they are (and so are the words a swap would turn into them).
+// The "did you mean" hint, which names a key of flex-auth's own, may
+// differ: a misspelt key is nearer to request with a q than with a z.
+func checkRedacted(t *testing.T, src []byte, err error) {
+	t.Helper()
+	_, err2 := Parse("fuzz.md", swapQZ(src))
+	if err2 == nil {
+		t.Fatalf("swapping q and z made the package good: %q", src)
+	}
+	hint := regexp.MustCompile(` \(did you mean "[a-z_]+"\?\)`)
+	a := hint.ReplaceAllString(err.(Errors).Redacted(), "")
+	b := hint.ReplaceAllString(err2.(Errors).Redacted(), "")
+	if a != b {
+		t.Fatalf("the redacted form depends on what the package holds:\n%s\n%s", a, b)
+	}
+}
+
+// swapQZ swaps q and z in src but in the words checkRedacted keeps.
+func swapQZ(src []byte) []byte {
+	out := bytes.Clone(src)
+	kept := make([]bool, len(src))
+	for _, w := range []string{"request", "rezuest", "size", "siqe", "seq", "sez", "blockquote", "blockzuote"} {
+		for i := 0; ; {
+			j := bytes.Index(src[i:], []byte(w))
+			if j < 0 {
+				break
+			}
+			for k := i + j; k < i+j+len(w); k++ {
+				kept[k] = true
+			}
+			i += j + 1
+		}
+	}
+	for i, c := range out {
+		switch {
+		case kept[i]:
+		case c == 'q':
+			out[i] = 'z'
+		case c == 'z':
+			out[i] = 'q'
+		}
+	}
+	return out
 }
 
 // checkDecision checks that d is a decision the package can make.
