@@ -79,7 +79,7 @@ var ErrTooLarge = errors.New("larger than the limit")
 // path is a FIFO, a device, a socket or a directory, ErrTooLarge when the
 // file holds more than k.Max bytes. Each is one line.
 func Read(path string, k Kind) ([]byte, error) {
-	f, size, err := Open(path)
+	f, size, err := open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +94,7 @@ func Read(path string, k Kind) ([]byte, error) {
 	return data, nil
 }
 
-// Open opens path for reading when it is a regular file, and returns the
+// open opens path for reading when it is a regular file, and returns the
 // file and its size; otherwise it returns an *fs.PathError naming path.
 //
 // Path is looked at (stat, following symbolic links) before it is opened,
@@ -103,7 +103,7 @@ func Read(path string, k Kind) ([]byte, error) {
 // checked again through its descriptor (fstat), the check that decides:
 // path may have been swapped in between. The open is nonblocking, so that
 // a FIFO swapped in then cannot block it before fstat refuses it.
-func Open(path string) (*os.File, int64, error) {
+func open(path string) (*os.File, int64, error) {
 	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
 		return nil, 0, notRegular(path, fi.Mode())
 	}
@@ -125,6 +125,12 @@ func Open(path string) (*os.File, int64, error) {
 	if !fi.Mode().IsRegular() {
 		f.Close()
 		return nil, 0, notRegular(path, fi.Mode())
+	}
+	// A regular file is read the ordinary way: a FUSE file system sees
+	// the flag, and may answer a read that would wait with EAGAIN.
+	if err := syscall.SetNonblock(int(f.Fd()), false); err != nil {
+		f.Close()
+		return nil, 0, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	return f, fi.Size(), nil
 }
