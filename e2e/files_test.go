@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coulomb/flex-auth/internal/readfile"
+	"github.com/coulomb/flex-auth/internal/sshsig"
 )
 
 // A notFile is something a path can name that is not a file flex-auth
@@ -51,7 +52,12 @@ var notFiles = []notFile{
 		if err := f.Truncate(max + 1); err != nil {
 			t.Fatal(err)
 		}
-	}, func(max int64) string { return fmt.Sprintf("larger than %d MiB, the ", max>>20) }},
+	}, func(max int64) string {
+		if max%(1<<20) != 0 {
+			return fmt.Sprintf("larger than %d KiB, the ", max>>10)
+		}
+		return fmt.Sprintf("larger than %d MiB, the ", max>>20)
+	}},
 }
 
 // TestCommandsReadOnlyFiles gives every command, in every place where it
@@ -89,6 +95,10 @@ func TestCommandsReadOnlyFiles(t *testing.T) {
 		{"serve, the TLS certificate", ".pem", readfile.MaxPEMBytes, 1, nil, []string{"serve", "--addr", "127.0.0.1:0", "--log", log, "--tls-cert", "X", "--tls-key", pki.ServerKey}},
 		{"serve, the TLS key", ".pem", readfile.MaxPEMBytes, 1, nil, []string{"serve", "--addr", "127.0.0.1:0", "--log", log, "--tls-cert", pki.ServerCert, "--tls-key", "X"}},
 		{"serve, the client CA", ".pem", readfile.MaxPEMBytes, 1, nil, []string{"serve", "--addr", "127.0.0.1:0", "--log", log, "--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey, "--client-ca", "X"}},
+		{"publish, the registry", ".json", readfile.MaxRegistryBytes, 1, nil, []string{"publish", "--registry", "X", "--policy", fixturePolicy, "oci://127.0.0.1:1/r:t"}},
+		{"publish, the policy", ".md", readfile.MaxPolicyBytes, 1, nil, []string{"publish", "--registry", fixtureRegistry, "--policy", "X", "oci://127.0.0.1:1/r:t"}},
+		{"publish, the signing key", ".key", sshsig.MaxPrivateKeyBytes, 2, nil, []string{"publish", "--registry", fixtureRegistry, "--policy", fixturePolicy, "--sign-key", "X", "oci://127.0.0.1:1/r:t"}},
+		{"serve, the trusted keys", ".pub", sshsig.MaxKeysFileBytes, 1, nil, []string{"serve", "--addr", "127.0.0.1:0", "--log", log, "--source", "oci://127.0.0.1:1/r:t", "--verify-key", "X"}},
 		{"check, the CA", ".pem", readfile.MaxPEMBytes, 2, nil, []string{"check", "--url", "https://127.0.0.1:1", "--actor", bridge, "--ca-cert", "X"}},
 		{"check, the client key", ".pem", readfile.MaxPEMBytes, 2, nil, []string{"check", "--url", "https://127.0.0.1:1", "--actor", bridge, "--client-cert", pki.ServerCert, "--client-key", "X"}},
 	}

@@ -14,7 +14,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/coulomb/flex-auth/internal/atomicfile"
-	"github.com/coulomb/flex-auth/internal/readcap"
+	"github.com/coulomb/flex-auth/internal/readfile"
 )
 
 // A Cache keeps the last verified publication in a directory, as an OCI
@@ -139,7 +139,7 @@ func (c *Cache) Peek(ctx context.Context, source string, opts VerifyOptions) (*P
 }
 
 func (c *Cache) load(ctx context.Context, source string, opts VerifyOptions) (*Publication, error) {
-	data, err := readcap.File(filepath.Join(c.dir, ocispec.ImageIndexFile), MaxManifestBytes)
+	data, err := readfile.Read(filepath.Join(c.dir, ocispec.ImageIndexFile), readfile.Kind{Name: "OCI image index", Max: MaxManifestBytes})
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrCacheEmpty
 	}
@@ -177,7 +177,7 @@ func (c *Cache) get(_ context.Context, desc ocispec.Descriptor) ([]byte, error) 
 		return nil, err
 	}
 	path := c.blobPath(desc.Digest)
-	data, err := readcap.File(path, desc.Size)
+	data, err := readfile.Read(path, readfile.Kind{Name: "cached blob", Max: desc.Size})
 	if err != nil {
 		return nil, err
 	}

@@ -1,19 +1,24 @@
 package publication
 
-import "github.com/coulomb/flex-auth/internal/sshsig"
+import (
+	"github.com/coulomb/flex-auth/internal/readfile"
+	"github.com/coulomb/flex-auth/internal/sshsig"
+)
 
 // Size caps on what flex-auth fetches from a registry, an HTTP(S) URL or
 // its cache: the largest of each part it reads. A part over its cap is
 // refused before it is read (by its descriptor's size, or its
 // Content-Length) or as soon as it passes the cap, never buffered whole.
-// They are in this one place; docs/operating.md lists them.
+// They are in this one place, with those of the files flex-auth reads
+// (internal/readfile) for the parts that are files too; docs/operating.md
+// lists them.
 const (
-	// MaxRegistryBytes caps a registry snapshot: 64 MiB, two and a half
-	// times the canonical snapshot of 100,000 actors (26 MB).
-	MaxRegistryBytes = 64 << 20
-	// MaxPolicyBytes caps a policy package: 4 MiB (the ops-warden
-	// package is 5 KB).
-	MaxPolicyBytes = 4 << 20
+	// MaxRegistryBytes caps a registry snapshot: readfile's cap, 64 MiB,
+	// the same for a file, an answer and a layer.
+	MaxRegistryBytes = readfile.MaxRegistryBytes
+	// MaxPolicyBytes caps a policy package: readfile's cap, 4 MiB (the
+	// ops-warden package is 5 KB).
+	MaxPolicyBytes = readfile.MaxPolicyBytes
 	// MaxManifestBytes caps a publication's OCI manifest: 64 KiB (one is
 	// about 1.5 KB).
 	MaxManifestBytes = 64 << 10

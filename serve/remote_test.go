@@ -141,7 +141,7 @@ func TestRemoteRefresh(t *testing.T) {
 		t.Errorf("a pair that does not bind: got %v", err)
 	}
 	h = health(t, s)
-	if h.Status != "degraded" || h.Registry.Digest != alt.Digest || h.Reload.LastError == nil || !strings.Contains(*h.Reload.LastError, `"someone/else"`) {
+	if h.Status != "degraded" || h.Registry.Digest != alt.Digest || h.Reload.LastError == nil || !strings.Contains(*h.Reload.LastError, "is for another policy package than policy") || strings.Contains(*h.Reload.LastError, "someone/else") {
 		t.Errorf("after the refusal: %+v", h)
 	}
 	// A source that cannot be reached.

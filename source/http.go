@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/coulomb/flex-auth/internal/readcap"
+	"github.com/coulomb/flex-auth/internal/readfile"
 	"github.com/coulomb/flex-auth/internal/redact"
 	"github.com/coulomb/flex-auth/policy"
 	"github.com/coulomb/flex-auth/publication"
@@ -68,10 +68,10 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 		c = &http.Client{Transport: publication.NewTransport(), CheckRedirect: noDowngrade}
 	}
 	h := &HTTP{cfg: cfg, client: c}
-	h.reg = &document{loc: cfg.Registry, max: publication.MaxRegistryBytes, parse: func(name string, data []byte) (any, error) {
+	h.reg = &document{loc: cfg.Registry, what: readfile.Registry.Name, max: readfile.MaxRegistryBytes, parse: func(name string, data []byte) (any, error) {
 		return parseRegistry(name, data)
 	}}
-	h.pol = &document{loc: cfg.Policy, max: publication.MaxPolicyBytes, parse: func(name string, data []byte) (any, error) {
+	h.pol = &document{loc: cfg.Policy, what: readfile.Policy.Name, max: readfile.MaxPolicyBytes, parse: func(name string, data []byte) (any, error) {
 		return parsePolicy(name, data)
 	}}
 	return h, nil
@@ -160,6 +160,7 @@ func (h *HTTP) Fetch(ctx context.Context, force bool) (*Update, error) {
 // file, and what was last read from it.
 type document struct {
 	loc   string
+	what  string // "registry snapshot", "policy package": for messages
 	max   int64
 	parse func(name string, data []byte) (any, error)
 
@@ -207,7 +208,7 @@ func (d *document) fetch(ctx context.Context, h *HTTP, force bool) (bool, error)
 		if !force && d.sum != "" && stamp == d.stamp {
 			return false, nil
 		}
-		if data, err = readcap.File(d.loc, d.max); err != nil {
+		if data, err = readfile.Read(d.loc, readfile.Kind{Name: d.what, Max: d.max}); err != nil {
 			return false, fmt.Errorf("read %s: %w", d.loc, err)
 		}
 	}

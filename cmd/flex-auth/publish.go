@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/coulomb/flex-auth/internal/readcap"
+	"github.com/coulomb/flex-auth/internal/readfile"
 	"github.com/coulomb/flex-auth/internal/sshsig"
 	"github.com/coulomb/flex-auth/publication"
 )
@@ -131,11 +131,11 @@ func pushFailed(err error) error {
 // preparePair reads and checks the pair to publish; a failure is exit 1,
 // with the failing tests listed as `policy test` lists them.
 func preparePair(cmd *cobra.Command, registryFile, policyFile string) (*publication.Content, error) {
-	reg, err := readcap.File(registryFile, publication.MaxRegistryBytes)
+	reg, err := readfile.Read(registryFile, readfile.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("publish: read registry: %w", err)
 	}
-	pol, err := readcap.File(policyFile, publication.MaxPolicyBytes)
+	pol, err := readfile.Read(policyFile, readfile.Policy)
 	if err != nil {
 		return nil, fmt.Errorf("publish: read policy: %w", err)
 	}

@@ -10,7 +10,7 @@ import (
 	hsig "github.com/hiddeco/sshsig"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/coulomb/flex-auth/internal/readcap"
+	"github.com/coulomb/flex-auth/internal/readfile"
 )
 
 // Keys is a list of trusted public keys, read from a file by LoadKeys or
@@ -45,7 +45,7 @@ func (e *LineError) Unwrap() error { return e.Err }
 
 // LoadKeys reads the trusted keys in the file at path; see ParseKeys.
 func LoadKeys(path string) (*Keys, error) {
-	data, err := readcap.File(path, MaxKeysFileBytes)
+	data, err := readfile.Read(path, readfile.Kind{Name: "trusted keys file", Max: MaxKeysFileBytes})
 	if err != nil {
 		return nil, fmt.Errorf("read trusted keys: %w", err)
 	}

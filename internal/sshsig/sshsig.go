@@ -22,7 +22,7 @@ import (
 	hsig "github.com/hiddeco/sshsig"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/coulomb/flex-auth/internal/readcap"
+	"github.com/coulomb/flex-auth/internal/readfile"
 )
 
 // HashAlgorithm is the hash signatures are made with: SHA-512, what
@@ -95,7 +95,7 @@ func ParseSignature(armored []byte) (*hsig.Signature, error) {
 // writes (or a PEM RSA, ECDSA or PKCS #8 key). A key protected by a
 // passphrase needs passphrase; nil means none.
 func LoadSigner(path string, passphrase []byte) (ssh.Signer, error) {
-	data, err := readcap.File(path, MaxPrivateKeyBytes)
+	data, err := readfile.Read(path, readfile.Kind{Name: "SSH private key", Max: MaxPrivateKeyBytes})
 	if err != nil {
 		return nil, fmt.Errorf("read private key: %w", err)
 	}
