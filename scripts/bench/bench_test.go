@@ -218,9 +218,9 @@ func TestLargeSnapshotIsValid(t *testing.T) {
 }
 
 // decisionServer decides check requests over snap the way the ops-warden
-// policy does, except that every failEvery-th answer is a 503.
-func decisionServer(snap *registry.Snapshot, failEvery int) *httptest.Server {
-	var n atomic.Int64
+// policy does, except that every failEvery-th answer is a 503. *asked
+// counts the requests it got.
+func decisionServer(snap *registry.Snapshot, failEvery int, asked *atomic.Int64) *httptest.Server {
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req checkBody
 		body, _ := io.ReadAll(r.Body)
@@ -228,7 +228,7 @@ func decisionServer(snap *registry.Snapshot, failEvery int) *httptest.Server {
 			http.Error(w, err.Error(), 400)
 			return
 		}
-		if k := n.Add(1); failEvery > 0 && k%int64(failEvery) == 0 {
+		if k := asked.Add(1); failEvery > 0 && k%int64(failEvery) == 0 {
 			http.Error(w, `{"error":{"code":"decision_log_unavailable"}}`, 503)
 			return
 		}
@@ -247,48 +247,67 @@ func decisionServer(snap *registry.Snapshot, failEvery int) *httptest.Server {
 	}))
 }
 
+// TestLoadClosedLoopCountsAnswersAndErrors checks the counts of a closed
+// loop against what the server saw, over the whole run, so that nothing
+// depends on how many requests this machine manages in the window: every
+// request sent is answered and counted once, the failures as errors of
+// kind status and the others as answers, and only answers have a latency.
 func TestLoadClosedLoopCountsAnswersAndErrors(t *testing.T) {
 	tests := []struct {
 		name      string
 		failEvery int
-		check     bool
 	}{
-		{"all answered as expected", 0, true},
-		{"every 10th answer fails", 10, true},
+		{"all answered as expected", 0},
+		{"every 10th answer fails", 10},
 	}
 	snap := largeSnapshot(30, registry.DefaultPolicyPackage, "")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := decisionServer(snap, tt.failEvery)
+			var asked atomic.Int64
+			srv := decisionServer(snap, tt.failEvery, &asked)
 			defer srv.Close()
 			addr := strings.TrimPrefix(srv.URL, "http://")
 			reqs, err := buildMix(snap, addr, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			l := &load{addr: addr, requests: reqs, conns: 4, warmup: 50 * time.Millisecond, duration: 300 * time.Millisecond, check: tt.check}
+			l := &load{addr: addr, requests: reqs, conns: 4, warmup: 50 * time.Millisecond, duration: 300 * time.Millisecond, check: true}
 			res, err := l.run(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.ok == 0 || res.latency.count() != res.ok {
-				t.Fatalf("got %d answers and %d latencies, want equal and > 0", res.ok, res.latency.count())
+			n := asked.Load()
+			// Each connection sends at least one request, whatever the
+			// machine's speed.
+			if res.sent != n || n < int64(l.conns) {
+				t.Fatalf("got %d requests sent, the server %d, want equal and at least %d", res.sent, n, l.conns)
 			}
-			if tt.failEvery == 0 && res.errsTotal != 0 {
-				t.Errorf("got %d errors (%v), want none", res.errsTotal, res.events[0])
-			}
+			var failed int64
 			if tt.failEvery > 0 {
-				got := float64(res.errs) / float64(res.errs+res.ok)
-				if got < 0.07 || got > 0.13 || res.errKinds["status"] != res.errsTotal {
-					t.Errorf("got error share %.3f (%v), want about 0.10, all of kind status", got, res.errKinds)
-				}
+				failed = n / int64(tt.failEvery)
+			}
+			if res.errsTotal != failed || res.errKinds["status"] != failed || res.okTotal != n-failed {
+				t.Errorf("got %d answers and %d errors (%v), want %d and %d, all of kind status", res.okTotal, res.errsTotal, res.errKinds, n-failed, failed)
+			}
+			if res.ok+res.errs > res.sent || res.latency.count() != res.ok {
+				t.Errorf("window: got %d answers, %d errors and %d latencies of %d requests, want as many latencies as answers, and no more than sent",
+					res.ok, res.errs, res.latency.count(), res.sent)
 			}
 		})
 	}
 }
 
-func TestLoadOpenLoopHoldsTheRate(t *testing.T) {
-	srv := httptest.NewServer(bareHandler())
+// TestLoadOpenLoopKeepsTheSchedule checks what the open loop controls:
+// the requests it sends. At 2000 requests a second over 4 connections,
+// each connection is due every 2 ms, the k-th a quarter of that after the
+// one before it; in 0.6 s (warm-up and window) that is 300 each, 1200 in
+// all, sent however late this machine runs, and no more.
+func TestLoadOpenLoopKeepsTheSchedule(t *testing.T) {
+	var asked atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		bareHandler().ServeHTTP(w, r)
+	}))
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	reqs, err := buildMix(largeSnapshot(10, registry.DefaultPolicyPackage, ""), addr, 0)
@@ -300,12 +319,11 @@ func TestLoadOpenLoopHoldsTheRate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 2000 req/s for 0.5 s is 1000 requests; allow for the window edges.
-	if got := res.rps(); got < 1800 || got > 2200 {
-		t.Errorf("got %.0f req/s, want about 2000", got)
+	if res.sent != 1200 || asked.Load() != 1200 {
+		t.Errorf("got %d requests sent, %d received, want the 1200 of the schedule", res.sent, asked.Load())
 	}
-	if res.errsTotal != 0 {
-		t.Errorf("got %d errors, want none: %v", res.errsTotal, res.events)
+	if res.errsTotal != 0 || res.okTotal != res.sent {
+		t.Errorf("got %d answers and %d errors, want every request answered: %v", res.okTotal, res.errsTotal, res.events)
 	}
 }
 

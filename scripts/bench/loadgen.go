@@ -50,6 +50,7 @@ type errorEvent struct {
 // the whole run, with their times.
 type loadResult struct {
 	window    time.Duration
+	sent      int64 // requests sent over the whole run, warm-up included
 	ok        int64 // answered as expected inside the window
 	okTotal   int64 // answered with 200 over the whole run, warm-up included
 	errs      int64 // failed inside the window
@@ -126,6 +127,7 @@ func (l *load) run(ctx context.Context) (*loadResult, error) {
 	}
 	res := &loadResult{window: l.duration, errKinds: map[string]int64{}}
 	for _, w := range workers {
+		res.sent += w.sent
 		res.ok += w.ok
 		res.okTotal += w.okTotal
 		res.errs += w.errs
@@ -159,10 +161,10 @@ type worker struct {
 	next                int
 	start, mStart, mEnd time.Time
 
-	ok, okTotal, errs, errsTotal int64
-	kinds                        map[string]int64
-	events                       []errorEvent
-	latency, lateness            histogram
+	sent, ok, okTotal, errs, errsTotal int64
+	kinds                              map[string]int64
+	events                             []errorEvent
+	latency, lateness                  histogram
 }
 
 func (w *worker) loop(ctx context.Context) {
@@ -175,6 +177,12 @@ func (w *worker) loop(ctx context.Context) {
 	var prevEnd, prevVirtualEnd time.Time
 	var timer *time.Timer
 	for i := 0; ctx.Err() == nil; i++ {
+		// A closed loop goes on while the previous answer came before the
+		// end of the window: every connection sends at least one request,
+		// however late its goroutine runs.
+		if interval == 0 && i > 0 && !prevEnd.Before(w.mEnd) {
+			return
+		}
 		req := &w.requests[w.next]
 		w.next++
 		if w.next == len(w.requests) {
@@ -201,9 +209,7 @@ func (w *worker) loop(ctx context.Context) {
 			}
 		}
 		sent := time.Now()
-		if interval == 0 && !sent.Before(w.mEnd) {
-			return
-		}
+		w.sent++
 		status, body, err := w.c.roundTrip(req.wire)
 		done := time.Now()
 		in := !done.Before(w.mStart) && done.Before(w.mEnd)
