@@ -32,9 +32,6 @@ const (
 	Deny  = "deny"
 )
 
-// DefaultAction is the action the service assumes when a request names none.
-const DefaultAction = "ssh.sign"
-
 // Limits on answer sizes: a decision or health answer is a few hundred
 // bytes; a registry snapshot has the cap of one wherever it comes from.
 const (

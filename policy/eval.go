@@ -88,7 +88,7 @@ func (e *Evaluator) Registry() *registry.Snapshot { return e.snap }
 // forbids (see Grant): whatever the package says, no request is allowed
 // for an unknown actor, by a subject not bound to it, for another
 // principal, or for a lifetime outside 1 to its max_ttl_hours. An empty
-// Action is DefaultAction. Decide never panics.
+// Action is registry.DefaultAction. Decide never panics.
 func (e *Evaluator) Decide(req *Request) Decision {
 	d, _ := e.Evaluate(req)
 	return d
@@ -164,8 +164,8 @@ func (e *Evaluator) decide(a *activation) (Decision, int, error) {
 // activations recycles the per-request variable bindings.
 var activations = sync.Pool{New: func() any { return new(activation) }}
 
-// defaultAction is DefaultAction as a CEL value, shared by every request.
-var defaultAction ref.Val = types.String(DefaultAction)
+// defaultAction is registry.DefaultAction as a CEL value, shared by every request.
+var defaultAction ref.Val = types.String(registry.DefaultAction)
 
 // An activation binds the CEL variables of one request. Each is converted
 // on first use and then shared by all rules. Converting the subject, the
@@ -202,7 +202,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.subject, true
 	case varAction:
 		if a.action == nil {
-			if act := a.req.Action; act == "" || act == DefaultAction {
+			if act := a.req.Action; act == "" || act == registry.DefaultAction {
 				a.action = defaultAction
 			} else {
 				a.action = types.String(act)

@@ -32,11 +32,6 @@ const (
 // ReasonPolicyError is the reason of a deny caused by an evaluation error.
 const ReasonPolicyError = "policy_error"
 
-// DefaultAction is the action of a request that names none, as the HTTP API
-// defaults it (CONTRACT section 6). Evaluator.Decide applies it, so that a
-// request decides the same in-process, over HTTP, and in a `tests` block.
-const DefaultAction = "ssh.sign"
-
 // Request is one question. Context holds JSON-decoded values: int64 for
 // integral JSON numbers, float64 for other numbers, string, bool, nil,
 // []any, map[string]any. Context may be nil.

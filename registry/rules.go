@@ -142,6 +142,13 @@ func CheckPackageName(name string) error {
 	return nil
 }
 
+// DefaultAction is the action of a check request that names none: signing
+// an SSH certificate, the one action a registry's actors are bound for
+// (CONTRACT section 6). The service, the policy evaluator and the client
+// share this definition, so that a request decides the same over HTTP,
+// in-process and in a policy package's tests.
+const DefaultAction = "ssh.sign"
+
 // IAMSubject returns the IAM subject form every actor is bound to.
 func IAMSubject(name string) string { return "iam:" + name }
 

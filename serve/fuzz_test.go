@@ -16,6 +16,7 @@ import (
 
 	"github.com/coulomb/flex-auth/examples"
 	"github.com/coulomb/flex-auth/policy"
+	"github.com/coulomb/flex-auth/registry"
 )
 
 var fuzzSeeds = []string{
@@ -154,7 +155,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 		wantAction := m["action"]
 		if wantAction == nil {
-			wantAction = DefaultAction
+			wantAction = registry.DefaultAction
 		}
 		if req.Action != wantAction {
 			t.Errorf("action: got %q, encoding/json %q", req.Action, wantAction)

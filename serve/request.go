@@ -13,9 +13,6 @@ import (
 	"github.com/coulomb/flex-auth/registry"
 )
 
-// DefaultAction is the action of a check request that names none.
-const DefaultAction = "ssh.sign"
-
 // maxDepth bounds the nesting of objects and arrays in a request body. A
 // signing context is flat in practice; the bound keeps a hostile body from
 // recursing deep.
@@ -96,7 +93,7 @@ func (d *requestDecoder) decode(data []byte, req *checkRequest, snap *registry.S
 		return &requestError{msg: `"resource" is required`}
 	}
 	if req.Action == "" {
-		req.Action = DefaultAction
+		req.Action = registry.DefaultAction
 	}
 	return nil
 }
@@ -415,8 +412,8 @@ func intern(snap *registry.Snapshot, b []byte) (string, bool) {
 		return "resource", true
 	case "context":
 		return "context", true
-	case DefaultAction:
-		return DefaultAction, true
+	case registry.DefaultAction:
+		return registry.DefaultAction, true
 	case "principal":
 		return "principal", true
 	case "ttl_hours":

@@ -70,7 +70,7 @@ type Result struct {
 // asked again, and the decision's digest may be either. The error is then
 // a *MismatchError, and the Result carries the decision refused.
 func Check(ctx context.Context, c *client.Client, q Query) (*Result, error) {
-	res := &Result{URL: c.URL(), Actor: q.Actor, Subject: q.Subject, Action: client.DefaultAction, Context: map[string]any{}}
+	res := &Result{URL: c.URL(), Actor: q.Actor, Subject: q.Subject, Action: registry.DefaultAction, Context: map[string]any{}}
 	if res.Subject == "" {
 		res.Subject = q.Actor
 	}
@@ -267,10 +267,10 @@ func Run(ctx context.Context, c *client.Client, actor, subject string) *Report {
 
 	if a := rs.Actor; a != nil {
 		r.Steps = append(r.Steps,
-			decide(ctx, c, StepAllow, client.Request{Subject: subject, Action: client.DefaultAction, Resource: actor,
+			decide(ctx, c, StepAllow, client.Request{Subject: subject, Action: registry.DefaultAction, Resource: actor,
 				Context: map[string]any{"principal": a.Principal, "ttl_hours": a.DefaultTTLHours}},
 				client.Allow, ReasonAllowed, &client.Grant{Principal: a.Principal, TTLHours: a.DefaultTTLHours}),
-			decide(ctx, c, StepDenyTTL, client.Request{Subject: subject, Action: client.DefaultAction, Resource: actor,
+			decide(ctx, c, StepDenyTTL, client.Request{Subject: subject, Action: registry.DefaultAction, Resource: actor,
 				Context: map[string]any{"principal": a.Principal, "ttl_hours": a.MaxTTLHours + 1}},
 				client.Deny, ReasonTTLOutOfBounds, nil))
 	} else {
@@ -284,7 +284,7 @@ func Run(ctx context.Context, c *client.Client, actor, subject string) *Report {
 		unknown = fmt.Sprintf("%s-%d", UnknownActor, i)
 	}
 	r.Steps = append(r.Steps, decide(ctx, c, StepUnknownActor,
-		client.Request{Subject: subject, Action: client.DefaultAction, Resource: unknown, Context: map[string]any{"ttl_hours": 1}},
+		client.Request{Subject: subject, Action: registry.DefaultAction, Resource: unknown, Context: map[string]any{"ttl_hours": 1}},
 		client.Deny, ReasonUnknownActor, nil))
 	return r
 }

@@ -295,7 +295,7 @@ func (r *run) setup() error {
 // allow for 24 hours, an allow for 12, a deny above the maximum TTL, and
 // an unknown actor. Under BridgeTTL(12) the first is a deny.
 var Probes = []client.Request{
-	{Subject: "iam:agt-state-hub-bridge", Action: "ssh.sign", Resource: "agt-state-hub-bridge", Context: map[string]any{"ttl_hours": 24}},
+	{Subject: "iam:agt-state-hub-bridge", Action: registry.DefaultAction, Resource: "agt-state-hub-bridge", Context: map[string]any{"ttl_hours": 24}},
 	{Subject: "agt-state-hub-bridge", Resource: "agt-state-hub-bridge", Context: map[string]any{"ttl_hours": 12}},
 	{Subject: "agt-state-hub-bridge", Resource: "agt-state-hub-bridge", Context: map[string]any{"ttl_hours": 999}},
 	{Subject: "iam:agt-nobody", Resource: "agt-nobody"},

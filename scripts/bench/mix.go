@@ -58,11 +58,11 @@ func buildMix(snap *registry.Snapshot, addr string, maxActors int) ([]request, e
 			body           checkBody
 			effect, reason string
 		}{
-			{checkBody{a.Name, "ssh.sign", a.Name, map[string]any{"principal": a.Principal, "ttl_hours": a.DefaultTTLHours}}, "allow", "signing_policy_matched"},
-			{checkBody{registry.IAMSubject(a.Name), "ssh.sign", a.Name, map[string]any{"ttl_hours": a.MaxTTLHours}}, "allow", "signing_policy_matched"},
-			{checkBody{registry.IAMSubject(a.Name), "ssh.sign", a.Name, map[string]any{"ttl_hours": a.MaxTTLHours + 1}}, "deny", "ttl_out_of_bounds"},
-			{checkBody{registry.IAMSubject(other.Name), "ssh.sign", a.Name, map[string]any{"ttl_hours": a.DefaultTTLHours}}, "deny", "subject_not_bound"},
-			{checkBody{a.Name, "ssh.sign", fmt.Sprintf("agt-bench-unknown-%d", i), map[string]any{"ttl_hours": 1}}, "deny", "unknown_actor_resource"},
+			{checkBody{a.Name, registry.DefaultAction, a.Name, map[string]any{"principal": a.Principal, "ttl_hours": a.DefaultTTLHours}}, "allow", "signing_policy_matched"},
+			{checkBody{registry.IAMSubject(a.Name), registry.DefaultAction, a.Name, map[string]any{"ttl_hours": a.MaxTTLHours}}, "allow", "signing_policy_matched"},
+			{checkBody{registry.IAMSubject(a.Name), registry.DefaultAction, a.Name, map[string]any{"ttl_hours": a.MaxTTLHours + 1}}, "deny", "ttl_out_of_bounds"},
+			{checkBody{registry.IAMSubject(other.Name), registry.DefaultAction, a.Name, map[string]any{"ttl_hours": a.DefaultTTLHours}}, "deny", "subject_not_bound"},
+			{checkBody{a.Name, registry.DefaultAction, fmt.Sprintf("agt-bench-unknown-%d", i), map[string]any{"ttl_hours": 1}}, "deny", "unknown_actor_resource"},
 		}
 		for _, s := range steps {
 			if err := add(s.body, s.effect, s.reason); err != nil {
