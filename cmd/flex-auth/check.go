@@ -39,8 +39,7 @@ For a service served over HTTPS, --ca-cert names the CA that signed its
 certificate when the system does not trust it; with mutual TLS (serve
 --client-ca), --client-cert and --client-key are the certificate to present.
 A TLS failure is "unreachable": exit 2.`,
-		Args:        noArgsExit2,
-		Annotations: map[string]string{exitCodeAnnotation: "2"},
+		Args: positional(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := sf.client()
 			if err != nil {
@@ -59,15 +58,6 @@ A TLS failure is "unreachable": exit 2.`,
 	cmd.Flags().IntVar(&ttl, "ttl", 0, "certificate TTL in hours to ask for (default: the actor's default_ttl_hours)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the evidence as JSON")
 	return cmd
-}
-
-// noArgsExit2 rejects positional arguments with exit 2, since cobra's own
-// argument errors bypass the flag error func and would exit 1: a deny.
-func noArgsExit2(cmd *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("%s: unexpected argument %q\nRun '%s --help' for usage.", cmd.Name(), args[0], cmd.CommandPath())}
-	}
-	return nil
 }
 
 // checkJSON is the --json output of check: the evidence, and the error

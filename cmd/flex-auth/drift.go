@@ -38,13 +38,7 @@ content and, as a file, exactly the canonical bytes.
 
 Exit status: 0 in sync, 1 drift, 2 error (unreadable or invalid input,
 unreachable service, bad flags, failure to write or to comment).`,
-		Annotations: map[string]string{exitCodeAnnotation: "2"},
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 2 {
-				return usageError(cmd, fmt.Errorf("want EXPECTED and ACTUAL, got %d arguments", len(args)))
-			}
-			return nil
-		},
+		Args: positional("EXPECTED", "ACTUAL"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := drift.ParseFormat(format)
 			if err != nil {

@@ -22,7 +22,7 @@ the file given with -o. Problems are printed one per line as
 FILE:LINE:COL: message. A snapshot too large for a Kubernetes ConfigMap
 (1 MiB; 256 KiB with client-side kubectl apply) gets a warning on standard
 error; the exit code does not change.`,
-		Args: cobra.ExactArgs(1),
+		Args: positional("INVENTORY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// generate.File reads "" as the default; on the command line an
 			// empty name is a mistake, not a request for the default.

@@ -67,7 +67,7 @@ func TestGenerateCommand(t *testing.T) {
 		{"empty policy package", []string{"generate", exampleInventory, "--policy-package", ""}, "", 1, "",
 			`flex-auth: policy package: invalid name "": want slash-separated segments of [a-z0-9._-], each starting with a letter or digit, at most 128 bytes` + "\n"},
 		{"no inventory", []string{"generate"}, "", 1, "",
-			"flex-auth: accepts 1 arg(s), received 0\n"},
+			"want INVENTORY, got 0 arguments\nRun 'flex-auth generate --help' for usage.\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,7 +18,7 @@ func newLoadRegistryCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "load-registry --file SNAPSHOT",
 		Short: "Validate a registry snapshot and print its actor count, digest and policy package",
-		Args:  cobra.NoArgs,
+		Args:  positional(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := registry.Load(file)
 			if asJSON {

@@ -69,6 +69,8 @@ func newRootCmd() *cobra.Command {
 		Short:         "Registry snapshots, drift checks and signing decisions for ops-warden",
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		Args:          subcommands,
+		RunE:          showHelp,
 	}
 	root.SetFlagErrorFunc(usageError)
 	root.AddCommand(
@@ -100,17 +102,3 @@ func (e *exitError) Error() string {
 }
 
 func (e *exitError) Unwrap() error { return e.err }
-
-// exitCodeAnnotation marks commands whose contract reserves exit 1 for a
-// result (drift found, access denied): their usage errors exit 2 instead.
-const exitCodeAnnotation = "flex-auth/error-exit-code"
-
-// usageError makes a bad flag exit with the command's error code, so that
-// a typo in a CI drift step can never read as "drift found".
-func usageError(cmd *cobra.Command, err error) error {
-	err = fmt.Errorf("%w\nRun '%s --help' for usage.", err, cmd.CommandPath())
-	if cmd.Annotations[exitCodeAnnotation] == "2" {
-		return &exitError{code: 2, err: err}
-	}
-	return err
-}

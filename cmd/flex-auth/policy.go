@@ -14,7 +14,8 @@ func newPolicyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "policy",
 		Short: "Work with Markdown policy packages",
-		Args:  cobra.NoArgs,
+		Args:  subcommands,
+		RunE:  showHelp,
 	}
 	cmd.AddCommand(newPolicyTestCmd())
 	return cmd
@@ -31,7 +32,7 @@ package's tests blocks, and prints PASS or FAIL for each, with the decision
 it got and the one it wanted on a failure, then a summary line.
 
 Exit 0 when every test passes, 1 when one fails or a file does not load.`,
-		Args: cobra.NoArgs,
+		Args: positional(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			snap, err := registry.Load(registryFile)
 			if err != nil {

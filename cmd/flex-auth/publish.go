@@ -49,13 +49,7 @@ a passphrase reads it from $FLEX_AUTH_SIGN_KEY_PASSPHRASE.
 Exit status: 0 pushed; 1 the pair is invalid (nothing pushed); 2 anything
 else: bad flags, an unreadable key, a registry that refused or could not be
 reached.`,
-		Annotations: map[string]string{exitCodeAnnotation: "2"},
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageError(cmd, fmt.Errorf("want one oci://HOST/REPO:TAG, got %d arguments", len(args)))
-			}
-			return nil
-		},
+		Args: positional("one oci://HOST/REPO:TAG"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if registryFile == "" || policyFile == "" {
 				return usageError(cmd, errors.New("--registry and --policy are required: the pair to publish"))

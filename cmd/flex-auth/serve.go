@@ -44,7 +44,7 @@ with 503. SIGHUP reloads the registry and policy and reopens the log file;
 --watch also reloads when either file changes. SIGTERM and SIGINT shut down
 gracefully, within --shutdown-timeout whatever the log or a reload is doing.
 Operational logs go to stderr.`,
-		Args: cobra.NoArgs,
+		Args: positional(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			logger, err := newOpsLogger(cmd, logFormat)
 			if err != nil {

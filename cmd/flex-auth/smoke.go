@@ -34,7 +34,7 @@ the actor name, the subject warden sign would send from this workstation.
 Exit 0 when every step went as expected, 1 otherwise (unreachable included).
 --ca-cert, --client-cert and --client-key are for a service served over HTTPS
 and mutual TLS, as for check.`,
-		Args: cobra.NoArgs,
+		Args: positional(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := sf.client()
 			if err != nil {

@@ -19,7 +19,7 @@ func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version, commit and Go version",
-		Args:  cobra.NoArgs,
+		Args:  positional(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			info, _ := debug.ReadBuildInfo()
 			fmt.Fprintf(cmd.OutOrStdout(), "flex-auth %s (commit %s, %s)\n", buildVersion(info), buildCommit(info), runtime.Version())
