@@ -46,11 +46,13 @@ type Inventory struct {
 	// File names the inventory in error messages ("<stdin>" for standard
 	// input).
 	File string
+	// ActorsLine is the line of the actors key.
+	ActorsLine int
 	// Actors holds the enabled actors, sorted by name.
 	Actors []Actor
-	// Disabled names the actors marked "disabled: true", sorted. They are
-	// left out of the snapshot.
-	Disabled []string
+	// Disabled holds the actors marked "disabled: true", sorted by name
+	// and resolved like the others. They are left out of the snapshot.
+	Disabled []Actor
 }
 
 // An Actor is one enabled actor with its settings resolved from the actor's
@@ -73,4 +75,13 @@ type Actor struct {
 	Subjects []string
 	// Line and Col give the position of the actor's name in the file.
 	Line, Col int
+	// KeyLines gives the lines of the keys in the actor's own settings.
+	KeyLines KeyLines
+}
+
+// KeyLines are the lines of an actor's own setting keys, so that a report
+// about a setting can point at the line that sets it. A setting the actor
+// leaves to its type's defaults or to its name has line 0.
+type KeyLines struct {
+	Type, Principal, TTLHours, MaxTTLHours, Subjects int
 }

@@ -39,22 +39,31 @@ actors:
 		t.Fatal(err)
 	}
 	want := &Inventory{
-		File: "inventory.yaml",
+		File:       "inventory.yaml",
+		ActorsLine: 9,
 		Actors: []Actor{
 			{Name: "adm-alice", Type: "adm", Principal: "adm-full", TTLHours: 8, MaxTTLHours: 12,
 				Subjects: []string{"adm-alice", "iam:adm-alice"}, Line: 12, Col: 3},
 			{Name: "adm-bob", Type: "adm", Principal: "adm-bob", TTLHours: 2, MaxTTLHours: 12,
-				Subjects: []string{"adm-bob", "iam:adm-bob"}, Line: 13, Col: 3},
+				Subjects: []string{"adm-bob", "iam:adm-bob"}, Line: 13, Col: 3,
+				KeyLines: KeyLines{Principal: 13, TTLHours: 13}},
 			{Name: "agt-short", Type: "agt", Principal: "agt-short", TTLHours: 2, MaxTTLHours: 2,
-				Subjects: []string{"agt-short", "iam:agt-short"}, Line: 23, Col: 3},
+				Subjects: []string{"agt-short", "iam:agt-short"}, Line: 23, Col: 3,
+				KeyLines: KeyLines{TTLHours: 23}},
 			{Name: "agt-state-hub-bridge", Type: "agt", Principal: "agt-task-bridge", TTLHours: 24, MaxTTLHours: 48,
-				Subjects: []string{"agt-state-hub-bridge", "iam:agt-state-hub-bridge", "iam:role/state-hub", "svc@example.org"}, Line: 14, Col: 3},
+				Subjects: []string{"agt-state-hub-bridge", "iam:agt-state-hub-bridge", "iam:role/state-hub", "svc@example.org"}, Line: 14, Col: 3,
+				KeyLines: KeyLines{Type: 15, Principal: 16, TTLHours: 17, MaxTTLHours: 18, Subjects: 19}},
 			{Name: "atm-backup-daily", Type: "atm", Principal: "atm-backup-daily", TTLHours: 4, MaxTTLHours: 4,
 				Subjects: []string{"atm-backup-daily", "iam:atm-backup-daily"}, Line: 11, Col: 3},
 			{Name: "atm-backup-daily2", Type: "atm", Principal: "atm-backup-daily2", TTLHours: 8, MaxTTLHours: 8,
-				Subjects: []string{"atm-backup-daily2", "iam:atm-backup-daily2"}, Line: 24, Col: 3},
+				Subjects: []string{"atm-backup-daily2", "iam:atm-backup-daily2"}, Line: 24, Col: 3,
+				KeyLines: KeyLines{TTLHours: 24}},
 		},
-		Disabled: []string{"agt-retired"},
+		Disabled: []Actor{
+			{Name: "agt-retired", Type: "agt", Principal: "agt-retired", TTLHours: 24, MaxTTLHours: 24,
+				Subjects: []string{"agt-retired", "iam:agt-retired", "iam:role/old"}, Line: 22, Col: 3,
+				KeyLines: KeyLines{Subjects: 22}},
+		},
 	}
 	if diff := cmp.Diff(want, inv); diff != "" {
 		t.Errorf("inventory (-want +got):\n%s", diff)

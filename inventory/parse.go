@@ -139,6 +139,14 @@ func (s scope) String() string {
 // line returns the line of n in the file.
 func (p *parser) line(n *yaml.Node) int { return n.Line + p.off }
 
+// keyLine is the line of key k, or 0 when there is none.
+func (p *parser) keyLine(k *yaml.Node) int {
+	if k == nil {
+		return 0
+	}
+	return p.line(k)
+}
+
 func (p *parser) errorAt(line, col int, s scope, msg string) {
 	if w := s.String(); w != "" {
 		msg = w + ": " + msg
@@ -746,13 +754,13 @@ func (p *parser) finish(key *yaml.Node, b *builder) *Inventory {
 
 	// Put the actors in name order where they are, then close the gaps of
 	// the disabled ones: at 100,000 actors, a sorted copy costs more.
-	inv := &Inventory{File: p.file}
+	inv := &Inventory{File: p.file, ActorsLine: p.line(key)}
 	disabled := make([]bool, len(names))
 	perm := make([]int32, len(names))
 	for k, n := range names {
 		disabled[k], perm[k] = states[n.i].disabled, n.i
 		if disabled[k] {
-			inv.Disabled = append(inv.Disabled, n.name)
+			inv.Disabled = append(inv.Disabled, actors[n.i])
 		}
 	}
 	permute(actors, perm)
@@ -834,6 +842,8 @@ func (p *parser) actor(e *Actor, st *state, k, n *yaml.Node, d *defaults) {
 		p.fields(m, s, actorKeys, keys[:], vals[:])
 	}
 
+	e.KeyLines = KeyLines{Type: p.keyLine(keys[actorType]), Principal: p.keyLine(keys[actorPrincipal]),
+		TTLHours: p.keyLine(keys[actorTTL]), MaxTTLHours: p.keyLine(keys[actorMaxTTL]), Subjects: p.keyLine(keys[actorSubjects])}
 	e.Type = registry.TypeOf(e.Name)
 	var td typeDefault
 	if t := typeIndex(e.Type); t >= 0 {
