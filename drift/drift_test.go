@@ -25,6 +25,7 @@ import (
 	"github.com/coulomb/flex-auth/drift/udiff"
 	"github.com/coulomb/flex-auth/drift/udiff/udifftest"
 	"github.com/coulomb/flex-auth/internal/termsafe"
+	"github.com/coulomb/flex-auth/inventory"
 	"github.com/coulomb/flex-auth/registry"
 )
 
@@ -426,17 +427,24 @@ func TestGitHubAnnotations(t *testing.T) {
 }
 
 func TestInventoryPositions(t *testing.T) {
-	inv := []byte("version: 1\nactors:\n  agt-a:\n    principal: p\n    ttl_hours: 3\n  agt-b: {}\n")
+	data := "version: 1\ndefaults: {agt: {ttl_hours: 1}}\nactors:\n  agt-a:\n    principal: p\n    ttl_hours: 3\n  agt-b: {}\n" +
+		"  agt-c:\n    disabled: true\n    subjects: [iam:role/c]\n"
+	inv, err := inventory.Parse("inventory.yaml", []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := inventoryPositions(inv)
 	tests := []struct {
 		c    Change
 		want int
 	}{
-		{Change{Actor: "agt-a", Member: "principal"}, 4},
-		{Change{Actor: "agt-a", Member: "default_ttl_hours"}, 5},
-		{Change{Actor: "agt-a", Member: "max_ttl_hours"}, 3},
-		{Change{Actor: "agt-b", Member: "principal"}, 6},
-		{Change{Op: OpAdd, Actor: "agt-new"}, 2},
+		{Change{Actor: "agt-a", Member: "principal"}, 5},
+		{Change{Actor: "agt-a", Member: "default_ttl_hours"}, 6},
+		{Change{Actor: "agt-a", Member: "max_ttl_hours"}, 4},
+		{Change{Actor: "agt-b", Member: "principal"}, 7},
+		{Change{Op: OpAdd, Actor: "agt-c"}, 8},
+		{Change{Actor: "agt-c", Member: "subjects"}, 10},
+		{Change{Op: OpAdd, Actor: "agt-new"}, 3},
 		{Change{Member: "policy_package"}, 1},
 	}
 	for _, tt := range tests {

@@ -16,6 +16,7 @@ import (
 	"github.com/coulomb/flex-auth/internal/readfile"
 	"github.com/coulomb/flex-auth/internal/redact"
 	"github.com/coulomb/flex-auth/internal/termsafe"
+	"github.com/coulomb/flex-auth/inventory"
 	"github.com/coulomb/flex-auth/publication"
 	"github.com/coulomb/flex-auth/registry"
 )
@@ -67,8 +68,8 @@ type Side struct {
 	// Verify accepts.
 	digestOK bool
 
-	// inventory holds an inventory file's bytes, to find its lines.
-	inventory []byte
+	// inventory is an inventory side's inventory, with its lines.
+	inventory *inventory.Inventory
 }
 
 // DigestMatches reports whether the stored digest matches the content.
@@ -142,17 +143,16 @@ func Load(ctx context.Context, source string, opt Options) (*Side, error) {
 		if pkg == "" {
 			pkg = registry.DefaultPolicyPackage
 		}
-		// Read here rather than with generate.File: the bytes also give
-		// the annotation lines.
-		data, err := readfile.Read(source, readfile.Inventory)
-		if err != nil {
-			return nil, fmt.Errorf("read inventory: %w", err)
+		if err := registry.CheckPackageName(pkg); err != nil {
+			return nil, fmt.Errorf("policy package: %w", err)
 		}
-		s, err := generate.Parse(source, data, pkg)
+		// The inventory, not only its snapshot: it knows its lines.
+		inv, err := generate.InventoryFile(source)
 		if err != nil {
 			return nil, err
 		}
-		return &Side{Source: source, Kind: Inventory, Snapshot: s, Text: s.Canonical(), Canonical: true, ContentDigest: s.Digest, digestOK: true, inventory: data}, nil
+		s := generate.Snapshot(inv, pkg)
+		return &Side{Source: source, Kind: Inventory, Snapshot: s, Text: s.Canonical(), Canonical: true, ContentDigest: s.Digest, digestOK: true, inventory: inv}, nil
 	case File:
 		data, err := readfile.Read(source, readfile.Registry)
 		if err != nil {

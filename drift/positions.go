@@ -4,16 +4,24 @@ import (
 	"bytes"
 
 	"github.com/go-json-experiment/json/jsontext"
-	"gopkg.in/yaml.v3"
+
+	"github.com/coulomb/flex-auth/inventory"
 )
 
 // positions maps what a change names to lines of the ACTUAL file, so that
 // annotations point at the member that drifted.
-type positions struct {
+type positions interface {
+	// line returns the line for a change; 1 (the top of the file) when
+	// the file does not show the member.
+	line(c Change) int
+}
+
+// snapshotLines are the positions of a snapshot file.
+type snapshotLines struct {
 	top    map[string]int // top-level member -> line
 	actors map[string]*actorPos
-	// list is where actors live: the "actors" member, or the inventory's
-	// actors: key. Added actors are annotated there.
+	// list is the line of the "actors" member, where added actors are
+	// annotated.
 	list int
 }
 
@@ -22,12 +30,7 @@ type actorPos struct {
 	members map[string]int
 }
 
-// line returns the line for a change; 1 (the top of the file) when the
-// file does not show the member.
-func (p *positions) line(c Change) int {
-	if p == nil {
-		return 1
-	}
+func (p *snapshotLines) line(c Change) int {
 	if c.Actor == "" {
 		if l := p.top[c.Member]; l > 0 {
 			return l
@@ -48,8 +51,8 @@ func (p *positions) line(c Change) int {
 // registry.Decode accepted: top-level members, actors and their members.
 // It walks the file's tokens with jsontext and stops quietly at anything
 // it does not expect.
-func snapshotPositions(data []byte) *positions {
-	p := &positions{top: map[string]int{}, actors: map[string]*actorPos{}}
+func snapshotPositions(data []byte) *snapshotLines {
+	p := &snapshotLines{top: map[string]int{}, actors: map[string]*actorPos{}}
 	w := &lineWalker{data: data, line: 1}
 	w.dec.Reset(bytes.NewBuffer(data))
 	w.object(func(key string, line int) bool {
@@ -134,49 +137,57 @@ func (w *lineWalker) object(member func(key string, line int) bool) {
 	w.dec.ReadToken() // '}'
 }
 
-// inventoryMembers maps snapshot members to the inventory keys that set
-// them.
-var inventoryMembers = map[string]string{
-	"type":              "type",
-	"principal":         "principal",
-	"default_ttl_hours": "ttl_hours",
-	"max_ttl_hours":     "max_ttl_hours",
-	"subjects":          "subjects",
+// inventoryLines are the positions of an inventory file, as the inventory
+// recorded them: its actors, enabled or not, and the keys of their own
+// settings.
+type inventoryLines struct {
+	inv    *inventory.Inventory
+	actors map[string]*inventory.Actor
 }
 
-// inventoryPositions finds the actors of an inventory file and the keys
-// that set their members. A member that comes from defaults points at the
-// actor.
-func inventoryPositions(data []byte) *positions {
-	p := &positions{top: map[string]int{}, actors: map[string]*actorPos{}}
-	var doc yaml.Node
-	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
-		return p
-	}
-	root := doc.Content[0]
-	if root.Kind != yaml.MappingNode {
-		return p
-	}
-	for k := 0; k+1 < len(root.Content); k += 2 {
-		key, val := root.Content[k], root.Content[k+1]
-		if key.Value != "actors" || val.Kind != yaml.MappingNode {
-			continue
-		}
-		p.list = key.Line
-		for a := 0; a+1 < len(val.Content); a += 2 {
-			name, settings := val.Content[a], val.Content[a+1]
-			ap := &actorPos{line: name.Line, members: map[string]int{}}
-			if settings.Kind == yaml.MappingNode {
-				for m := 0; m+1 < len(settings.Content); m += 2 {
-					for member, inv := range inventoryMembers {
-						if settings.Content[m].Value == inv {
-							ap.members[member] = settings.Content[m].Line
-						}
-					}
-				}
-			}
-			p.actors[name.Value] = ap
+func inventoryPositions(inv *inventory.Inventory) *inventoryLines {
+	p := &inventoryLines{inv: inv, actors: make(map[string]*inventory.Actor, len(inv.Actors)+len(inv.Disabled))}
+	for _, actors := range [][]inventory.Actor{inv.Actors, inv.Disabled} {
+		for i := range actors {
+			p.actors[actors[i].Name] = &actors[i]
 		}
 	}
 	return p
 }
+
+// line returns the line of the key that sets a member in the actor's own
+// settings; the actor's when the member comes from defaults or the name;
+// the actors key's for an actor the inventory does not have; 1 for a
+// top-level member, which no key sets (source, policy_package).
+func (p *inventoryLines) line(c Change) int {
+	if c.Actor == "" {
+		return 1
+	}
+	a := p.actors[c.Actor]
+	if a == nil {
+		return max(p.inv.ActorsLine, 1)
+	}
+	l := 0
+	switch c.Member {
+	case "type":
+		l = a.KeyLines.Type
+	case "principal":
+		l = a.KeyLines.Principal
+	case "default_ttl_hours":
+		l = a.KeyLines.TTLHours
+	case "max_ttl_hours":
+		l = a.KeyLines.MaxTTLHours
+	case "subjects":
+		l = a.KeyLines.Subjects
+	}
+	if l > 0 {
+		return l
+	}
+	return a.Line
+}
+
+// topOnly is the positions of a side that is no file: every change is at
+// the top.
+type topOnly struct{}
+
+func (topOnly) line(Change) int { return 1 }

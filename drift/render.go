@@ -319,7 +319,7 @@ func (r *Report) writeGitHub(w *bufio.Writer) {
 		line(w, r.Summary())
 		return
 	}
-	var pos *positions
+	var pos positions = topOnly{}
 	switch r.Actual.Kind {
 	case File:
 		pos = snapshotPositions(r.Actual.Text)

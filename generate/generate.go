@@ -56,11 +56,22 @@ func File(path, policyPackage string) (*registry.Snapshot, error) {
 	if err := checkPackage(policyPackage); err != nil {
 		return nil, err
 	}
+	inv, err := InventoryFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Snapshot(inv, policyPackage), nil
+}
+
+// InventoryFile reads and parses the inventory at path, as File does, for
+// a caller that needs the inventory beside its snapshot: drift points at
+// an inventory's lines.
+func InventoryFile(path string) (*inventory.Inventory, error) {
 	data, err := readfile.Read(path, readfile.Inventory)
 	if err != nil {
 		return nil, fmt.Errorf("read inventory: %w", err)
 	}
-	return parse(path, data, policyPackage)
+	return inventory.Parse(path, data)
 }
 
 // Read reads an inventory of at most MaxInventorySize bytes from r, named
