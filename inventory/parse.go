@@ -26,25 +26,23 @@ const (
 	tagMerge = "!!merge"
 )
 
-// The keys each mapping understands, in the order of the key indexes below.
-var (
-	topKeys      = []string{"version", "defaults", "actors"}
-	defaultsKeys = registry.Types
-	typeKeys     = []string{"principal", "ttl_hours", "max_ttl_hours"}
-	actorKeys    = []string{"type", "principal", "ttl_hours", "max_ttl_hours", "subjects", "description", "disabled"}
-)
-
+// The keys each mapping understands, by the index fields gives their
+// nodes at.
 const (
 	topVersion = iota
 	topDefaults
 	topActors
 )
 
+var topKeys = [...]string{topVersion: "version", topDefaults: "defaults", topActors: "actors"}
+
 const (
 	typePrincipal = iota
 	typeTTL
 	typeMaxTTL
 )
+
+var typeKeys = [...]string{typePrincipal: "principal", typeTTL: "ttl_hours", typeMaxTTL: "max_ttl_hours"}
 
 const (
 	actorType = iota
@@ -55,6 +53,19 @@ const (
 	actorDescription
 	actorDisabled
 )
+
+var actorKeys = [...]string{
+	actorType:        "type",
+	actorPrincipal:   "principal",
+	actorTTL:         "ttl_hours",
+	actorMaxTTL:      "max_ttl_hours",
+	actorSubjects:    "subjects",
+	actorDescription: "description",
+	actorDisabled:    "disabled",
+}
+
+// defaultsKeys are the actor types, indexed like registry.Types.
+var defaultsKeys = registry.Types
 
 // Parse parses and validates the inventory in data. file names it in
 // errors. The error, when not nil, is Errors: every problem in the file,
@@ -517,8 +528,8 @@ func (p *parser) inventory(root *yaml.Node) *Inventory {
 		p.errorf(root, scope{}, "want a mapping with version and actors at the top of the inventory, got %s", describe(n))
 		return nil
 	}
-	var keys, vals [3]*yaml.Node
-	p.fields(n, scope{}, topKeys, keys[:], vals[:])
+	var keys, vals [len(topKeys)]*yaml.Node
+	p.fields(n, scope{}, topKeys[:], keys[:], vals[:])
 
 	if vals[topVersion] == nil {
 		p.errorf(n, scope{}, "missing version (want \"version: %d\")", Version)
@@ -581,8 +592,8 @@ func (p *parser) defaults(n *yaml.Node, d *defaults) {
 		if !ok || isNull(tm) {
 			continue
 		}
-		var tk, tv [3]*yaml.Node
-		p.fields(tm, s, typeKeys, tk[:], tv[:])
+		var tk, tv [len(typeKeys)]*yaml.Node
+		p.fields(tm, s, typeKeys[:], tk[:], tv[:])
 		td := &d[t]
 		if tv[typePrincipal] != nil {
 			pr, ok := p.str(tv[typePrincipal], s, "principal")
@@ -837,9 +848,9 @@ func (p *parser) actor(e *Actor, st *state, k, n *yaml.Node, d *defaults) {
 	if !ok {
 		return
 	}
-	var keys, vals [7]*yaml.Node
+	var keys, vals [len(actorKeys)]*yaml.Node
 	if !isNull(m) {
-		p.fields(m, s, actorKeys, keys[:], vals[:])
+		p.fields(m, s, actorKeys[:], keys[:], vals[:])
 	}
 
 	e.KeyLines = KeyLines{Type: p.keyLine(keys[actorType]), Principal: p.keyLine(keys[actorPrincipal]),
