@@ -19,6 +19,7 @@ import (
 	"github.com/go-json-experiment/json"
 
 	"github.com/coulomb/flex-auth/internal/readfile"
+	"github.com/coulomb/flex-auth/internal/redact"
 	"github.com/coulomb/flex-auth/registry"
 )
 
@@ -62,18 +63,24 @@ func WithTransport(rt http.RoundTripper) Option { return func(c *Client) { c.hc.
 // New returns a client for the service at baseURL, an http or https URL
 // whose path, if any, is the prefix the API is mounted under.
 func New(baseURL string, opts ...Option) (*Client, error) {
+	// Errors name the URL without what may be a credential (redact.URL).
+	shown := redact.URL(baseURL)
 	u, err := url.Parse(baseURL)
 	if err != nil {
-		return nil, fmt.Errorf("service url %q: want an http:// or https:// url: %w", baseURL, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL
+		}
+		return nil, fmt.Errorf("service url %q: want an http:// or https:// url: %w", shown, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("service url %q: want an http:// or https:// url", baseURL)
+		return nil, fmt.Errorf("service url %q: want an http:// or https:// url", shown)
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("service url %q: no host", baseURL)
+		return nil, fmt.Errorf("service url %q: no host", shown)
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("service url %q: want a base url without query or fragment", baseURL)
+		return nil, fmt.Errorf("service url %q: want a base url without query or fragment", shown)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
@@ -92,9 +99,9 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
-// URL returns the service's base URL with any password masked, fit for
-// evidence and logs.
-func (c *Client) URL() string { return c.base.Redacted() }
+// URL returns the service's base URL with its user information masked
+// (redact.URL), fit for evidence and logs.
+func (c *Client) URL() string { return redact.URL(c.base.String()) }
 
 // A Request asks whether Subject may perform Action on Resource.
 type Request struct {
@@ -197,7 +204,7 @@ func (c *Client) Health(ctx context.Context) (*Health, error) {
 // Registry fetches GET /v1/registry: the snapshot the service serves,
 // validated and digest-checked like a file.
 func (c *Client) Registry(ctx context.Context) (*registry.Snapshot, error) {
-	data, err := c.do(ctx, http.MethodGet, "/v1/registry", nil, maxRegistryBytes)
+	data, err := c.RegistryJSON(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -208,10 +215,20 @@ func (c *Client) Registry(ctx context.Context) (*registry.Snapshot, error) {
 	return s, nil
 }
 
+// RegistryJSON fetches GET /v1/registry and returns the snapshot as the
+// service sent it, within the registry size limit, for a caller that reads
+// it as it reads a file (drift reports a digest that does not match as
+// drift, not as an error). Registry validates it.
+func (c *Client) RegistryJSON(ctx context.Context) ([]byte, error) {
+	return c.do(ctx, http.MethodGet, "/v1/registry", nil, maxRegistryBytes)
+}
+
+// endpoint returns the URL of an API path of the service, fit for
+// messages like URL.
 func (c *Client) endpoint(path string) string {
 	u := *c.base
 	u.Path += path
-	return u.Redacted()
+	return redact.URL(u.String())
 }
 
 // do sends one request and returns the body of a 200 JSON answer.
@@ -223,7 +240,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, limit
 	}
 	u := *c.base
 	u.Path += path
-	op := method + " " + u.Redacted()
+	op := method + " " + c.endpoint(path)
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)

@@ -226,13 +226,15 @@ func TestCheckStatusErrors(t *testing.T) {
 	}{
 		{"503 envelope", answer(503, `{"error": {"code": "decision_log_unavailable", "message": "the decision log cannot be written"}}`),
 			503, "server answered 503 Service Unavailable: decision_log_unavailable: the decision log cannot be written"},
-		{"500 garbage", answer(500, "boom\x1b[31m"), 500, `server answered 500 Internal Server Error: "boom [31m"`},
+		{"500 garbage", answer(500, "boom\x1b[31m"), 500, `server answered 500 Internal Server Error: "boom\x1b[31m"`},
 		{"502 html", answer(502, "<html>bad gateway</html>"), 502, "server answered 502 Bad Gateway"},
 		{"400", answer(400, `{"error": {"code": "invalid_request", "message": "subject: required"}}`), 400, "invalid_request: subject: required"},
 		// A 201 with a perfect envelope is still not the contract's 200.
 		{"201 allow", answer(201, allowBody), 201, "server answered 201 Created"},
 		{"redirect", http.RedirectHandler("http://elsewhere.example/v1/check", http.StatusTemporaryRedirect), 307,
 			"to http://elsewhere.example/v1/check (redirects are not followed"},
+		{"redirect with credentials", http.RedirectHandler("http://u:pw@elsewhere.example/v1/check?token=t", http.StatusFound), 302,
+			"to http://xxxxx@elsewhere.example/v1/check?xxxxx (redirects are not followed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -356,12 +358,17 @@ func TestCheckRejectsIncompleteRequests(t *testing.T) {
 	}
 }
 
+// TestNew: a base URL is an http or https URL without query or fragment;
+// what the client shows of it, and its errors, carry no user information
+// and no query.
 func TestNew(t *testing.T) {
 	tests := []struct {
 		url, wantErr, wantURL string
 	}{
 		{"http://127.0.0.1:8080", "", "http://127.0.0.1:8080"},
-		{"https://user:secret@flex-auth.example/base/", "", "https://user:xxxxx@flex-auth.example/base"},
+		{"https://user:secret@flex-auth.example/base/", "", "https://xxxxx@flex-auth.example/base"},
+		{"https://user:secret@flex-auth.example/?token=t", "without query", ""},
+		{"https://user:secret@flex-auth.example/%zz", "invalid URL escape", ""},
 		{"127.0.0.1:8080", "want an http:// or https:// url", ""},
 		{"ftp://host", "want an http:// or https:// url", ""},
 		{"http://", "no host", ""},
@@ -374,6 +381,9 @@ func TestNew(t *testing.T) {
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("got error %v, want one containing %q", err, tt.wantErr)
+				}
+				if msg := err.Error(); strings.Contains(msg, "user") || strings.Contains(msg, "secret") || strings.Contains(msg, "token") {
+					t.Errorf("the error shows a credential: %v", err)
 				}
 				return
 			}

@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json"
+
+	"github.com/coulomb/flex-auth/internal/redact"
+	"github.com/coulomb/flex-auth/internal/termsafe"
 )
 
 // An UnreachableError reports that no complete answer came back: the
@@ -39,14 +41,17 @@ func (e *UnreachableError) TimedOut() bool {
 
 // A StatusError reports an answer with a status other than 200: the
 // service (or a proxy in front of it) said error. Code and Message come from
-// the contract's error envelope when the body is one.
+// the contract's error envelope when the body is one. Code, Message,
+// Location and Body are fit to print: cut to a few hundred bytes, with
+// what a terminal would act on escaped (termsafe.Line), and Location
+// without credentials (redact.URL).
 type StatusError struct {
 	Op         string
 	StatusCode int
 	Code       string // "invalid_request", "decision_log_unavailable", ...
 	Message    string
 	Location   string // of a redirect
-	Body       string // a short printable excerpt when the body is no envelope
+	Body       string // a short excerpt when the body is no envelope
 }
 
 func (e *StatusError) Error() string {
@@ -58,7 +63,7 @@ func (e *StatusError) Error() string {
 	case e.Location != "":
 		fmt.Fprintf(&b, " to %s (redirects are not followed; use the final url)", e.Location)
 	case e.Body != "":
-		fmt.Fprintf(&b, ": %q", e.Body)
+		fmt.Fprintf(&b, ": \"%s\"", e.Body)
 	}
 	return b.String()
 }
@@ -80,7 +85,7 @@ const maxExcerpt = 200
 func newStatusError(op string, resp *http.Response, body []byte) *StatusError {
 	e := &StatusError{Op: op, StatusCode: resp.StatusCode}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		e.Location = resp.Header.Get("Location")
+		e.Location = printable(redact.URL(resp.Header.Get("Location")))
 	}
 	var env struct {
 		Error struct {
@@ -96,8 +101,9 @@ func newStatusError(op string, resp *http.Response, body []byte) *StatusError {
 	return e
 }
 
-// printable shortens s and replaces control characters, so that whatever a
-// broken server or proxy sends cannot mangle a terminal or a log line.
+// printable shortens s and escapes what a terminal would act on
+// (termsafe.Line), so that whatever a broken server or proxy sends cannot
+// mangle a terminal or a log line.
 func printable(s string) string {
 	s = strings.TrimSpace(s)
 	if len(s) > maxExcerpt {
@@ -107,10 +113,5 @@ func printable(s string) string {
 		}
 		s = s[:cut] + "..."
 	}
-	return strings.Map(func(r rune) rune {
-		if r == utf8.RuneError || unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
+	return termsafe.Line(s)
 }

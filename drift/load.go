@@ -3,7 +3,6 @@ package drift
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coulomb/flex-auth/client"
 	"github.com/coulomb/flex-auth/generate"
 	"github.com/coulomb/flex-auth/internal/readfile"
 	"github.com/coulomb/flex-auth/internal/redact"
@@ -87,8 +87,6 @@ type Options struct {
 	// PolicyPackage is the policy package inventories are generated for;
 	// "" means registry.DefaultPolicyPackage.
 	PolicyPackage string
-	// Client fetches from running services; nil means a plain client.
-	Client *http.Client
 	// Timeout bounds each fetch; 0 means DefaultTimeout.
 	Timeout time.Duration
 	// PlainHTTP talks HTTP, not HTTPS, to the registry of an oci://
@@ -219,9 +217,10 @@ func (c *compareWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// registryURL returns the snapshot endpoint of a flex-auth base URL. A URL
-// that already names the endpoint is taken as it is.
-func registryURL(base string) (*url.URL, error) {
+// serviceURL returns the base URL of the flex-auth that base names, and
+// the label of its snapshot endpoint. A URL that already names the
+// endpoint is taken as it is; a query or fragment is not sent.
+func serviceURL(base string) (svc, endpoint string, err error) {
 	u, err := url.Parse(base)
 	if err != nil {
 		var ue *url.Error
@@ -231,78 +230,40 @@ func registryURL(base string) (*url.URL, error) {
 		if strings.Contains(base, "@") {
 			err = errors.New("does not parse") // the reason may quote the credentials
 		}
-		return nil, fmt.Errorf("invalid URL %s: %w", redact.URL(base), err)
+		return "", "", fmt.Errorf("invalid URL %s: %w", redact.URL(base), err)
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("invalid URL %s: no host", redact.URL(base))
+		return "", "", fmt.Errorf("invalid URL %s: no host", redact.URL(base))
 	}
 	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
-	if !strings.HasSuffix(u.Path, "/v1/registry") {
-		u.Path = strings.TrimRight(u.Path, "/") + "/v1/registry"
-		u.RawPath = ""
-	}
-	return u, nil
+	u.Path = strings.TrimSuffix(strings.TrimRight(u.Path, "/"), "/v1/registry")
+	u.RawPath = ""
+	svc = u.String()
+	return svc, redact.URL(svc + "/v1/registry"), nil
 }
 
-// refuseRedirects makes a client return a redirect as the answer rather
-// than follow it.
-func refuseRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-
-// fetch reads a running flex-auth's registry. The side's Source, and every
-// error, name the URL without its credentials (redact.URL); what the
-// server says in an error is escaped for the terminal (termsafe.Line).
+// fetch reads a running flex-auth's registry with client, its limits and
+// its refusal of redirects: drift reads the URL it is given, and only
+// that one, since a redirect to another replica or host would prove
+// nothing about this one. The side's Source, and every error, name the
+// URL without its credentials (redact.URL); what the server says in an
+// error is escaped for the terminal (termsafe.Line).
 func fetch(ctx context.Context, base string, opt Options) (*Side, error) {
-	u, err := registryURL(base)
+	svc, endpoint, err := serviceURL(base)
 	if err != nil {
 		return nil, err
 	}
-	endpoint := redact.URL(u.String())
 	timeout := opt.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	// drift reads the URL it is given, and only that one: a redirect to
-	// another replica or host would prove nothing about this one.
-	client := &http.Client{}
-	if opt.Client != nil {
-		c := *opt.Client
-		client = &c
-	}
-	client.CheckRedirect = refuseRedirects
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	c, err := client.New(svc, client.WithTimeout(timeout))
 	if err != nil {
 		return nil, fmt.Errorf("fetch registry %s: %w", endpoint, err)
 	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
+	body, err := c.RegistryJSON(ctx)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // without the URL, which holds the credentials
-		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("no answer within %s", timeout)
-		}
-		return nil, fmt.Errorf("fetch registry %s: %w (is flex-auth running there?)", endpoint, err)
-	}
-	defer resp.Body.Close()
-	// An error answer is read as far as the cap too, for its message.
-	body, err := readfile.ReadAll(resp.Body, readfile.Registry)
-	if err != nil && !errors.Is(err, readfile.ErrTooLarge) {
-		return nil, fmt.Errorf("fetch registry %s: read body: %w", endpoint, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		// The status text is the standard one, not the server's.
-		status := fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
-		if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
-			return nil, fmt.Errorf("fetch registry %s: server answered %s, a redirect to %s: drift does not follow redirects; give it the URL of the flex-auth itself", endpoint, status, termsafe.Line(redact.URL(loc)))
-		}
-		return nil, fmt.Errorf("fetch registry %s: server answered %s%s", endpoint, status, errorMessage(body))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("fetch registry %s: response %w", endpoint, err)
+		return nil, fmt.Errorf("fetch registry %s: %s", endpoint, fetchFailure(err))
 	}
 	side, err := decode(endpoint, Runtime, body)
 	if err != nil {
@@ -312,25 +273,44 @@ func fetch(ctx context.Context, base string, opt Options) (*Side, error) {
 	return side, nil
 }
 
-// errorMessage extracts a short reason from an error response: the
-// contract's {"error": {"message": ...}}, else the start of the body,
-// on one line and escaped for the terminal.
-func errorMessage(body []byte) string {
-	var e struct {
-		Error struct {
-			Message string `json:"message"`
-		} `json:"error"`
+// fetchFailure says why no registry came back, escaped for the terminal.
+func fetchFailure(err error) string {
+	var (
+		ue *client.UnreachableError
+		se *client.StatusError
+		pe *client.ProtocolError
+	)
+	switch {
+	case errors.As(err, &ue):
+		why := termsafe.Line(ue.Err.Error())
+		if ue.TimedOut() {
+			why = fmt.Sprintf("no answer within %s", ue.Timeout)
+		}
+		return why + " (is flex-auth running there?)"
+	case errors.As(err, &se):
+		// The status text is the standard one, not the server's.
+		status := fmt.Sprintf("%d %s", se.StatusCode, http.StatusText(se.StatusCode))
+		if se.Location != "" {
+			return fmt.Sprintf("server answered %s, a redirect to %s: drift does not follow redirects; give it the URL of the flex-auth itself", status, termsafe.Line(redact.URL(se.Location)))
+		}
+		return "server answered " + status + errorMessage(se)
+	case errors.As(err, &pe):
+		return "malformed answer: " + termsafe.Line(pe.Err.Error())
 	}
-	s := string(body)
-	if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
-		s = e.Error.Message
+	return termsafe.Line(err.Error())
+}
+
+// errorMessage is the reason an error answer gives: the contract's
+// {"error": {"message": ...}}, else the start of the body, on one line
+// and escaped for the terminal.
+func errorMessage(se *client.StatusError) string {
+	s := se.Message
+	if s == "" {
+		s = se.Body
 	}
 	s = strings.Join(strings.Fields(s), " ")
 	if s == "" {
 		return ""
-	}
-	if len(s) > 200 {
-		s = strings.ToValidUTF8(s[:200], "") + "..."
 	}
 	return ": " + termsafe.Line(s)
 }
