@@ -178,6 +178,10 @@ func fit(body string) string {
 // EventNumber returns the pull request number from the JSON of the event
 // that started a workflow (the file at GITHUB_EVENT_PATH):
 // pull_request.number, or issue.number for a comment on a pull request.
+// The event is GitHub's format, not ours, read as go-github reads GitHub's
+// JSON, with encoding/json: leniently, two members only of a large
+// document that GitHub extends as it likes. flex-auth's own formats are
+// read strictly with go-json-experiment/json.
 func EventNumber(event []byte) (int, error) {
 	var ev struct {
 		PullRequest *struct {

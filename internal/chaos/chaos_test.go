@@ -51,6 +51,13 @@ func TestReadLog(t *testing.T) {
 		{"bad digest", strings.Replace(whole, `"sha256:a`, `"sha1:a`, 1) + "\n", nil, 1},
 		{"bad time", strings.Replace(whole, `2026-06-23T10:11:12.000000007Z`, `yesterday`, 1) + "\n", nil, 1},
 		{"context not an object", strings.Replace(whole, `"context":{}`, `"context":[]`, 1) + "\n", nil, 1},
+		// Read strictly, as the server writes: a member given twice, a
+		// member name in another case, invalid UTF-8 and data after the
+		// object are not decisions.
+		{"duplicate member", strings.Replace(whole, `"effect":"allow",`, `"effect":"deny","effect":"allow",`, 1) + "\n", nil, 1},
+		{"member name in another case", strings.Replace(whole, `"effect":`, `"Effect":`, 1) + "\n", nil, 1},
+		{"invalid UTF-8", strings.Replace(whole, `"subject":"s"`, "\"subject\":\"s\xff\"", 1) + "\n", nil, 1},
+		{"data after the object", whole + " {}\n", nil, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

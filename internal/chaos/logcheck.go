@@ -2,9 +2,11 @@ package chaos
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/coulomb/flex-auth/client"
 )
@@ -22,20 +24,23 @@ type Received struct {
 
 // A Line is a decision log line that is a decision: a whole line (it ends
 // in a newline) holding one JSON object with exactly the members CONTRACT
-// section 6 lists, each of the right type, and the members it shares with
-// a decision answer well formed as client.Decision.Check has them.
+// section 6 lists, each once, by its exact name, of the right type, and
+// the members it shares with a decision answer well formed as
+// client.Decision.Check has them. Lines are read with the JSON library
+// the server writes them with, strictly (no duplicate or unknown member,
+// valid UTF-8, nothing after the object).
 type Line struct {
-	Time           string          `json:"time"`
-	ID             string          `json:"decision_id"`
-	Subject        string          `json:"subject"`
-	Action         string          `json:"action"`
-	Resource       string          `json:"resource"`
-	Context        json.RawMessage `json:"context"`
-	Effect         string          `json:"effect"`
-	Reason         string          `json:"reason"`
-	Policy         string          `json:"policy"`
-	PolicyDigest   string          `json:"policy_digest"`
-	RegistryDigest string          `json:"registry_digest"`
+	Time           string         `json:"time"`
+	ID             string         `json:"decision_id"`
+	Subject        string         `json:"subject"`
+	Action         string         `json:"action"`
+	Resource       string         `json:"resource"`
+	Context        jsontext.Value `json:"context"`
+	Effect         string         `json:"effect"`
+	Reason         string         `json:"reason"`
+	Policy         string         `json:"policy"`
+	PolicyDigest   string         `json:"policy_digest"`
+	RegistryDigest string         `json:"registry_digest"`
 }
 
 // lineMembers are the members every decision line has, and no other.
@@ -113,9 +118,7 @@ func parseNotGiven(line []byte) ([]string, bool) {
 		NotGiven []string `json:"not_given"`
 		Why      string   `json:"why"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.DisallowUnknownFields()
-	if dec.Decode(&r) != nil || r.NotGiven == nil || r.Why == "" || dec.More() {
+	if json.Unmarshal(line, &r, json.RejectUnknownMembers(true)) != nil || r.NotGiven == nil || r.Why == "" {
 		return nil, false
 	}
 	if _, err := time.Parse(time.RFC3339Nano, r.Time); err != nil {
@@ -127,7 +130,7 @@ func parseNotGiven(line []byte) ([]string, bool) {
 // parseLine parses a line (without its newline) as a decision.
 func parseLine(line []byte) (Line, error) {
 	var d Line
-	var members map[string]json.RawMessage
+	var members map[string]jsontext.Value
 	if err := json.Unmarshal(line, &members); err != nil {
 		return d, fmt.Errorf("not a JSON object: %v", err)
 	}
@@ -139,7 +142,7 @@ func parseLine(line []byte) (Line, error) {
 	if len(members) != len(lineMembers) {
 		return d, fmt.Errorf("%d members, want %d", len(members), len(lineMembers))
 	}
-	if err := json.Unmarshal(line, &d); err != nil {
+	if err := json.Unmarshal(line, &d, json.RejectUnknownMembers(true)); err != nil {
 		return d, fmt.Errorf("a member of the wrong type: %v", err)
 	}
 	if _, err := time.Parse(time.RFC3339Nano, d.Time); err != nil {
