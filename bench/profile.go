@@ -1,6 +1,7 @@
-package main
+package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -14,17 +15,15 @@ import (
 // flex-auth scenario: it builds the command with the benchprof tag (which
 // serves net/http/pprof on FLEX_AUTH_PPROF_ADDR), and during the measured
 // window takes a CPU profile and an allocation profile of the window. The
-// profiles go to b.profile and their top entries to the output. Profiling
+// profiles go to b.Profile and their top entries to the output. Profiling
 // costs throughput, so these runs are separate from the measured ones.
 func (b *bench) profileRuns(ctx context.Context) error {
-	if err := os.MkdirAll(b.profile, 0o755); err != nil {
+	if err := os.MkdirAll(b.Profile, 0o755); err != nil {
 		return err
 	}
-	bin := filepath.Join(b.dir, "flex-auth-benchprof")
-	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "benchprof", "-o", bin, "./cmd/flex-auth")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build -tags benchprof ./cmd/flex-auth: %w", err)
+	bin, err := buildFlexAuth(ctx, b.dir, "flex-auth-benchprof", "benchprof")
+	if err != nil {
+		return err
 	}
 	if b.mix == nil {
 		if err := b.prepareMix(ctx); err != nil {
@@ -32,7 +31,7 @@ func (b *bench) profileRuns(ctx context.Context) error {
 		}
 	}
 	for _, s := range []string{"a", "b"} {
-		if !strings.Contains(b.scenarios, s) {
+		if !strings.Contains(b.Scenarios, s) {
 			continue
 		}
 		if err := b.profileOnce(ctx, bin, s); err != nil {
@@ -55,7 +54,7 @@ func (b *bench) profileOnce(ctx context.Context, bin, scenario string) error {
 		return err
 	}
 	defer srv.kill()
-	secs := max(int(b.duration/time.Second), 1)
+	secs := max(int(b.Duration/time.Second), 1)
 	type got struct {
 		kind string
 		data []byte
@@ -63,8 +62,8 @@ func (b *bench) profileOnce(ctx context.Context, bin, scenario string) error {
 	}
 	results := make(chan got, 2)
 	l := &load{
-		addr: srv.addr, requests: b.mix, conns: b.conns,
-		warmup: b.warmup, duration: time.Duration(secs)*time.Second + 500*time.Millisecond, check: true,
+		addr: srv.addr, requests: b.mix, conns: b.Conns,
+		warmup: b.Warmup, duration: time.Duration(secs)*time.Second + 500*time.Millisecond, check: true,
 		onMeasure: func(start bool) {
 			if !start {
 				return
@@ -89,7 +88,7 @@ func (b *bench) profileOnce(ctx context.Context, bin, scenario string) error {
 		if g.err != nil {
 			return fmt.Errorf("profile %s: /debug/pprof/%s: %w", scenario, g.kind, g.err)
 		}
-		name := filepath.Join(b.profile, map[string]string{"profile": "cpu", "allocs": "allocs"}[g.kind]+"-"+scenario+".pprof")
+		name := filepath.Join(b.Profile, map[string]string{"profile": "cpu", "allocs": "allocs"}[g.kind]+"-"+scenario+".pprof")
 		if err := writeFileAtomic(name, g.data); err != nil {
 			return err
 		}
@@ -99,9 +98,10 @@ func (b *bench) profileOnce(ctx context.Context, bin, scenario string) error {
 			args = []string{"tool", "pprof", "-top", "-sample_index=alloc_space", "-nodecount=20", name}
 		}
 		top := exec.CommandContext(ctx, "go", args...)
-		top.Stdout, top.Stderr = b.w, os.Stderr
+		var stderr bytes.Buffer
+		top.Stdout, top.Stderr = b.w, &stderr
 		if err := top.Run(); err != nil {
-			return fmt.Errorf("go tool pprof %s: %w", name, err)
+			return fmt.Errorf("go tool pprof %s: %w\n%s", name, err, stderr.Bytes())
 		}
 	}
 	if err := srv.stop(); err != nil {

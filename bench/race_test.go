@@ -1,6 +1,6 @@
 //go:build race
 
-package main
+package bench
 
 // raceEnabled reports whether the race detector is on: it makes sync.Pool
 // drop items at random, so allocation counts mean nothing.

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -383,28 +383,6 @@ func TestSummaryAndReport(t *testing.T) {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown report lacks %q:\n%s", want, md.String())
 		}
-	}
-}
-
-func TestParseFlags(t *testing.T) {
-	tests := []struct {
-		args    []string
-		wantErr string
-	}{
-		{nil, ""},
-		{[]string{"-conns", "8", "-rounds", "3", "-out", "x.md"}, ""},
-		{[]string{"-scenarios", "abd"}, `unknown scenario 'd'`},
-		{[]string{"-out", "x.txt"}, "want a .json or .md file"},
-		{[]string{"-conns", "0"}, "at least 1"},
-		{[]string{"extra"}, `unexpected argument "extra"`},
-	}
-	for _, tt := range tests {
-		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			_, err := parseFlags(tt.args, io.Discard)
-			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
-				t.Errorf("got error %v, want %q", err, tt.wantErr)
-			}
-		})
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -19,26 +19,26 @@ import (
 // mix covers, spread evenly from first to last (five requests each).
 const largeMixActors = 2000
 
-// largeRun serves a generated registry of b.largeActors actors under the
+// largeRun serves a generated registry of b.LargeActors actors under the
 // closed-loop load, and halfway through the measured window replaces the
 // registry file (atomically, with one actor added, so that no decision of
 // the mix changes) and sends SIGHUP. It records how long the new digest
 // took to show on /healthz, the requests that failed, and the server's
 // resident memory.
 func (b *bench) largeRun(ctx context.Context, round int) (*largeResult, error) {
-	pkg, err := policyPackageName(b.policy)
+	pkg, err := policyPackageName(b.Policy)
 	if err != nil {
 		return nil, err
 	}
 	regFile := filepath.Join(b.dir, "large-registry.json")
 	logFile := filepath.Join(b.dir, "decisions-large.log")
 	os.Remove(logFile)
-	base := largeSnapshot(b.largeActors, pkg, "")
+	base := largeSnapshot(b.LargeActors, pkg, "")
 	canon := base.Canonical()
 	if err := writeFileAtomic(regFile, canon); err != nil {
 		return nil, err
 	}
-	next := largeSnapshot(b.largeActors, pkg, fmt.Sprintf("agt-bench-reload-%d", round))
+	next := largeSnapshot(b.LargeActors, pkg, fmt.Sprintf("agt-bench-reload-%d", round))
 	nextCanon := next.Canonical()
 	mix, err := buildMix(base, "127.0.0.1", largeMixActors)
 	if err != nil {
@@ -47,16 +47,16 @@ func (b *bench) largeRun(ctx context.Context, round int) (*largeResult, error) {
 
 	t0 := time.Now()
 	srv, err := startServer(ctx, "flex-auth (large)", []string{
-		b.bin, "serve", "--addr", "{addr}", "--registry", regFile, "--policy", b.policy, "--log", logFile,
+		b.Bin, "serve", "--addr", "{addr}", "--registry", regFile, "--policy", b.Policy, "--log", logFile,
 	}, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer srv.kill()
 	res := &largeResult{
-		Actors: b.largeActors, SnapshotBytes: int64(len(canon)),
+		Actors: b.LargeActors, SnapshotBytes: int64(len(canon)),
 		StartupMS: float64(time.Since(t0)) / float64(time.Millisecond),
-		Conns:     b.conns,
+		Conns:     b.Conns,
 	}
 	if _, res.PeakAtStart, err = memStatus(srv.pid()); err != nil {
 		return nil, err
@@ -65,12 +65,12 @@ func (b *bench) largeRun(ctx context.Context, round int) (*largeResult, error) {
 		return nil, fmt.Errorf("large: /healthz digest %q (%v), want %s", d, err, base.Digest)
 	}
 
-	duration := max(b.duration, 4*time.Second)
+	duration := max(b.Duration, 4*time.Second)
 	var sigAt, seenAt time.Time
 	reloadErr := make(chan error, 1)
 	l := &load{
-		addr: srv.addr, requests: mix, conns: b.conns,
-		warmup: b.warmup, duration: duration, check: true,
+		addr: srv.addr, requests: mix, conns: b.Conns,
+		warmup: b.Warmup, duration: duration, check: true,
 		onMeasure: func(start bool) {
 			if !start {
 				return

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -8,18 +8,16 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/signal"
-	"syscall"
 	"time"
 )
 
-// bareCommand is the hidden first argument that makes the bench binary
-// serve the bare handler instead of benchmarking. The bare handler runs in
-// its own process, like flex-auth does, so that both servers get the same
-// split of the two cores with the load generator: in the generator's
-// process it would share one Go scheduler and one heap with the load, and
-// measure something flex-auth can never be.
-const bareCommand = "bare-server"
+// BareCommand is the hidden first argument that makes the bench program
+// serve the bare handler (ServeBare) instead of benchmarking. The bare
+// handler runs in its own process, like flex-auth does, so that both
+// servers get the same split of the two cores with the load generator: in
+// the generator's process it would share one Go scheduler and one heap
+// with the load, and measure something flex-auth can never be.
+const BareCommand = "bare-server"
 
 // bareDecision is the fixed answer of the bare handler: an allow the size
 // and shape of a real one.
@@ -63,10 +61,9 @@ func bareHandler() http.Handler {
 	return mux
 }
 
-// serveBare serves the bare handler on addr until SIGTERM or SIGINT.
-func serveBare(addr string) error {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
+// ServeBare serves the bare handler on addr until ctx is done (the bench
+// stops it with SIGTERM), then shuts it down.
+func ServeBare(ctx context.Context, addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("bare server: %w", err)

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -48,7 +48,7 @@ type publicationResult struct {
 // publicationPoll is the poll interval of the measured replica.
 const publicationPoll = time.Second
 
-// publicationRun publishes a generated registry of b.largeActors actors
+// publicationRun publishes a generated registry of b.LargeActors actors
 // (with the example's four, so that the policy's tests pass) to a CNCF
 // distribution registry on this machine, starts a replica that pulls it,
 // serves it under load, publishes another mid-run, and finally starts a
@@ -72,7 +72,7 @@ func (b *bench) publicationRun(ctx context.Context, round int) (*publicationResu
 	if err != nil {
 		return nil, err
 	}
-	pkg, err := policyPackageName(b.policy)
+	pkg, err := policyPackageName(b.Policy)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +81,7 @@ func (b *bench) publicationRun(ctx context.Context, round int) (*publicationResu
 		return nil, err
 	}
 	snapshot := func(extra string) (*registry.Snapshot, string, error) {
-		big := largeSnapshot(b.largeActors, pkg, extra)
+		big := largeSnapshot(b.LargeActors, pkg, extra)
 		s := registry.New(big.Source, pkg, append(big.Actors, example.Actors...))
 		path := filepath.Join(dir, "registry-"+extra+".json")
 		return s, path, writeFileAtomic(path, s.Canonical())
@@ -100,7 +100,7 @@ func (b *bench) publicationRun(ctx context.Context, round int) (*publicationResu
 
 	cache := filepath.Join(dir, "cache")
 	logFile := filepath.Join(dir, "decisions.log")
-	argv := []string{b.bin, "serve", "--addr", "{addr}", "--source", ref, "--plain-http", "--verify-key", allowed,
+	argv := []string{b.Bin, "serve", "--addr", "{addr}", "--source", ref, "--plain-http", "--verify-key", allowed,
 		"--cache-dir", cache, "--poll", publicationPoll.String(), "--log", logFile}
 	t0 = time.Now()
 	srv, err := startServer(ctx, "flex-auth (publication)", argv, nil)
@@ -124,9 +124,9 @@ func (b *bench) publicationRun(ctx context.Context, round int) (*publicationResu
 	if err != nil {
 		return nil, err
 	}
-	duration := max(b.duration, 6*time.Second)
+	duration := max(b.Duration, 6*time.Second)
 	updateErr := make(chan error, 1)
-	l := &load{addr: srv.addr, requests: mix, conns: b.conns, warmup: b.warmup, duration: duration, check: true,
+	l := &load{addr: srv.addr, requests: mix, conns: b.Conns, warmup: b.Warmup, duration: duration, check: true,
 		onMeasure: func(start bool) {
 			if !start {
 				return
@@ -184,7 +184,7 @@ var publishedRef = regexp.MustCompile(`^oci://\S+@sha256:[0-9a-f]{64}\n$`)
 // publish runs flex-auth publish of the registry at path with the
 // example policy.
 func (b *bench) publish(ctx context.Context, path, key, ref string) error {
-	out, err := exec.CommandContext(ctx, b.bin, "publish", "--registry", path, "--policy", b.policy, "--sign-key", key, "--plain-http", ref).Output()
+	out, err := exec.CommandContext(ctx, b.Bin, "publish", "--registry", path, "--policy", b.Policy, "--sign-key", key, "--plain-http", ref).Output()
 	if err != nil || !publishedRef.Match(out) {
 		var stderr []byte
 		if ee, ok := err.(*exec.ExitError); ok {

@@ -1,0 +1,30 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		args    []string
+		wantErr string
+	}{
+		{nil, ""},
+		{[]string{"-conns", "8", "-rounds", "3", "-out", "x.md,y.json"}, ""},
+		{[]string{"-scenarios", "abd"}, `unknown scenario 'd'`},
+		{[]string{"-scenarios", "ax"}, "scenario x needs -xbin"},
+		{[]string{"-out", "x.txt"}, "want a .json or .md file"},
+		{[]string{"-conns", "0"}, "at least 1"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, _, err := parseFlags(tt.args, io.Discard)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("got error %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
