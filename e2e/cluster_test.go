@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coulomb/flex-auth/internal/chaos"
+	"github.com/coulomb/flex-auth/e2e/chaos"
 )
 
 // Timings of the cluster, scaled down from deploy/base (a readiness probe

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coulomb/flex-auth/internal/chaos"
+	"github.com/coulomb/flex-auth/e2e/chaos"
 )
 
 // convergencePoll is the replicas' poll interval in TestSourceConvergence:

@@ -4,7 +4,7 @@ package e2e
 // broken file under --watch and SIGHUP, slow and idle clients, SIGKILL
 // under load with a restart, and a reload storm. Each says how many
 // requests it sent under each fault (go test -v shows them), and each
-// checks the log against what the clients received with internal/chaos:
+// checks the log against what the clients received with e2e/chaos:
 // no decision lost, no allow without its log line.
 
 import (
@@ -27,7 +27,7 @@ import (
 	"time"
 
 	"github.com/coulomb/flex-auth/client"
-	"github.com/coulomb/flex-auth/internal/chaos"
+	"github.com/coulomb/flex-auth/e2e/chaos"
 	"github.com/coulomb/flex-auth/registry"
 )
 

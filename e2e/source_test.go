@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coulomb/flex-auth/internal/chaos"
+	"github.com/coulomb/flex-auth/e2e/chaos"
 )
 
 // Poll interval and reload timeout of the replicas in these tests:

@@ -27,7 +27,7 @@ import (
 	"time"
 
 	"github.com/coulomb/flex-auth/client"
-	"github.com/coulomb/flex-auth/internal/chaos"
+	"github.com/coulomb/flex-auth/e2e/chaos"
 )
 
 // logTimeout is the --log-timeout of these tests.

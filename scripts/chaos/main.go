@@ -14,7 +14,7 @@
 // prints a line per phase and a summary ending in "lost: N" and
 // "unlogged allows: N", and exits 1 unless both are 0, no request failed
 // outside a fault that allows it, and the server shut down cleanly. The
-// work lives in internal/chaos.
+// work lives in e2e/chaos.
 package main
 
 import (
@@ -28,7 +28,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/coulomb/flex-auth/internal/chaos"
+	"github.com/coulomb/flex-auth/e2e/chaos"
 )
 
 func main() {
