@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -181,8 +182,11 @@ func (s *Server) refresh(ctx context.Context, force, reopenLog bool) error {
 		"registry_digest", st.snap.Digest, "actors", len(st.snap.Actors), "source", s.source.String(), "publication", st.publication)
 	// The old pair is garbage now, once the requests in flight finish:
 	// give its memory back rather than let the next reload start from
-	// this high-water mark, and retune the GC for the new live heap.
-	collect(s.gcMinHeap, true)
+	// this high-water mark.
+	debug.FreeOSMemory()
+	if s.afterLoad != nil {
+		s.afterLoad()
+	}
 	return nil
 }
 

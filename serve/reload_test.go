@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -284,5 +285,38 @@ func TestReloadStuck(t *testing.T) {
 	bridge24 := `{"subject":"agt-state-hub-bridge","resource":"agt-state-hub-bridge","context":{"ttl_hours":24}}`
 	if got := decodeCheck(t, post(s, bridge24)); got.RegistryDigest != alt.Digest || got.Effect != "deny" {
 		t.Errorf("after a good reload: %s %s from %s, want deny from %s", got.Effect, got.Reason, got.RegistryDigest, alt.Digest)
+	}
+}
+
+// TestAfterLoad: Options.AfterLoad runs once a pair serves, at New and
+// after each reload that swaps one in, and not after a failed reload;
+// when it runs, the pair it follows is the one served.
+func TestAfterLoad(t *testing.T) {
+	src, _ := fileSource(t)
+	var s *Server
+	var served []string
+	s, err := New(Options{Source: src, DecisionLog: &syncBuffer{}, Clock: fixedClock, LogTimeout: time.Minute,
+		AfterLoad: func() {
+			if s == nil { // New has not returned yet: read nothing of s
+				served = append(served, "new")
+				return
+			}
+			served = append(served, s.cur.Load().snap.Digest)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	alt := altRegistry(t, "ops-warden/ssh-signing")
+	writeFile(t, src.Registry, alt.Canonical())
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, src.Registry, []byte("{"))
+	if err := s.Reload(); err == nil {
+		t.Fatal("a reload of an invalid registry succeeded")
+	}
+	if want := []string{"new", alt.Digest}; !slices.Equal(served, want) {
+		t.Errorf("AfterLoad ran after %q, want %q", served, want)
 	}
 }

@@ -66,8 +66,8 @@ type Config struct {
 
 	Logger *slog.Logger
 	Clock  func() time.Time
-	// GCMinHeap is Options.GCMinHeap.
-	GCMinHeap int64
+	// AfterLoad is Options.AfterLoad.
+	AfterLoad func()
 }
 
 // Defaults for Config's HTTP limits: enough for any honest client of a
@@ -242,7 +242,7 @@ func startUp(c Config, logger *slog.Logger) (st started) {
 	}
 	var err error
 	st.srv, err = New(Options{Source: c.Source, DecisionLog: logW, SyncLog: c.LogSync, LogTimeout: c.LogTimeout,
-		ReloadTimeout: c.ReloadTimeout, Poll: c.Poll, Logger: logger, Clock: c.Clock, GCMinHeap: c.GCMinHeap})
+		ReloadTimeout: c.ReloadTimeout, Poll: c.Poll, Logger: logger, Clock: c.Clock, AfterLoad: c.AfterLoad})
 	if err != nil {
 		st.err = errors.New(oneLine(err))
 		return st

@@ -56,22 +56,22 @@ type Options struct {
 	Logger *slog.Logger
 	// Clock stamps decision log lines and load times; nil is time.Now.
 	Clock func() time.Time
-	// GCMinHeap, when positive, tunes the process's garbage collector
-	// after every load: a collection starts when the heap reaches this
-	// size, or twice the live heap when that is more (the default). It is
-	// process-wide, so only a program serving one Server should set it.
-	GCMinHeap int64
+	// AfterLoad, when set, is called once a loaded pair serves: at the
+	// end of New, and after each reload, once the old pair's memory has
+	// been given back. It is where a program tunes its garbage collector
+	// for the new live heap (cmd/flex-auth does); the collector is the
+	// process's, so package serve leaves its settings alone.
+	AfterLoad func()
 }
 
 // A Server is the decision service's http.Handler. Create it with New.
 type Server struct {
-	source  Source
-	logger  *slog.Logger
-	clock   func() time.Time
-	log     *decisionLog
-	metrics *metrics
-	// gcMinHeap is Options.GCMinHeap.
-	gcMinHeap int64
+	source    Source
+	logger    *slog.Logger
+	clock     func() time.Time
+	log       *decisionLog
+	metrics   *metrics
+	afterLoad func() // Options.AfterLoad; nil does nothing
 
 	cur          atomic.Pointer[state]
 	reloadMu     sync.Mutex // one reload at a time
@@ -112,7 +112,7 @@ func New(opts Options) (*Server, error) {
 		clock:   opts.Clock,
 		metrics: newMetrics(),
 
-		gcMinHeap:     opts.GCMinHeap,
+		afterLoad:     opts.AfterLoad,
 		reloadTimeout: orDefault(opts.ReloadTimeout, DefaultReloadTimeout),
 		poll:          orDefault(opts.Poll, DefaultPoll),
 	}
@@ -137,8 +137,8 @@ func New(opts Options) (*Server, error) {
 	}
 	s.log = newDecisionLog(opts.DecisionLog, logConfig{sync: opts.SyncLog, timeout: opts.LogTimeout, clock: s.clock, logger: s.logger,
 		onError: func(n int) { s.metrics.logErrors.Add(float64(n)) }, onStuck: s.metrics.setLogStuck, rescue: s.rescue})
-	if s.gcMinHeap > 0 {
-		collect(s.gcMinHeap, false)
+	if s.afterLoad != nil {
+		s.afterLoad()
 	}
 	return s, nil
 }

@@ -80,12 +80,8 @@ Operational logs go to stderr.`,
 			// the process with SIGPIPE.
 			signal.Ignore(syscall.SIGPIPE)
 			c.Hangup = hangup
-			// Unless the operator tunes the Go GC, let the heap reach
-			// 64 MiB before a collection: with a small registry the
-			// default pacing collects every few megabytes, about fifteen
-			// times a second under load.
 			if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
-				c.GCMinHeap = 64 << 20
+				c.AfterLoad = tuneGCAfterLoad
 			}
 			c.Stdout = cmd.OutOrStdout()
 			c.Logger = logger

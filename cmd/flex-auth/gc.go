@@ -1,4 +1,4 @@
-package serve
+package main
 
 import (
 	"runtime"
@@ -32,14 +32,16 @@ func tuneGC(minHeap int64) {
 	debug.SetGCPercent(int(min(max(100, (minHeap-live)*100/live), maxGCPercent)))
 }
 
-// collect runs a garbage collection (and returns freed memory to the
-// system when release is set), then retunes the GC for the live heap it
-// leaves.
-func collect(minHeap int64, release bool) {
-	if release {
-		debug.FreeOSMemory()
-	} else {
-		runtime.GC()
-	}
-	tuneGC(minHeap)
+// gcMinHeap is the heap serve lets grow before a collection, unless the
+// operator tunes the Go GC (GOGC, GOMEMLIMIT): with a small registry the
+// default pacing collects every few megabytes, about fifteen times a
+// second under load.
+const gcMinHeap = 64 << 20
+
+// tuneGCAfterLoad is serve's AfterLoad when the operator has not tuned the
+// GC: a collection, so that the live heap is the loaded pair's, then
+// tuneGC. The GC is the process's, so main tunes it, not package serve.
+func tuneGCAfterLoad() {
+	runtime.GC()
+	tuneGC(gcMinHeap)
 }
