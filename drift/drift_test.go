@@ -209,7 +209,7 @@ func mutate(rng *rand.Rand, n int) *registry.Snapshot {
 // actor's name and a tab, the way the differ keeps actors apart, so that
 // GNU diff can be asked for the same diff.
 func tagForGNU(t testing.TB, data []byte) []byte {
-	s, err := registry.Decode(data)
+	s, err := registry.ParseUnverified(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -664,7 +664,7 @@ func TestSnapshotPositions(t *testing.T) {
   "schema": "flex-auth.registry/v1", "source": "ops-warden",
   "digest": "sha256:0000000000000000000000000000000000000000000000000000000000000000"
 }`)
-	if _, err := registry.Decode(data); err != nil {
+	if _, err := registry.ParseUnverified(data); err != nil {
 		t.Fatalf("test input does not decode: %v", err)
 	}
 	p := snapshotPositions(data)

@@ -171,7 +171,7 @@ func ParseSnapshot(source string, data []byte) (*Side, error) {
 }
 
 func decode(source string, kind Kind, data []byte) (*Side, error) {
-	s, err := registry.Decode(data)
+	s, err := registry.ParseUnverified(data)
 	if err != nil {
 		var es registry.Errors
 		if errors.As(err, &es) {

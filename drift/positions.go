@@ -48,7 +48,7 @@ func (p *snapshotLines) line(c Change) int {
 }
 
 // snapshotPositions finds the lines of the members of a snapshot file that
-// registry.Decode accepted: top-level members, actors and their members.
+// registry.ParseUnverified accepted: top-level members, actors and their members.
 // It walks the file's tokens with jsontext and stops quietly at anything
 // it does not expect.
 func snapshotPositions(data []byte) *snapshotLines {

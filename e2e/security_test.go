@@ -399,7 +399,7 @@ func TestKeyMaterialRefused(t *testing.T) {
 	fixture := loadFixture(t)
 	sealed := func(data []byte) []byte {
 		// Re-seal the digest, so that only the key material is wrong.
-		s, err := registry.Decode(bytes.Replace(data, []byte(`  "vault_token": "`+value+`",`+"\n"), nil, 1))
+		s, err := registry.ParseUnverified(bytes.Replace(data, []byte(`  "vault_token": "`+value+`",`+"\n"), nil, 1))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,9 +11,10 @@ import (
 	"github.com/coulomb/flex-auth/internal/redact"
 )
 
-// Decode decodes and validates a snapshot without checking its digest, so
-// that drift can report a hand edit as drift rather than fail on it. The
-// result is normalized. Every problem is reported, as Errors.
+// ParseUnverified decodes and validates a snapshot as Parse does, but does
+// not check its digest, so that drift can report a hand edit as drift
+// rather than fail on it; Verify checks it. The result is normalized and
+// keeps the stored digest. Every problem is reported, as Errors.
 //
 // The JSON text is read by jsontext, which is strict by construction:
 // invalid UTF-8, unpaired surrogate escapes and duplicate member names (as
@@ -21,7 +22,7 @@ import (
 // checked here member by member, so that one run reports every wrong type,
 // unknown and missing member rather than the first. A syntax error is
 // reported alone; a duplicate name stops the decode where it is.
-func Decode(data []byte) (*Snapshot, error) {
+func ParseUnverified(data []byte) (*Snapshot, error) {
 	d := &decoder{data: data}
 	d.dec.Reset(bytes.NewBuffer(data)) // reads data in place, without a copy
 	s, err := d.snapshot()

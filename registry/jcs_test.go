@@ -145,7 +145,7 @@ func FuzzContent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name, principal, subject, source, pkg string, ttl, max int) {
 		for _, s := range []string{name, principal, subject, source, pkg} {
 			if !utf8.ValidString(s) {
-				return // no snapshot holds such text: Decode refuses it
+				return // no snapshot holds such text: ParseUnverified refuses it
 			}
 		}
 		s := &Snapshot{Schema: Schema, Source: source, PolicyPackage: pkg, Actors: []Actor{

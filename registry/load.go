@@ -106,7 +106,7 @@ func (e *FileError) Unwrap() error { return e.Errs }
 // is normalized and carries the digest of its normalized content, which is
 // the stored one for every file in canonical order.
 func Parse(data []byte) (*Snapshot, error) {
-	s, err := Decode(data)
+	s, err := ParseUnverified(data)
 	if err != nil {
 		return nil, err
 	}

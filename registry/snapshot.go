@@ -44,7 +44,7 @@ type Snapshot struct {
 	Actors        []Actor `json:"actors"`
 
 	// writtenDigest is the digest of a decoded document in the order it was
-	// written, kept by Decode when that order was not the normalized one.
+	// written, kept by ParseUnverified when that order was not the normalized one.
 	writtenDigest string
 }
 
@@ -161,7 +161,7 @@ func (s *Snapshot) writeContent(dst []byte, flush func([]byte)) []byte {
 
 // appendString appends s as a JSON string in its RFC 8785 form, which is
 // also the canonical file's: the shortest escapes, no HTML escaping.
-// Snapshot strings are valid UTF-8 (Decode refuses anything else, and New
+// Snapshot strings are valid UTF-8 (ParseUnverified refuses anything else, and New
 // gets checked names); invalid bytes would be written as U+FFFD.
 func appendString(dst []byte, s string) []byte {
 	dst, _ = jsontext.AppendQuote(dst, s)
