@@ -33,7 +33,7 @@ func newBenchServer(b *testing.B, sync bool) *Server {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { f.Close() })
-	s, err := New(Options{Source: builtin, DecisionLog: f, SyncLog: sync})
+	s, err := New(Options{Source: builtin, DecisionLog: f, LogSync: sync})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -259,7 +259,7 @@ func TestTornWrite(t *testing.T) {
 
 func TestLogSync(t *testing.T) {
 	f := &faultyWriter{}
-	s, err := New(Options{Source: builtin, DecisionLog: f, SyncLog: true})
+	s, err := New(Options{Source: builtin, DecisionLog: f, LogSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,12 +273,12 @@ func TestLogSync(t *testing.T) {
 	f.syncErr.Store(false)
 	decodeCheck(t, post(s, allowBody))
 
-	// Without SyncLog, nothing is synced.
+	// Without LogSync, nothing is synced.
 	g := &faultyWriter{}
 	s2 := newTestServer(t, Source{}, g)
 	decodeCheck(t, post(s2, allowBody))
 	if got := g.syncs.Load(); got != 0 {
-		t.Errorf("syncs without SyncLog: got %d, want 0", got)
+		t.Errorf("syncs without LogSync: got %d, want 0", got)
 	}
 }
 

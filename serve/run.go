@@ -18,8 +18,10 @@ import (
 	"github.com/coulomb/flex-auth/internal/readfile"
 )
 
-// Config is everything Run needs to serve decisions.
-type Config struct {
+// RunConfig is everything Run needs to serve decisions as a process: the
+// settings of the Server it makes (as Options has them), and around it the
+// listener, TLS, the decision log file, reload signals and the shutdown.
+type RunConfig struct {
 	// Addr is the TCP address to listen on; port 0 picks a free port,
 	// logged as "listening on ADDR".
 	Addr string
@@ -70,7 +72,7 @@ type Config struct {
 	AfterLoad func()
 }
 
-// Defaults for Config's HTTP limits: enough for any honest client of a
+// Defaults for RunConfig's HTTP limits: enough for any honest client of a
 // service whose requests are a few hundred bytes, short enough that slow
 // clients cannot pin connections.
 const (
@@ -93,7 +95,7 @@ const (
 // before anything is served; such an error is returned as one line that
 // names the file or address and the problem. A start-up blocked on a file
 // system that stopped answering still returns when ctx is cancelled.
-func Run(ctx context.Context, c Config) error {
+func Run(ctx context.Context, c RunConfig) error {
 	logger := c.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -209,7 +211,7 @@ func (st started) close() {
 
 // startUp reads and checks everything Run needs before it serves: TLS
 // files, the decision log, the registry and policy, the watches.
-func startUp(c Config, logger *slog.Logger) (st started) {
+func startUp(c RunConfig, logger *slog.Logger) (st started) {
 	defer func() {
 		if st.err != nil {
 			st.close()
@@ -241,7 +243,7 @@ func startUp(c Config, logger *slog.Logger) (st started) {
 		logW = st.file
 	}
 	var err error
-	st.srv, err = New(Options{Source: c.Source, DecisionLog: logW, SyncLog: c.LogSync, LogTimeout: c.LogTimeout,
+	st.srv, err = New(Options{Source: c.Source, DecisionLog: logW, LogSync: c.LogSync, LogTimeout: c.LogTimeout,
 		ReloadTimeout: c.ReloadTimeout, Poll: c.Poll, Logger: logger, Clock: c.Clock, AfterLoad: c.AfterLoad})
 	if err != nil {
 		st.err = errors.New(oneLine(err))
@@ -266,7 +268,7 @@ func clockNow(clock func() time.Time) time.Time {
 // decision log is flushed, all within ShutdownTimeout. A decision log
 // write that is stuck is not waited for: the decisions it held were
 // answered 503 already.
-func (s *Server) shutdown(hs *http.Server, ln net.Listener, conns *connTracker, served <-chan error, c Config, logger *slog.Logger) error {
+func (s *Server) shutdown(hs *http.Server, ln net.Listener, conns *connTracker, served <-chan error, c RunConfig, logger *slog.Logger) error {
 	timeout := orDefault(c.ShutdownTimeout, DefaultShutdownTimeout)
 	s.BeginShutdown()
 	if c.DrainDelay > 0 {

@@ -40,7 +40,7 @@ var listeningRE = regexp.MustCompile(`listening on (\S+?)"`)
 
 // startRun starts Run(c) and waits until it listens. c.Addr defaults to a
 // free loopback port.
-func startRun(t *testing.T, c Config) *running {
+func startRun(t *testing.T, c RunConfig) *running {
 	t.Helper()
 	r := &running{done: make(chan error, 1), logs: &syncBuffer{}}
 	if c.Addr == "" {
@@ -86,7 +86,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	src, dir := fileSource(t)
 	logPath := filepath.Join(dir, "decisions.jsonl")
 	hangup := make(chan os.Signal, 1)
-	r := startRun(t, Config{Source: src, LogPath: logPath, LogSync: true, Hangup: hangup})
+	r := startRun(t, RunConfig{Source: src, LogPath: logPath, LogSync: true, Hangup: hangup})
 	if !strings.Contains(r.logs.String(), "listening on 127.0.0.1:") {
 		t.Errorf("logs: want a line 'listening on 127.0.0.1:PORT', got\n%s", r.logs)
 	}
@@ -181,28 +181,28 @@ func TestRunStartupFailures(t *testing.T) {
 
 	tests := []struct {
 		name   string
-		c      Config
+		c      RunConfig
 		errHas []string
 	}{
-		{"registry missing", Config{Source: Source{Registry: filepath.Join(dir, "nope.json"), Policy: src.Policy}}, []string{"nope.json", "no such file"}},
-		{"registry edited by hand", Config{Source: Source{Registry: edited, Policy: src.Policy}}, []string{"edited.json", "digest"}},
-		{"registry with many problems", Config{Source: Source{Registry: manyErrors, Policy: src.Policy}}, []string{"many.json", "more problems"}},
-		{"policy missing", Config{Source: Source{Registry: src.Registry, Policy: filepath.Join(dir, "nope.md")}}, []string{"nope.md", "no such file"}},
-		{"policy invalid", Config{Source: Source{Registry: src.Registry, Policy: garbage}}, []string{"garbage.pem"}},
-		{"package mismatch", Config{Source: Source{Registry: other, Policy: src.Policy}}, []string{"other.json", "is for another policy package than policy", "policy.md"}},
-		{"port in use", Config{Source: src, Addr: busy.Addr().String()}, []string{busy.Addr().String(), "address already in use"}},
-		{"bad address", Config{Source: src, Addr: "127.0.0.1:http-nope"}, []string{"127.0.0.1:http-nope"}},
-		{"TLS key missing", Config{Source: src, TLSCert: certs.serverCert}, []string{"--tls-key"}},
-		{"TLS cert unreadable", Config{Source: src, TLSCert: filepath.Join(dir, "nope.pem"), TLSKey: certs.serverKey}, []string{"nope.pem", "no such file"}},
-		{"TLS cert not PEM", Config{Source: src, TLSCert: garbage, TLSKey: certs.serverKey}, []string{"garbage.pem"}},
-		{"client CA not PEM", Config{Source: src, TLSCert: certs.serverCert, TLSKey: certs.serverKey, ClientCA: garbage}, []string{"garbage.pem", "no PEM certificates"}},
-		{"client CA without TLS", Config{Source: src, ClientCA: certs.ca}, []string{"--tls-cert"}},
-		{"decision log directory missing", Config{Source: src, LogPath: filepath.Join(dir, "no", "dir", "log.jsonl")}, []string{"log.jsonl", "no such file"}},
-		{"decision log a FIFO nobody reads", Config{Source: src, LogPath: fifo}, []string{"nobody.pipe", "no process reads"}},
-		{"log timeout not below the write timeout", Config{Source: src, LogTimeout: 10 * time.Second, WriteTimeout: 5 * time.Second}, []string{"log timeout (10s)", "write timeout (5s)"}},
-		{"server certificate expired", Config{Source: src, TLSCert: certs.serverCert, TLSKey: certs.serverKey, Clock: func() time.Time { return time.Now().Add(48 * time.Hour) }},
+		{"registry missing", RunConfig{Source: Source{Registry: filepath.Join(dir, "nope.json"), Policy: src.Policy}}, []string{"nope.json", "no such file"}},
+		{"registry edited by hand", RunConfig{Source: Source{Registry: edited, Policy: src.Policy}}, []string{"edited.json", "digest"}},
+		{"registry with many problems", RunConfig{Source: Source{Registry: manyErrors, Policy: src.Policy}}, []string{"many.json", "more problems"}},
+		{"policy missing", RunConfig{Source: Source{Registry: src.Registry, Policy: filepath.Join(dir, "nope.md")}}, []string{"nope.md", "no such file"}},
+		{"policy invalid", RunConfig{Source: Source{Registry: src.Registry, Policy: garbage}}, []string{"garbage.pem"}},
+		{"package mismatch", RunConfig{Source: Source{Registry: other, Policy: src.Policy}}, []string{"other.json", "is for another policy package than policy", "policy.md"}},
+		{"port in use", RunConfig{Source: src, Addr: busy.Addr().String()}, []string{busy.Addr().String(), "address already in use"}},
+		{"bad address", RunConfig{Source: src, Addr: "127.0.0.1:http-nope"}, []string{"127.0.0.1:http-nope"}},
+		{"TLS key missing", RunConfig{Source: src, TLSCert: certs.serverCert}, []string{"--tls-key"}},
+		{"TLS cert unreadable", RunConfig{Source: src, TLSCert: filepath.Join(dir, "nope.pem"), TLSKey: certs.serverKey}, []string{"nope.pem", "no such file"}},
+		{"TLS cert not PEM", RunConfig{Source: src, TLSCert: garbage, TLSKey: certs.serverKey}, []string{"garbage.pem"}},
+		{"client CA not PEM", RunConfig{Source: src, TLSCert: certs.serverCert, TLSKey: certs.serverKey, ClientCA: garbage}, []string{"garbage.pem", "no PEM certificates"}},
+		{"client CA without TLS", RunConfig{Source: src, ClientCA: certs.ca}, []string{"--tls-cert"}},
+		{"decision log directory missing", RunConfig{Source: src, LogPath: filepath.Join(dir, "no", "dir", "log.jsonl")}, []string{"log.jsonl", "no such file"}},
+		{"decision log a FIFO nobody reads", RunConfig{Source: src, LogPath: fifo}, []string{"nobody.pipe", "no process reads"}},
+		{"log timeout not below the write timeout", RunConfig{Source: src, LogTimeout: 10 * time.Second, WriteTimeout: 5 * time.Second}, []string{"log timeout (10s)", "write timeout (5s)"}},
+		{"server certificate expired", RunConfig{Source: src, TLSCert: certs.serverCert, TLSKey: certs.serverKey, Clock: func() time.Time { return time.Now().Add(48 * time.Hour) }},
 			[]string{certs.serverCert, "has expired"}},
-		{"server certificate not valid yet", Config{Source: src, TLSCert: certs.serverCert, TLSKey: certs.serverKey, Clock: func() time.Time { return time.Now().Add(-48 * time.Hour) }},
+		{"server certificate not valid yet", RunConfig{Source: src, TLSCert: certs.serverCert, TLSKey: certs.serverKey, Clock: func() time.Time { return time.Now().Add(-48 * time.Hour) }},
 			[]string{certs.serverCert, "is not valid yet"}},
 	}
 	for _, tt := range tests {
@@ -328,7 +328,7 @@ func TestRunTLS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := Config{Source: src, LogPath: filepath.Join(t.TempDir(), "log.jsonl"), TLSCert: pki.serverCert, TLSKey: pki.serverKey}
+			c := RunConfig{Source: src, LogPath: filepath.Join(t.TempDir(), "log.jsonl"), TLSCert: pki.serverCert, TLSKey: pki.serverKey}
 			if tt.clientCA {
 				c.ClientCA = pki.ca
 			}
@@ -364,7 +364,7 @@ func TestRunTLS(t *testing.T) {
 
 func TestRunBuiltinAndStdout(t *testing.T) {
 	out := &syncBuffer{}
-	r := startRun(t, Config{Source: builtin, LogPath: "-", Stdout: out, LogSync: true, Watch: true})
+	r := startRun(t, RunConfig{Source: builtin, LogPath: "-", Stdout: out, LogSync: true, Watch: true})
 	resp, err := http.Post("http://"+r.addr+"/v1/check", "application/json", strings.NewReader(allowBody))
 	if err != nil {
 		t.Fatal(err)
@@ -382,7 +382,7 @@ func TestRunBuiltinAndStdout(t *testing.T) {
 }
 
 func TestRunDrainDelay(t *testing.T) {
-	r := startRun(t, Config{Source: builtin, LogPath: filepath.Join(t.TempDir(), "log.jsonl"), DrainDelay: time.Second})
+	r := startRun(t, RunConfig{Source: builtin, LogPath: filepath.Join(t.TempDir(), "log.jsonl"), DrainDelay: time.Second})
 	base := "http://" + r.addr
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	get := func(path string) int {
@@ -415,7 +415,7 @@ func TestRunDrainDelay(t *testing.T) {
 func TestRunShutdownUnreadRequest(t *testing.T) {
 	for i := range 5 {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			r := startRun(t, Config{Source: builtin, LogPath: filepath.Join(t.TempDir(), "log.jsonl")})
+			r := startRun(t, RunConfig{Source: builtin, LogPath: filepath.Join(t.TempDir(), "log.jsonl")})
 			conn, err := net.Dial("tcp", r.addr)
 			if err != nil {
 				t.Fatal(err)

@@ -34,16 +34,17 @@ import (
 // MaxRequestBytes is the largest POST /v1/check body accepted.
 const MaxRequestBytes = 64 << 10
 
-// Options configure a Server.
+// Options configure a Server, the http.Handler alone, for a caller that
+// runs its own listener; Run makes one from a RunConfig.
 type Options struct {
 	// Source is where the registry and policy come from (required).
 	Source Source
 	// DecisionLog receives one JSON line per decision (required). When it
 	// is a *LogFile, Reload reopens it; when it implements Syncer and
-	// SyncLog is set, every batch of lines is fsynced before the
+	// LogSync is set, every batch of lines is fsynced before the
 	// decisions are answered. The Server does not close it.
 	DecisionLog io.Writer
-	SyncLog     bool
+	LogSync     bool
 	// LogTimeout bounds how long a decision waits for its log line to be
 	// written; past it, the answer is 503. Zero is DefaultLogTimeout.
 	LogTimeout time.Duration
@@ -135,7 +136,7 @@ func New(opts Options) (*Server, error) {
 	if s.startWarning != "" {
 		s.reload.Store(&reloadStatus{at: now, err: s.startWarning})
 	}
-	s.log = newDecisionLog(opts.DecisionLog, logConfig{sync: opts.SyncLog, timeout: opts.LogTimeout, clock: s.clock, logger: s.logger,
+	s.log = newDecisionLog(opts.DecisionLog, logConfig{sync: opts.LogSync, timeout: opts.LogTimeout, clock: s.clock, logger: s.logger,
 		onError: func(n int) { s.metrics.logErrors.Add(float64(n)) }, onStuck: s.metrics.setLogStuck, rescue: s.rescue})
 	if s.afterLoad != nil {
 		s.afterLoad()

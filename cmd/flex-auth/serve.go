@@ -16,7 +16,7 @@ import (
 
 func newServeCmd() *cobra.Command {
 	var (
-		c         serve.Config
+		c         serve.RunConfig
 		registry  string
 		policy    string
 		logFormat string
