@@ -588,11 +588,15 @@ func (s *Server) decide(st *state, req *policy.Request) (d policy.Decision) {
 		}
 	}()
 	d, err := st.eval.Evaluate(req)
+	if err == nil {
+		return d
+	}
+	// errors.As takes ge's address, which puts it on the heap: only on
+	// this path, not on every decision's.
 	var ge *policy.GrantError
-	switch {
-	case errors.As(err, &ge):
+	if errors.As(err, &ge) {
 		s.logger.Warn("policy allowed what the registry forbids; denied", "err", err, "resource", req.Resource)
-	case err != nil:
+	} else {
 		s.logger.Warn("policy evaluation error; denied", "err", err, "resource", req.Resource)
 	}
 	return d
