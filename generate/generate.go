@@ -88,16 +88,6 @@ func Read(name string, r io.Reader, policyPackage string) (*registry.Snapshot, e
 	return parse(name, data, policyPackage)
 }
 
-// Parse returns the snapshot for policyPackage ("" means
-// registry.DefaultPolicyPackage) of the inventory data, read from the file
-// name.
-func Parse(name string, data []byte, policyPackage string) (*registry.Snapshot, error) {
-	if err := checkPackage(policyPackage); err != nil {
-		return nil, err
-	}
-	return parse(name, data, policyPackage)
-}
-
 func parse(name string, data []byte, policyPackage string) (*registry.Snapshot, error) {
 	inv, err := inventory.Parse(name, data)
 	if err != nil {
