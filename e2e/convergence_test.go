@@ -107,8 +107,8 @@ func TestSourceConvergence(t *testing.T) {
 	wg.Wait()
 	convergence := time.Since(published)
 	for i, d := range took {
-		if d > convergencePoll+time.Second {
-			t.Errorf("%s served the new publication %s after it was published, want within the poll interval (%s) and a second", replicas[i].name, d, convergencePoll)
+		if d > convergencePoll+followSlack {
+			t.Errorf("%s served the new publication %s after it was published, want within the poll interval (%s) and %s", replicas[i].name, d, convergencePoll, followSlack)
 		}
 	}
 	load.SetPhase("after")

