@@ -37,27 +37,60 @@ const (
 	maxRegexProgram = 5000
 )
 
-// celEnv is the CEL environment every package compiles in. Building one
-// takes milliseconds, and an Env is safe for concurrent use.
-var celEnv = sync.OnceValues(func() (*cel.Env, error) {
-	return cel.NewEnv(
-		cel.Variable(varSubject, cel.StringType),
-		cel.Variable(varAction, cel.StringType),
-		cel.Variable(varResource, cel.StringType),
-		cel.Variable(varContext, cel.MapType(cel.StringType, cel.DynType)),
-		cel.Variable(varActor, cel.DynType),
+// The CEL variables of the AuthZEN model's `when` expressions, besides
+// subject, action, resource and context.
+const varData = "data"
+
+// celEnv is the CEL environment registry-model packages compile in.
+// Building one takes milliseconds, and an Env is safe for concurrent use.
+var celEnv = sync.OnceValues(func() (*cel.Env, error) { return newEnv(ModelRegistry) })
+
+// authzenEnv is the CEL environment AuthZEN-model packages compile in.
+var authzenEnv = sync.OnceValues(func() (*cel.Env, error) { return newEnv(ModelAuthZEN) })
+
+// envFor returns the CEL environment of model m.
+func envFor(m Model) (*cel.Env, error) {
+	if m == ModelAuthZEN {
+		return authzenEnv()
+	}
+	return celEnv()
+}
+
+func newEnv(m Model) (*cel.Env, error) {
+	var vars []cel.EnvOption
+	switch m {
+	case ModelAuthZEN:
+		entity := cel.MapType(cel.StringType, cel.DynType)
+		vars = []cel.EnvOption{
+			cel.Variable(varSubject, entity),
+			cel.Variable(varAction, entity),
+			cel.Variable(varResource, entity),
+			cel.Variable(varContext, cel.MapType(cel.StringType, cel.DynType)),
+			// type -> id -> properties
+			cel.Variable(varData, cel.MapType(cel.StringType, cel.MapType(cel.StringType, cel.MapType(cel.StringType, cel.DynType)))),
+		}
+	default:
+		vars = []cel.EnvOption{
+			cel.Variable(varSubject, cel.StringType),
+			cel.Variable(varAction, cel.StringType),
+			cel.Variable(varResource, cel.StringType),
+			cel.Variable(varContext, cel.MapType(cel.StringType, cel.DynType)),
+			cel.Variable(varActor, cel.DynType),
+		}
+	}
+	return cel.NewEnv(append(vars,
 		// JSON numbers arrive as int or double: let 1.5 < 2 mean what it says.
 		cel.CrossTypeNumericComparisons(true),
 		cel.ParserExpressionSizeLimit(maxWhenLen),
 		cel.RegexProgramSizeLimit(maxRegexProgram),
-	)
-})
+	)...)
+}
 
 // compile parses and type-checks a `when` expression and plans its program.
 // It returns the checked expression, for estimating its cost, and reports
 // whether the expression is the constant true.
-func compile(src string) (prog cel.Program, checked *cel.Ast, always bool, err error) {
-	env, err := celEnv()
+func compile(m Model, src string) (prog cel.Program, checked *cel.Ast, always bool, err error) {
+	env, err := envFor(m)
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("set up CEL: %w", err)
 	}
@@ -73,7 +106,7 @@ func compile(src string) (prog cel.Program, checked *cel.Ast, always bool, err e
 		return nil, nil, false, fmt.Errorf("must be a bool expression, got %s%s", cel.FormatCELType(t), hint)
 	}
 	e := checked.NativeRep().Expr()
-	if err := lint(e, nil); err != nil {
+	if err := lint(e, nil, memberVars(m)); err != nil {
 		return nil, nil, false, err
 	}
 	// No cost limit is counted while deciding: checkCost proves one when
@@ -110,28 +143,44 @@ func issuesError(src string, iss *cel.Issues) error {
 	return redact.Error(errors.New(strings.Join(msgs, "; ")), strings.Join(redacted, "; "))
 }
 
-// lint finds what the type checker cannot: `actor` is dyn, so a misspelt
-// member (actor.max_ttl) would compile and fail on every request. locals
-// are the comprehension variables in scope, which may shadow `actor`.
-func lint(e celast.Expr, locals []string) error {
-	isActor := func(x celast.Expr) bool {
-		return x.Kind() == celast.IdentKind && x.AsIdent() == varActor && !slices.Contains(locals, varActor)
+// memberVars returns the variables of model m that are maps with fixed
+// members, and their members: the registry model's actor, the AuthZEN
+// model's entities.
+func memberVars(m Model) map[string][]string {
+	if m == ModelAuthZEN {
+		return map[string][]string{varSubject: entityMembers, varResource: entityMembers, varAction: actionMembers}
 	}
-	member := func(name string) error {
-		if slices.Contains(actorMembers, name) {
+	return map[string][]string{varActor: actorMembers}
+}
+
+// lint finds what the type checker cannot: `actor` is dyn, and an entity a
+// map of dyn, so a misspelt member (actor.max_ttl, subject.propertis)
+// would compile and fail on every request. vars are the variables with
+// fixed members (memberVars); locals are the comprehension variables in
+// scope, which may shadow them.
+func lint(e celast.Expr, locals []string, vars map[string][]string) error {
+	members := func(x celast.Expr) (string, []string) {
+		if x.Kind() != celast.IdentKind || slices.Contains(locals, x.AsIdent()) {
+			return "", nil
+		}
+		return x.AsIdent(), vars[x.AsIdent()]
+	}
+	member := func(v string, known []string, name string) error {
+		if slices.Contains(known, name) {
 			return nil
 		}
 		hint := ""
-		if s := suggest.Closest(name, actorMembers); s != "" {
+		if s := suggest.Closest(name, known); s != "" {
 			hint = fmt.Sprintf(" (did you mean %q?)", s)
 		}
-		return redact.Errorf("actor has no member %q%s; members: %s", redact.Value(name), hint, strings.Join(actorMembers, ", "))
+		return redact.Errorf("%s has no member %q%s; members: %s", v, redact.Value(name), hint, strings.Join(known, ", "))
 	}
+	lint := func(e celast.Expr, locals []string) error { return lint(e, locals, vars) }
 	switch e.Kind() {
 	case celast.SelectKind:
 		sel := e.AsSelect()
-		if isActor(sel.Operand()) {
-			if err := member(sel.FieldName()); err != nil {
+		if v, known := members(sel.Operand()); known != nil {
+			if err := member(v, known, sel.FieldName()); err != nil {
 				return err
 			}
 		}
@@ -139,11 +188,12 @@ func lint(e celast.Expr, locals []string) error {
 	case celast.CallKind:
 		call := e.AsCall()
 		args := call.Args()
-		if call.FunctionName() == operators.Index && len(args) == 2 && isActor(args[0]) &&
-			args[1].Kind() == celast.LiteralKind {
-			if s, ok := args[1].AsLiteral().(types.String); ok {
-				if err := member(string(s)); err != nil {
-					return err
+		if call.FunctionName() == operators.Index && len(args) == 2 && args[1].Kind() == celast.LiteralKind {
+			if v, known := members(args[0]); known != nil {
+				if s, ok := args[1].AsLiteral().(types.String); ok {
+					if err := member(v, known, string(s)); err != nil {
+						return err
+					}
 				}
 			}
 		}
@@ -228,15 +278,19 @@ func lintTimeZone(call celast.CallExpr) error {
 	return fmt.Errorf("%s: the time zone must be a literal UTC offset such as '+01:00' or '-05:30': a zone name is read from the time zone database on every call", call.FunctionName())
 }
 
-// chainEnv compiles the chain of all rules, which may be longer than one
+// chainEnvs compile the chain of all rules, which may be longer than one
 // `when` may be.
-var chainEnv = sync.OnceValues(func() (*cel.Env, error) {
-	env, err := celEnv()
+var (
+	chainEnv        = sync.OnceValues(func() (*cel.Env, error) { return extendChain(celEnv()) })
+	authzenChainEnv = sync.OnceValues(func() (*cel.Env, error) { return extendChain(authzenEnv()) })
+)
+
+func extendChain(env *cel.Env, err error) (*cel.Env, error) {
 	if err != nil {
 		return nil, err
 	}
 	return env.Extend(cel.ParserExpressionSizeLimit(-1))
-})
+}
 
 // compileChain compiles the rules into one program that returns the index
 // of the first rule whose `when` is true, or -1:
@@ -252,8 +306,12 @@ var chainEnv = sync.OnceValues(func() (*cel.Env, error) {
 // by one. Each `when` compiled alone, so wrapping it in parentheses on lines
 // of its own cannot change its meaning: a trailing // comment ends at the
 // newline. The chain costs what its rules together do (checkCost).
-func compileChain(rules []*rule) cel.Program {
-	env, err := chainEnv()
+func compileChain(m Model, rules []*rule) cel.Program {
+	envOf := chainEnv
+	if m == ModelAuthZEN {
+		envOf = authzenChainEnv
+	}
+	env, err := envOf()
 	if err != nil || len(rules) == 0 {
 		return nil
 	}

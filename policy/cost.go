@@ -11,6 +11,7 @@ import (
 	"cel.dev/cel-go/common/cost"
 	"cel.dev/cel-go/common/overloads"
 	"cel.dev/cel-go/common/types"
+	"github.com/coulomb/flex-auth/entities"
 	"github.com/coulomb/flex-auth/registry"
 )
 
@@ -82,6 +83,8 @@ const (
 // A sizeBounds bounds the size of every value a rule can read: it is the
 // cost.Estimator of a package bound to a registry.
 type sizeBounds struct {
+	// model is the package's, which says what its variables are.
+	model Model
 	// request bounds the size of a request value: MaxRequestBytes.
 	request uint64
 	// actor bounds the size of an actor value: its members, its subjects,
@@ -90,11 +93,17 @@ type sizeBounds struct {
 	// actorContent bounds an actor's whole content: the bytes of all its
 	// strings, plus one for every member and subject.
 	actorContent uint64
+
+	// data bounds the size of any value of an entities document: its
+	// number of types, of ids of a type, of properties of an entity, a
+	// list's elements, a string's bytes. entity bounds one entity's
+	// properties' content, dataContent the whole document's.
+	data, entity, dataContent uint64
 }
 
 // registryBounds returns the sizeBounds of rules reading the actors of s.
 func registryBounds(s *registry.Snapshot) sizeBounds {
-	b := sizeBounds{request: MaxRequestBytes, actor: uint64(len(actorMembers))}
+	b := sizeBounds{model: ModelRegistry, request: MaxRequestBytes, actor: uint64(len(actorMembers))}
 	for i := range s.Actors {
 		a := &s.Actors[i]
 		content := uint64(len(actorMembers)) + uint64(len(a.Name)+len(a.Type)+len(a.Principal)+len(a.Subjects))
@@ -108,10 +117,74 @@ func registryBounds(s *registry.Snapshot) sizeBounds {
 	return b
 }
 
+// entitiesBounds returns the sizeBounds of rules reading the entities of
+// d.
+func entitiesBounds(d *entities.Document) sizeBounds {
+	b := sizeBounds{model: ModelAuthZEN, request: MaxRequestBytes}
+	b.data = uint64(len(d.Types()))
+	for _, typ := range d.Types() {
+		ids := d.IDs(typ)
+		b.data = max(b.data, uint64(len(ids)))
+		b.dataContent = cost.SafeAdd(b.dataContent, 1)
+		for _, id := range ids {
+			props, _ := d.Properties(typ, id)
+			size, content := valueBounds(props)
+			b.data = max(b.data, size, uint64(len(id)))
+			b.entity = max(b.entity, content)
+			b.dataContent = cost.SafeAdd(b.dataContent, content, uint64(len(id)), 1)
+		}
+	}
+	for _, a := range d.Actions() {
+		b.data = max(b.data, uint64(len(a)))
+	}
+	b.data = max(b.data, uint64(len(d.Actions())))
+	return b
+}
+
+// valueBounds returns the largest size (entries, elements or bytes) of v
+// and of any value in it, and v's content: the bytes of its strings, plus
+// one for every other value, entry and element.
+func valueBounds(v any) (size, content uint64) {
+	switch v := v.(type) {
+	case string:
+		return uint64(len(v)), uint64(len(v))
+	case map[string]any:
+		size, content = uint64(len(v)), 1
+		for k, x := range v {
+			s, c := valueBounds(x)
+			size = max(size, s, uint64(len(k)))
+			content = cost.SafeAdd(content, c, uint64(len(k)), 1)
+		}
+	case []any:
+		size, content = uint64(len(v)), 1
+		for _, x := range v {
+			s, c := valueBounds(x)
+			size = max(size, s)
+			content = cost.SafeAdd(content, c, 1)
+		}
+	default:
+		return 1, 1
+	}
+	return size, content
+}
+
 // origin returns the bound on the size of the value at path, by the
 // variable the path starts from, or false for a value the rule computed.
 func (b sizeBounds) origin(path []string) (size, content uint64, ok bool) {
 	if len(path) == 0 {
+		return 0, 0, false
+	}
+	if b.model == ModelAuthZEN {
+		switch path[0] {
+		case varSubject, varResource, varAction:
+			// What the request says, and for an entity the properties
+			// the document gives it beside.
+			return cost.SafeAdd(b.request, b.data), cost.SafeAdd(b.request, b.entity), true
+		case varContext:
+			return b.request, b.request, true
+		case varData:
+			return b.data, b.dataContent, true
+		}
 		return 0, 0, false
 	}
 	switch path[0] {
@@ -355,12 +428,11 @@ type costModel struct {
 	opts   []cost.Option
 }
 
-func newCostModel(s *registry.Snapshot) (*costModel, error) {
-	env, err := celEnv()
+func newCostModel(b sizeBounds) (*costModel, error) {
+	env, err := envFor(b.model)
 	if err != nil {
 		return nil, err
 	}
-	b := registryBounds(s)
 	return &costModel{env: env, bounds: b, opts: b.costOptions()}, nil
 }
 
@@ -375,10 +447,10 @@ func (m *costModel) estimate(checked *cel.Ast) (uint64, error) {
 }
 
 // checkCost proves that p decides any request of at most MaxRequestBytes,
-// with the actors of s, within CostLimit, or returns an *Error naming the
-// most expensive rule.
-func checkCost(p *Package, s *registry.Snapshot) error {
-	m, err := newCostModel(s)
+// with the data b bounds, within CostLimit, or returns an *Error naming
+// the most expensive rule.
+func checkCost(p *Package, b sizeBounds) error {
+	m, err := newCostModel(b)
 	if err != nil {
 		return err
 	}

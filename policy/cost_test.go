@@ -156,7 +156,7 @@ func BenchmarkWorstRequest(b *testing.B) {
 
 func mustCostModel(tb testing.TB, s *registry.Snapshot) *costModel {
 	tb.Helper()
-	m, err := newCostModel(s)
+	m, err := newCostModel(registryBounds(s))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/interpreter"
+
+	"github.com/coulomb/flex-auth/entities"
 	"github.com/coulomb/flex-auth/internal/redact"
 	"github.com/coulomb/flex-auth/registry"
 )
@@ -18,18 +20,26 @@ import (
 // package than the one it is being bound to.
 var ErrPackageMismatch = errors.New("registry policy_package does not match the policy package")
 
-// An Evaluator binds a package to a registry snapshot. It is immutable and
-// safe for concurrent use.
+// An Evaluator binds a package to its data: a registry model package to a
+// registry snapshot, an AuthZEN model package to an entities document. It
+// is immutable and safe for concurrent use.
 type Evaluator struct {
 	pkg  *Package
-	snap *registry.Snapshot
+	snap *registry.Snapshot // registry model; nil otherwise
 	// actors are the snapshot's actors sorted by name, each with its
 	// subjects sorted: the snapshot's own slice, as every snapshot from
 	// registry.Load, Parse or New is normalized, or else a sorted copy.
 	actors []registry.Actor
+	// extraSubjects indexes the subjects actors bind besides their own
+	// two, for resource searches (extraSubjectIndex).
+	extraSubjects map[string][]int32
+
+	doc  *entities.Document // AuthZEN model; nil otherwise
+	data ref.Val            // doc's entities as CEL's `data`
 }
 
-// NewEvaluator binds p to the registry snapshot s. It refuses a snapshot
+// NewEvaluator binds p, a registry model package, to the registry
+// snapshot s. It refuses a snapshot
 // whose PolicyPackage is not p.Name() (the error wraps ErrPackageMismatch),
 // and a package that could cost more than CostLimit to decide a request
 // with the actors of s (an *Error naming the rule). The snapshot must not
@@ -38,10 +48,13 @@ func NewEvaluator(p *Package, s *registry.Snapshot) (*Evaluator, error) {
 	if p == nil || s == nil {
 		return nil, errors.New("bind policy package: nil package or registry")
 	}
+	if p.model != ModelRegistry {
+		return nil, redact.Errorf("bind policy package %q: its data is an entities document (%s), not a registry", redact.Value(p.name), redact.Value(p.data.File))
+	}
 	if s.PolicyPackage != p.name {
 		return nil, redact.Errorf("bind policy package %q: %w: the registry is for %q", redact.Value(p.name), ErrPackageMismatch, redact.Value(s.PolicyPackage))
 	}
-	if err := checkCost(p, s); err != nil {
+	if err := checkCost(p, registryBounds(s)); err != nil {
 		return nil, err
 	}
 	e := &Evaluator{pkg: p, snap: s, actors: s.Actors}
@@ -52,7 +65,28 @@ func NewEvaluator(p *Package, s *registry.Snapshot) (*Evaluator, error) {
 		}
 		slices.SortStableFunc(e.actors, func(a, b registry.Actor) int { return strings.Compare(a.Name, b.Name) })
 	}
+	e.extraSubjects = extraSubjectIndex(e.actors)
 	return e, nil
+}
+
+// NewEntitiesEvaluator binds p, an AuthZEN model package, to the entities
+// document d. It refuses a document whose PolicyPackage is not p.Name()
+// (the error wraps ErrPackageMismatch), and a package that could cost more
+// than CostLimit to decide a request with the entities of d.
+func NewEntitiesEvaluator(p *Package, d *entities.Document) (*Evaluator, error) {
+	if p == nil || d == nil {
+		return nil, errors.New("bind policy package: nil package or entities")
+	}
+	if p.model != ModelAuthZEN {
+		return nil, redact.Errorf("bind policy package %q: it decides over a registry, not an entities document", redact.Value(p.name))
+	}
+	if d.PolicyPackage() != p.name {
+		return nil, fmt.Errorf("bind policy package %q: %w: the entities document is for %q", p.name, ErrPackageMismatch, d.PolicyPackage())
+	}
+	if err := checkCost(p, entitiesBounds(d)); err != nil {
+		return nil, err
+	}
+	return &Evaluator{pkg: p, doc: d, data: types.DefaultTypeAdapter.NativeToValue(d.Data())}, nil
 }
 
 // normalized reports whether actors are sorted by name and each actor's
@@ -79,8 +113,22 @@ func (e *Evaluator) actor(name string) (actorValue, bool) {
 // Package returns the bound policy package.
 func (e *Evaluator) Package() *Package { return e.pkg }
 
-// Registry returns the bound registry snapshot.
+// Registry returns the bound registry snapshot; nil for an AuthZEN model
+// package.
 func (e *Evaluator) Registry() *registry.Snapshot { return e.snap }
+
+// Entities returns the bound entities document; nil for a registry model
+// package.
+func (e *Evaluator) Entities() *entities.Document { return e.doc }
+
+// DataDigest returns the digest of the bound data: the registry's or the
+// entities document's.
+func (e *Evaluator) DataDigest() string {
+	if e.doc != nil {
+		return e.doc.Digest()
+	}
+	return e.snap.Digest
+}
 
 // Decide evaluates the rules in order: the first whose `when` is true
 // decides; when none is, the package default does. An evaluation error
@@ -103,6 +151,9 @@ func (e *Evaluator) Evaluate(req *Request) (d Decision, err error) {
 	if req == nil {
 		return Decision{Deny, ReasonPolicyError}, errors.New("nil request")
 	}
+	if e.pkg.model != ModelRegistry {
+		return Decision{Deny, ReasonPolicyError}, errNotRegistry
+	}
 	a := activations.Get().(*activation)
 	a.reset(e, req)
 	defer func() {
@@ -112,7 +163,7 @@ func (e *Evaluator) Evaluate(req *Request) (d Decision, err error) {
 			d, err = Decision{Deny, ReasonPolicyError}, fmt.Errorf("internal error: %v", r)
 		}
 	}()
-	d, line, err := e.decide(a)
+	d, line, err := e.decideIn(a)
 	if err != nil || d.Effect != Allow {
 		return d, err
 	}
@@ -126,9 +177,9 @@ func (e *Evaluator) Evaluate(req *Request) (d Decision, err error) {
 	return d, nil
 }
 
-// decide returns the decision of the first rule whose `when` is true for
+// decideIn returns the decision of the first rule whose `when` is true for
 // the request bound in a, and that rule's line, or the default and 0.
-func (e *Evaluator) decide(a *activation) (Decision, int, error) {
+func (e *Evaluator) decideIn(a interpreter.Activation) (Decision, int, error) {
 	rules := e.pkg.rules
 	if chain := e.pkg.chain; chain != nil {
 		// The fast path: all rules in one program. On an error, the rules
@@ -187,7 +238,7 @@ func (a *activation) reset(e *Evaluator, req *Request) {
 	a.subject, a.action, a.resource = nil, nil, nil
 	a.context.reset(nil)
 	a.contextSet = false
-	if e != nil {
+	if e != nil && (req.ResourceType == "" || req.ResourceType == ActorType) {
 		a.actor, a.hasActor = e.actor(req.Resource)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coulomb/flex-auth/entities"
 	"github.com/coulomb/flex-auth/registry"
 )
 
@@ -48,6 +49,13 @@ func FuzzParse(f *testing.F) {
 		"- reason: Qz\n  effect: qz\n  when: qz_var\n- reason: q\n  effect: deny\n  when: actor.qz == 1 || \"z\" +\n  qz: 1\n- reason: z\n  effect: deny\n  when: *qz\n",
 		"- name: qz\n  request: {subject: q, resource: z, context: {qz: .nan, z: [!qz 1]}}\n  expect: {effect: deny, reason: qz}\n") +
 		"\n```rules{qz}\n[]\n```\n\n<details qz>\n```tests\n[]\n```\n</details>\n"))
+	// An AuthZEN package, with q and z where its own parts can break.
+	f.Add([]byte(pkgSrc("package: test/qz\nversion: 1\ndefault: {effect: deny, reason: no}\ndata: {entities: q/z.yaml, qz: 1}\nresource_types: [q, q, '']\n",
+		"- reason: qz\n  effect: allow\n  when: subject.qz == 1 && data.q.z.qz == 2\n",
+		"- name: qz\n  request: {subject: {type: q, id: z, qz: 1}, action: {name: ''}, resource: {type: q}, context: qz}\n  expect: {effect: allow, reason: qz}\n")))
+	f.Add([]byte(pkgSrc(goodFront+"data: {entities: e.yaml}\nresource_types: [record]\n",
+		"- reason: a\n  effect: allow\n  when: subject.id in data.user && action.name == 'read'\n",
+		"- name: t\n  request: {subject: {type: user, id: alice}, action: {name: read}, resource: {type: r, id: r}}\n  expect: {effect: allow, reason: a}\n")))
 	snap, err := registry.Load(exampleRegistry)
 	if err != nil {
 		f.Fatal(err)
@@ -61,6 +69,10 @@ func FuzzParse(f *testing.F) {
 		}
 		if p.Name() == "" || p.Default().Reason == "" || !strings.HasPrefix(p.Digest(), "sha256:") {
 			t.Fatalf("accepted package without name, default or digest: %q %v %q", p.Name(), p.Default(), p.Digest())
+		}
+		if p.Model() == ModelAuthZEN {
+			fuzzAuthZEN(t, p)
+			return
 		}
 		s := registry.New(snap.Source, p.Name(), slices.Clone(snap.Actors))
 		e, err := NewEvaluator(p, s)
@@ -91,6 +103,37 @@ func FuzzParse(f *testing.F) {
 			checkDecision(t, p, reasons, r.Got, r.Err)
 		}
 	})
+}
+
+// fuzzAuthZEN binds an AuthZEN model package to a small entities
+// document and decides its tests and a few requests: every decision is
+// one the package can make.
+func fuzzAuthZEN(t *testing.T, p *Package) {
+	doc, err := entities.Parse("e.yaml", []byte("schema: flex-auth.entities/v1\npolicy_package: "+p.Name()+
+		"\nactions: [read]\nentities:\n  user: {alice: {role: admin}, bob: {}}\n  record: {r: {status: active}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEntitiesEvaluator(p, doc)
+	if err != nil {
+		var pe *Error
+		if !errors.As(err, &pe) || !strings.Contains(pe.Msg, "may cost") {
+			t.Fatalf("NewEntitiesEvaluator: got %v, want nil or a cost limit *Error", err)
+		}
+		return
+	}
+	reasons := p.Reasons()
+	for _, a := range []*Access{
+		{Subject: Entity{Type: "user", ID: "alice"}, Action: Action{Name: "read"}, Resource: Entity{Type: "record", ID: "r"}},
+		{Subject: Entity{Type: "user", ID: "carol", Properties: map[string]any{"role": "admin"}}, Action: Action{Name: "write", Properties: map[string]any{"soft": true}},
+			Resource: Entity{Type: "spaceship", ID: "x"}, Context: map[string]any{"ttl_hours": int64(1)}},
+	} {
+		d, err := e.Access(a)
+		checkDecision(t, p, reasons, d, err)
+	}
+	for _, r := range e.RunTests() {
+		checkDecision(t, p, reasons, r.Got, r.Err)
+	}
 }
 
 // checkParseErrors checks that every parse error names the file, a line of

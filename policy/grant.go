@@ -78,7 +78,7 @@ func grant(req *Request, a *registry.Actor) (Grant, string) {
 // grant, which Evaluate has already turned into a deny.
 func (e *Evaluator) Grant(req *Request) (Grant, error) {
 	var a *registry.Actor
-	if v, ok := e.actor(req.Resource); ok {
+	if v, ok := e.actor(req.Resource); ok && (req.ResourceType == "" || req.ResourceType == ActorType) {
 		a = v.a
 	}
 	g, broken := grant(req, a)

@@ -25,9 +25,13 @@ import (
 // lines help nobody.
 const maxErrors = 100
 
-// keyAllowAll is the front matter key by which a package that allows every
-// request says that it means to.
-const keyAllowAll = "allow_all"
+// Front matter keys beyond the required ones. keyAllowAll is the key by
+// which a package that allows every request says that it means to.
+const (
+	keyAllowAll      = "allow_all"
+	keyData          = "data"
+	keyResourceTypes = "resource_types"
+)
 
 // The info strings of the fenced blocks flex-auth reads.
 const (
@@ -40,11 +44,14 @@ const (
 var (
 	frontMatterKeys = []string{"package", "version", "default"}
 	// frontMatterOptional are the keys the front matter may have.
-	frontMatterOptional = []string{keyAllowAll}
+	frontMatterOptional = []string{keyData, keyResourceTypes, keyAllowAll}
+	dataKinds           = []string{DataRegistry, DataEntities}
 	decisionKeys        = []string{"effect", "reason"}
 	ruleKeys            = []string{"reason", "effect", "when"}
 	testKeys            = []string{"name", "request", "expect"}
 	requestKeys         = []string{"subject", "action", "resource", "context"}
+	entityKeys          = []string{"type", "id", "properties"}
+	actionKeys          = []string{"name", "properties"}
 )
 
 // A parser collects the problems of one package as it goes, so that a
@@ -152,7 +159,7 @@ func (p *parser) parse() *Package {
 		p.checkAllowAll(pkg)
 	}
 	if len(p.errs) == 0 {
-		pkg.chain = compileChain(pkg.rules)
+		pkg.chain = compileChain(pkg.model, pkg.rules)
 	}
 	for _, b := range tests {
 		p.parseTests(pkg, b, rulesOK)
@@ -274,6 +281,13 @@ func (p *parser) frontMatterFields(pkg *Package, data []byte) {
 			p.errorf(r.line(v.Line), "", "%s: %s must be true or false, got %s", what, keyAllowAll, describe(v))
 		}
 	}
+	pkg.model = ModelRegistry
+	if f, ok := fs[keyData]; ok {
+		p.dataRef(r, f, pkg)
+	}
+	if f, ok := fs[keyResourceTypes]; ok {
+		p.resourceTypes(r, f, pkg)
+	}
 	if f, ok := fs["default"]; ok {
 		p.defaultLine = r.line(f.key.Line)
 		if d, ok := p.decision(r, f.val, "", what+": default"); ok {
@@ -284,6 +298,77 @@ func (p *parser) frontMatterFields(pkg *Package, data []byte) {
 			}
 		}
 	}
+}
+
+// dataRef reads the front matter's data: {registry: FILE} or
+// {entities: FILE}, a file in the package's directory. Entities make the
+// package an AuthZEN model one.
+func (p *parser) dataRef(r region, f field, pkg *Package) {
+	const what = "front matter: " + keyData
+	fs, ok := p.fields(r, f.val, "", what, dataKinds, nil)
+	if !ok {
+		return
+	}
+	if len(fs) != 1 {
+		p.errorf(r.line(f.val.Line), "", "%s: name one file, as %s: FILE or %s: FILE", what, DataRegistry, DataEntities)
+		return
+	}
+	for kind, kf := range fs {
+		file, ok := p.str(r, kf, "", what)
+		if !ok {
+			return
+		}
+		if err := checkDataFile(file); err != nil {
+			p.errorf(r.line(kf.val.Line), "", "%s: %s: %v", what, kind, err)
+			return
+		}
+		pkg.data = DataRef{Kind: kind, File: file}
+		if kind == DataEntities {
+			pkg.model = ModelAuthZEN
+		}
+	}
+}
+
+// checkDataFile reports whether file names a file in the package's own
+// directory: a package is one directory, watched as one. The error quotes
+// the file name, a value of the package (redact.Value).
+func checkDataFile(file string) error {
+	switch {
+	case file == "" || file == "." || file == ".." || strings.ContainsRune(file, 0):
+		return redact.Errorf("%q is not a file name", redact.Value(file))
+	case strings.ContainsAny(file, "/\\"):
+		return redact.Errorf("%q: name a file in the package's directory, without a path", redact.Value(file))
+	}
+	return nil
+}
+
+// resourceTypes reads resource_types: the AuthZEN resource types an
+// AuthZEN model package decides, by which a request without a package in
+// its path finds it.
+func (p *parser) resourceTypes(r region, f field, pkg *Package) {
+	const what = "front matter: " + keyResourceTypes
+	if pkg.model != ModelAuthZEN {
+		p.errorf(r.line(f.key.Line), "", "%s: only a package whose data is an entities document declares resource types; a registry package decides resources of type %q", what, ActorType)
+		return
+	}
+	if f.val.Kind != yaml.SequenceNode {
+		p.errorf(r.line(f.val.Line), "", "%s must be a list of AuthZEN resource types, got %s", what, describe(f.val))
+		return
+	}
+	types := []string{}
+	for i, n := range f.val.Content {
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!str" || n.Value == "" {
+			p.errorf(r.line(n.Line), "", "%s[%d] must be a non-empty string, got %s", what, i, describe(n))
+			continue
+		}
+		if slices.Contains(types, n.Value) {
+			p.errorf(r.line(n.Line), "", "%s: %q is listed twice", what, redact.Value(n.Value))
+			continue
+		}
+		types = append(types, n.Value)
+	}
+	slices.Sort(types)
+	pkg.types = types
 }
 
 // blocks returns the package's rules and tests blocks, in document order:
@@ -469,7 +554,7 @@ func (p *parser) parseRules(pkg *Package, b block) {
 				valid = false
 			} else {
 				rl.when = v.Value
-				prog, checked, always, err := compile(v.Value)
+				prog, checked, always, err := compile(pkg.model, v.Value)
 				if err != nil {
 					p.errorf(r.line(v.Line), item, "when: %v", err)
 					valid = false
@@ -533,8 +618,12 @@ func (p *parser) parseTests(pkg *Package, b block, rulesOK bool) {
 			}
 		}
 		if f, ok := fs["request"]; ok {
-			req, ok := p.request(r, f.val, item)
-			tc.req = req
+			var ok bool
+			if p.accessForm(f.val, pkg.model) {
+				tc.access, ok = p.access(r, f.val, item)
+			} else {
+				tc.req, ok = p.request(r, f.val, item)
+			}
 			valid = valid && ok
 		}
 		if f, ok := fs["expect"]; ok {
@@ -570,6 +659,112 @@ func itemName(kind string, i int, n *yaml.Node, key string) string {
 		}
 	}
 	return fmt.Sprintf("%s %d", kind, i+1)
+}
+
+// accessForm reports whether a test's request n is written in AuthZEN's
+// form (subject, action and resource are mappings), as every request of
+// an AuthZEN model package is; a registry model package's test may use
+// either form, the AuthZEN one to test what an AuthZEN request decides.
+func (p *parser) accessForm(n *yaml.Node, m Model) bool {
+	if m == ModelAuthZEN {
+		return true
+	}
+	if n.Kind != yaml.MappingNode {
+		return false
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; k.Value == "subject" || k.Value == "resource" {
+			return n.Content[i+1].Kind == yaml.MappingNode
+		}
+	}
+	return false
+}
+
+// access parses a test's request in AuthZEN's form.
+func (p *parser) access(r region, n *yaml.Node, item string) (*Access, bool) {
+	const what = "request"
+	fs, valid := p.fields(r, n, item, what, requestKeys, []string{"subject", "action", "resource"})
+	if fs == nil {
+		return nil, false
+	}
+	a := &Access{}
+	if f, ok := fs["subject"]; ok {
+		var eok bool
+		a.Subject, eok = p.entity(r, f, item)
+		valid = valid && eok
+	}
+	if f, ok := fs["resource"]; ok {
+		var eok bool
+		a.Resource, eok = p.entity(r, f, item)
+		valid = valid && eok
+	}
+	if f, ok := fs["action"]; ok {
+		what := what + ": action"
+		afs, aok := p.fields(r, f.val, item, what, actionKeys, actionKeys[:1])
+		valid = valid && aok
+		if f, ok := afs["name"]; ok {
+			a.Action.Name, aok = p.nonEmpty(r, f, item, what)
+			valid = valid && aok
+		}
+		if f, ok := afs["properties"]; ok {
+			a.Action.Properties, aok = p.properties(r, f, item, what)
+			valid = valid && aok
+		}
+	}
+	if f, ok := fs["context"]; ok {
+		ctx, cok := p.properties(r, f, item, what)
+		a.Context = ctx
+		valid = valid && cok
+	}
+	return a, valid
+}
+
+// entity parses a test request's subject or resource in AuthZEN's form.
+func (p *parser) entity(r region, f field, item string) (Entity, bool) {
+	what := "request: " + f.key.Value
+	fs, valid := p.fields(r, f.val, item, what, entityKeys, entityKeys[:2])
+	var e Entity
+	if f, ok := fs["type"]; ok {
+		var ok bool
+		e.Type, ok = p.nonEmpty(r, f, item, what)
+		valid = valid && ok
+	}
+	if f, ok := fs["id"]; ok {
+		var ok bool
+		e.ID, ok = p.nonEmpty(r, f, item, what)
+		valid = valid && ok
+	}
+	if f, ok := fs["properties"]; ok {
+		var ok bool
+		e.Properties, ok = p.properties(r, f, item, what)
+		valid = valid && ok
+	}
+	return e, valid
+}
+
+// nonEmpty returns the value of f, a non-empty string.
+func (p *parser) nonEmpty(r region, f field, item, what string) (string, bool) {
+	s, ok := p.str(r, f, item, what)
+	if ok && s == "" {
+		p.errorf(r.line(f.val.Line), item, "%s: %s must not be empty", what, f.key.Value)
+		ok = false
+	}
+	return s, ok
+}
+
+// properties returns the value of f, a mapping of JSON values: properties
+// or a context.
+func (p *parser) properties(r region, f field, item, what string) (map[string]any, bool) {
+	if f.val.Kind != yaml.MappingNode {
+		p.errorf(r.line(f.val.Line), item, "%s: %s must be a mapping, got %s", what, f.key.Value, describe(f.val))
+		return nil, false
+	}
+	label := what + ": " + f.key.Value
+	v, ok := p.value(r, f.val, item, redact.Pair(label, label))
+	if !ok {
+		return nil, false
+	}
+	return v.(map[string]any), true
 }
 
 func (p *parser) request(r region, n *yaml.Node, item string) (Request, bool) {

@@ -27,6 +27,7 @@ func pkgSrc(front, rules, tests string) string {
 const (
 	goodFront = "package: test/pkg\nversion: 1\ndefault: {effect: deny, reason: no_rule_matched}\n"
 	goodRules = "- reason: known\n  effect: allow\n  when: actor != null\n"
+	azRules   = "- reason: a\n  effect: allow\n  when: subject.id in data.user\n"
 	goodTest  = "- name: t\n  request: {subject: adm-example, resource: adm-example}\n  expect: {effect: allow, reason: known}\n"
 )
 
@@ -111,6 +112,89 @@ func TestParseErrors(t *testing.T) {
 			name: "front matter YAML syntax error",
 			src:  pkgSrc("package: test/pkg\nversion: 1\ndefault: {effect: deny\n", goodRules, ""),
 			want: []string{`4: front matter: invalid YAML: did not find expected ',' or '}'`},
+		},
+		{
+			name: "data names no kind",
+			src:  pkgSrc(goodFront+"data: {}\n", goodRules, ""),
+			want: []string{`5: front matter: data: name one file, as registry: FILE or entities: FILE`},
+		},
+		{
+			name: "data names two files",
+			src:  pkgSrc(goodFront+"data: {registry: r.json, entities: e.yaml}\n", goodRules, ""),
+			want: []string{`5: front matter: data: name one file, as registry: FILE or entities: FILE`},
+		},
+		{
+			name: "data of an unknown kind",
+			src:  pkgSrc(goodFront+"data: {registy: r.json}\n", goodRules, ""),
+			want: []string{`5: front matter: data: unknown key "registy" (did you mean "registry"?)`},
+		},
+		{
+			name: "data is a string",
+			src:  pkgSrc(goodFront+"data: r.json\n", goodRules, ""),
+			want: []string{`5: front matter: data: must be a mapping, got "r.json"`},
+		},
+		{
+			name: "data outside the package directory",
+			src:  pkgSrc(goodFront+"data: {registry: ../r.json}\n", goodRules, ""),
+			want: []string{`5: front matter: data: registry: "../r.json": name a file in the package's directory, without a path`},
+		},
+		{
+			name: "data file is not a name",
+			src:  pkgSrc(goodFront+"data: {entities: '..'}\n", goodRules, ""),
+			want: []string{`5: front matter: data: entities: ".." is not a file name`},
+		},
+		{
+			name: "resource types on a registry package",
+			src:  pkgSrc(goodFront+"resource_types: [actor]\n", goodRules, ""),
+			want: []string{`5: front matter: resource_types: only a package whose data is an entities document declares resource types; a registry package decides resources of type "actor"`},
+		},
+		{
+			name: "bad resource types",
+			src:  pkgSrc(goodFront+"data: {entities: e.yaml}\nresource_types: [a, '', 1, a]\n", azRules, ""),
+			want: []string{
+				`6: front matter: resource_types[1] must be a non-empty string, got ""`,
+				`6: front matter: resource_types[2] must be a non-empty string, got the integer 1`,
+				`6: front matter: resource_types: "a" is listed twice`,
+			},
+		},
+		{
+			name: "resource types not a list",
+			src:  pkgSrc(goodFront+"data: {entities: e.yaml}\nresource_types: a\n", azRules, ""),
+			want: []string{`6: front matter: resource_types must be a list of AuthZEN resource types, got "a"`},
+		},
+		{
+			name: "an AuthZEN package has no actor",
+			src:  pkgSrc(goodFront+"data: {entities: e.yaml}\n", goodRules, ""),
+			want: []string{`13: rule "known": when: undeclared reference to 'actor' (did you mean 'action'?) (column 1)`},
+		},
+		{
+			name: "an AuthZEN package's entities have fixed members",
+			src: pkgSrc(goodFront+"data: {entities: e.yaml}\n",
+				"- reason: a\n  effect: allow\n  when: subject.propertis.x == 1\n- reason: b\n  effect: deny\n  when: resource['typ'] == 'x'\n- reason: c\n  effect: deny\n  when: action.id == 'x'\n", ""),
+			want: []string{
+				`13: rule "a": when: subject has no member "propertis" (did you mean "properties"?); members: type, id, properties`,
+				`16: rule "b": when: resource has no member "typ" (did you mean "type"?); members: type, id, properties`,
+				`19: rule "c": when: action has no member "id"; members: name, properties`,
+			},
+		},
+		{
+			name: "an AuthZEN package's tests are in AuthZEN's form",
+			src: pkgSrc(goodFront+"data: {entities: e.yaml}\n", azRules,
+				"- name: strings\n  request: {subject: alice, action: read, resource: r}\n  expect: {effect: allow, reason: a}\n"+
+					"- name: missing\n  request: {subject: {id: alice, props: {}}, resource: {type: r, id: ''}}\n  expect: {effect: allow, reason: a}\n"+
+					"- name: properties\n  request: {subject: {type: u, id: a, properties: [1]}, action: {name: r, properties: 1}, resource: {type: r, id: r}, context: 2}\n  expect: {effect: allow, reason: a}\n"),
+			want: []string{
+				`18: test "strings": request: subject: must be a mapping, got "alice"`,
+				`18: test "strings": request: resource: must be a mapping, got "r"`,
+				`18: test "strings": request: action: must be a mapping, got "read"`,
+				`21: test "missing": request: missing key "action"`,
+				`21: test "missing": request: subject: unknown key "props"`,
+				`21: test "missing": request: subject: missing key "type"`,
+				`21: test "missing": request: resource: id must not be empty`,
+				`24: test "properties": request: subject: properties must be a mapping, got a list`,
+				`24: test "properties": request: action: properties must be a mapping, got the integer 1`,
+				`24: test "properties": request: context must be a mapping, got the integer 2`,
+			},
 		},
 		{
 			name: "no rules block",
@@ -447,7 +531,10 @@ func TestParseExample(t *testing.T) {
 		{"Digest", p.Digest(), "sha256:" + hex.EncodeToString(sum[:])},
 		{"Default", p.Default(), Decision{Deny, "no_rule_matched"}},
 		{"NumRules", p.NumRules(), 6},
-		{"NumTests", p.NumTests(), 40},
+		{"NumTests", p.NumTests(), 44},
+		{"Model", p.Model(), ModelRegistry},
+		{"Data", p.Data(), DataRef{Kind: DataRegistry, File: "production_registry_snapshot.json"}},
+		{"ResourceTypes", strings.Join(p.ResourceTypes(), " "), ActorType},
 		{"Reasons", strings.Join(p.Reasons(), " "), "action_not_supported no_rule_matched policy_error principal_not_allowed signing_policy_matched subject_not_bound ttl_out_of_bounds unknown_actor_resource"},
 		{"chain compiled", p.chain != nil, true},
 	}

@@ -32,12 +32,52 @@ const (
 // ReasonPolicyError is the reason of a deny caused by an evaluation error.
 const ReasonPolicyError = "policy_error"
 
+// A Model is what a package's rules read, which the data its front matter
+// names decides.
+type Model string
+
+// The two models.
+const (
+	// ModelRegistry is CONTRACT section 3's: the strings subject, action
+	// and resource, the context, and actor, the registry entry named by
+	// the resource. Its data is a registry snapshot; it answers
+	// POST /v1/check, and AuthZEN requests through Access.Request.
+	ModelRegistry Model = "registry"
+	// ModelAuthZEN reads AuthZEN's entities: subject and resource (type,
+	// id, properties), action (name, properties), the context, and data,
+	// the entities document. It answers AuthZEN requests only.
+	ModelAuthZEN Model = "authzen"
+)
+
+// The kinds of data a package's front matter can name.
+const (
+	DataRegistry = "registry"
+	DataEntities = "entities"
+)
+
+// ActorType is the AuthZEN resource type of a registry entry: a registry
+// model package decides resources of this type only.
+const ActorType = "actor"
+
+// DataRef is the data a package's front matter names: its kind
+// (DataRegistry or DataEntities) and the file, a name in the package's
+// directory. The zero DataRef is a registry given from outside (serve
+// --registry, policy test --registry).
+type DataRef struct {
+	Kind string
+	File string
+}
+
 // Request is one question. Context holds JSON-decoded values: int64 for
 // integral JSON numbers, float64 for other numbers, string, bool, nil,
 // []any, map[string]any. Context may be nil.
 type Request struct {
 	Subject, Action, Resource string
 	Context                   map[string]any
+	// ResourceType is the AuthZEN type of the resource, or "" for a
+	// /v1/check request. A resource of another type than ActorType names
+	// no actor.
+	ResourceType string
 }
 
 // Decision is the answer to a request.
@@ -55,6 +95,9 @@ type Package struct {
 	file    string
 	name    string
 	digest  string
+	model   Model
+	data    DataRef
+	types   []string // resource_types, sorted; nil when none is declared
 	def     Decision
 	rules   []*rule
 	chain   cel.Program // all rules in one program; nil when they did not fit
@@ -74,10 +117,11 @@ type rule struct {
 
 // A testCase is one entry of a tests block.
 type testCase struct {
-	name string
-	line int
-	req  Request
-	want Decision
+	name   string
+	line   int
+	req    Request
+	access *Access // the request in AuthZEN's form; nil for the /v1/check form
+	want   Decision
 }
 
 // Parse parses and compiles the policy package src, read from filename
@@ -114,6 +158,26 @@ func (p *Package) File() string { return p.file }
 
 // Digest returns "sha256:" and the lowercase hex SHA-256 of the file bytes.
 func (p *Package) Digest() string { return p.digest }
+
+// Model returns what the package's rules read.
+func (p *Package) Model() Model { return p.model }
+
+// Data returns the data the front matter names; the zero DataRef when it
+// names none.
+func (p *Package) Data() DataRef { return p.data }
+
+// ResourceTypes returns the AuthZEN resource types the package decides,
+// sorted: ActorType for a registry model package, the front matter's
+// resource_types for an AuthZEN one (nil when it declares none). The
+// caller must not modify the slice.
+func (p *Package) ResourceTypes() []string {
+	if p.model == ModelRegistry {
+		return registryTypes
+	}
+	return p.types
+}
+
+var registryTypes = []string{ActorType}
 
 // Default returns the decision when no rule matches.
 func (p *Package) Default() Decision { return p.def }

@@ -14,11 +14,18 @@ type TestResult struct {
 func (r TestResult) Passed() bool { return r.Got == r.Want }
 
 // RunTests decides every test case of the package's tests blocks against
-// the bound registry, in document order.
+// the bound data, in document order: a request in AuthZEN's form as Access
+// decides it, one in the /v1/check form as Evaluate does.
 func (e *Evaluator) RunTests() []TestResult {
 	results := make([]TestResult, len(e.pkg.tests))
 	for i, tc := range e.pkg.tests {
-		got, err := e.Evaluate(&tc.req)
+		var got Decision
+		var err error
+		if tc.access != nil {
+			got, err = e.Access(tc.access)
+		} else {
+			got, err = e.Evaluate(&tc.req)
+		}
 		results[i] = TestResult{Name: tc.name, Line: tc.line, Got: got, Want: tc.want, Err: err}
 	}
 	return results

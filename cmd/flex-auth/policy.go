@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
@@ -22,48 +23,83 @@ func newPolicyCmd() *cobra.Command {
 }
 
 func newPolicyTestCmd() *cobra.Command {
-	var policyFile, registryFile string
+	var (
+		policyFile, registryFile string
+		packages                 []string
+	)
 	cmd := &cobra.Command{
-		Use:   "test --policy FILE --registry SNAPSHOT",
-		Short: "Run a policy package's tests blocks against a registry snapshot (exit 0 all pass, 1 a failure)",
-		Long: `Test loads the registry snapshot and the policy package, binds them (the
-snapshot's policy_package must name the package), decides every case of the
-package's tests blocks, and prints PASS or FAIL for each, with the decision
-it got and the one it wanted on a failure, then a summary line.
+		Use:   "test (--package DIR... | --policy FILE --registry SNAPSHOT)",
+		Short: "Run a policy package's tests blocks against its data (exit 0 all pass, 1 a failure)",
+		Long: `Test loads a policy package and its data, binds them, decides every case of
+the package's tests blocks, and prints PASS or FAIL for each, with the
+decision it got and the one it wanted on a failure, then a summary line.
+
+--package DIR (repeatable) tests the package in DIR: its policy_package.md
+and the data its front matter names (a registry snapshot or an entities
+document). --policy and --registry test a package against a registry
+snapshot named apart; the snapshot's policy_package must name the package.
 
 Exit 0 when every test passes, 1 when one fails or a file does not load.`,
 		Args: positional(),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			snap, err := registry.Load(registryFile)
-			if err != nil {
-				return err
+			var evals []*policy.Evaluator
+			switch {
+			case len(packages) > 0 && (policyFile != "" || registryFile != ""):
+				return errors.New("policy test: give --package, or --policy and --registry, not both")
+			case len(packages) > 0:
+				for _, dir := range packages {
+					ev, err := policy.LoadDir(dir)
+					if err != nil {
+						return err
+					}
+					evals = append(evals, ev)
+				}
+			case policyFile == "" || registryFile == "":
+				return errors.New("policy test: give --package DIR, or both --policy and --registry")
+			default:
+				snap, err := registry.Load(registryFile)
+				if err != nil {
+					return err
+				}
+				pkg, err := policy.Load(policyFile)
+				if err != nil {
+					return err
+				}
+				ev, err := policy.NewEvaluator(pkg, snap)
+				if err != nil {
+					return fmt.Errorf("policy test: %s and %s: %w", policyFile, registryFile, err)
+				}
+				evals = append(evals, ev)
 			}
-			pkg, err := policy.Load(policyFile)
-			if err != nil {
-				return err
+			failed := 0
+			for i, ev := range evals {
+				if i > 0 {
+					fmt.Fprintln(cmd.OutOrStdout())
+				}
+				failed += printTestResults(cmd.OutOrStdout(), ev, ev.RunTests())
 			}
-			ev, err := policy.NewEvaluator(pkg, snap)
-			if err != nil {
-				return fmt.Errorf("policy test: %s and %s: %w", policyFile, registryFile, err)
-			}
-			if failed := printTestResults(cmd.OutOrStdout(), ev, ev.RunTests()); failed > 0 {
+			if failed > 0 {
 				return &exitError{code: 1} // the report says which
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&policyFile, "policy", "", "policy package (Markdown) to test (required)")
-	cmd.Flags().StringVar(&registryFile, "registry", "", "registry snapshot to test against (required)")
-	cmd.MarkFlagRequired("policy")
-	cmd.MarkFlagRequired("registry")
+	cmd.Flags().StringArrayVar(&packages, "package", nil, "package `DIR` to test: its policy_package.md with the data its front matter names (repeatable)")
+	cmd.Flags().StringVar(&policyFile, "policy", "", "policy package (Markdown) to test, with --registry")
+	cmd.Flags().StringVar(&registryFile, "registry", "", "registry snapshot to test against, with --policy")
 	return cmd
 }
 
 // printTestResults writes one line per test, the decisions of each failure,
 // and a summary, and returns the number of failures.
 func printTestResults(w io.Writer, ev *policy.Evaluator, results []policy.TestResult) (failed int) {
-	pkg, snap := ev.Package(), ev.Registry()
-	fmt.Fprintf(w, "policy %s %s, registry %s (%d actors)\n", pkg.Name(), pkg.Digest(), snap.Digest, len(snap.Actors))
+	pkg := ev.Package()
+	if snap := ev.Registry(); snap != nil {
+		fmt.Fprintf(w, "policy %s %s, registry %s (%d actors)\n", pkg.Name(), pkg.Digest(), snap.Digest, len(snap.Actors))
+	} else {
+		doc := ev.Entities()
+		fmt.Fprintf(w, "policy %s %s, entities %s (%d entities, %d actions)\n", pkg.Name(), pkg.Digest(), doc.Digest(), doc.Len(), len(doc.Actions()))
+	}
 	for _, r := range results {
 		if r.Passed() {
 			fmt.Fprintf(w, "PASS %s\n", termsafe.Line(r.Name))

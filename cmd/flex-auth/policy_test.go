@@ -64,6 +64,41 @@ func TestPolicyTestCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	examplePkg, err := policy.Load(examplePolicyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Package directories: the failing package with the example registry
+	// as its data, one naming no data, one naming a file that is not there.
+	pkgDir := func(name, src string, files ...string) string {
+		d := filepath.Join(dir, name)
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "policy_package.md"), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(exampleRegistryFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, f), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return d
+	}
+	withData := func(src string) string {
+		return strings.Replace(src, "default:", "data: {registry: registry.json}\ndefault:", 1)
+	}
+	failingSrc, err := os.ReadFile(failing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failingDir := pkgDir("failing", withData(string(failingSrc)), "registry.json")
+	noDataDir := pkgDir("nodata", string(failingSrc))
+	noFileDir := pkgDir("nofile", withData(string(failingSrc)))
 	const regDigest = "sha256:57522a4d7480d7d72febe4e0fb97a792086beb7cdec90afa09f5fbe0905e4e13"
 
 	tests := []struct {
@@ -82,8 +117,51 @@ func TestPolicyTestCommand(t *testing.T) {
 				"PASS adm-example signs with its name",
 				"PASS bridge ttl 999 is refused (the runbook's deny smoke)",
 				"PASS other context members are ignored",
-				"40 passed, 0 failed",
+				"44 passed, 0 failed",
 			},
+		},
+		{
+			name:     "every example package passes, each with its data",
+			args:     []string{"policy", "test", "--package", "../../examples/ops-warden", "--package", "../../examples/authzen-certification", "--package", "../../examples/authzen-todo"},
+			wantCode: 0,
+			wantStdout: []string{
+				"policy ops-warden/ssh-signing " + examplePkg.Digest() + ", registry " + regDigest + " (4 actors)",
+				"44 passed, 0 failed",
+				"",
+				"PASS rule 1: alice may read record-1",
+				"18 passed, 0 failed",
+				"",
+				"PASS the roles come from the data, not the request",
+				"15 passed, 0 failed",
+			},
+		},
+		{
+			name:     "a failure in one package of several fails the run",
+			args:     []string{"policy", "test", "--package", "../../examples/authzen-todo", "--package", failingDir},
+			wantCode: 1,
+			wantStdout: []string{
+				"15 passed, 0 failed",
+				"FAIL an empty ticket is wrongly expected to allow (" + filepath.Join(failingDir, "policy_package.md") + ":20)",
+				"1 passed, 2 failed",
+			},
+		},
+		{
+			name:       "a package directory whose front matter names no data",
+			args:       []string{"policy", "test", "--package", noDataDir},
+			wantCode:   1,
+			wantStderr: "its front matter names no data",
+		},
+		{
+			name:       "a package directory without its data file",
+			args:       []string{"policy", "test", "--package", noFileDir},
+			wantCode:   1,
+			wantStderr: filepath.Join(noFileDir, "registry.json") + ": no such file or directory",
+		},
+		{
+			name:       "--package and --policy do not mix",
+			args:       []string{"policy", "test", "--package", "../../examples/ops-warden", "--policy", examplePolicyFile},
+			wantCode:   1,
+			wantStderr: "give --package, or --policy and --registry, not both",
 		},
 		{
 			name:     "failures are reported with got and want",
@@ -140,7 +218,7 @@ func TestPolicyTestCommand(t *testing.T) {
 			name:       "--policy is required",
 			args:       []string{"policy", "test", "--registry", exampleRegistryFile},
 			wantCode:   1,
-			wantStderr: `required flag(s) "policy" not set`,
+			wantStderr: "give --package DIR, or both --policy and --registry",
 		},
 	}
 	for _, tt := range tests {
