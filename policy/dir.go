@@ -2,9 +2,10 @@ package policy
 
 import (
 	"errors"
-	"fmt"
-	"os"
 	"path/filepath"
+
+	"github.com/coulomb/flex-auth/internal/readfile"
+	"github.com/coulomb/flex-auth/internal/redact"
 
 	"github.com/coulomb/flex-auth/entities"
 	"github.com/coulomb/flex-auth/registry"
@@ -20,7 +21,8 @@ const PackageFile = "policy_package.md"
 var ErrNoData = errors.New("its front matter names no data: a package directory needs data: {registry: FILE} or data: {entities: FILE}")
 
 // LoadDir loads the package in directory dir: its PackageFile and the data
-// its front matter names, bound together.
+// its front matter names, bound together. Each is read as readfile reads
+// its kind of file (DataKind).
 func LoadDir(dir string) (*Evaluator, error) {
 	pkg, err := Load(filepath.Join(dir, PackageFile))
 	if err != nil {
@@ -28,14 +30,23 @@ func LoadDir(dir string) (*Evaluator, error) {
 	}
 	ref := pkg.Data()
 	if ref.Kind == "" {
-		return nil, fmt.Errorf("load package %s: %s: %w", dir, pkg.File(), ErrNoData)
+		return nil, redact.Errorf("load package %s: %s: %w", dir, pkg.File(), ErrNoData)
 	}
 	file := filepath.Join(dir, ref.File)
-	data, err := os.ReadFile(file)
+	data, err := readfile.Read(file, DataKind(ref.Kind))
 	if err != nil {
-		return nil, fmt.Errorf("load package %s: %w", dir, err)
+		return nil, redact.Errorf("load package %s: %w", dir, err)
 	}
 	return BindData(pkg, file, data)
+}
+
+// DataKind returns the kind of file the data of kind (DataRegistry or
+// DataEntities) is, with its cap.
+func DataKind(kind string) readfile.Kind {
+	if kind == DataEntities {
+		return readfile.Entities
+	}
+	return readfile.Registry
 }
 
 // BindData parses data, the file pkg's front matter names (file names it
@@ -49,17 +60,17 @@ func BindData(pkg *Package, file string, data []byte) (*Evaluator, error) {
 			if errors.As(err, &errs) {
 				err = &registry.FileError{File: file, Errs: errs}
 			}
-			return nil, fmt.Errorf("load registry: %w", err)
+			return nil, redact.Errorf("load registry: %w", err)
 		}
 		return bindNamed(pkg, file, func() (*Evaluator, error) { return NewEvaluator(pkg, snap) })
 	case DataEntities:
 		doc, err := entities.Parse(file, data)
 		if err != nil {
-			return nil, fmt.Errorf("load entities: %w", err)
+			return nil, redact.Errorf("load entities: %w", err)
 		}
 		return bindNamed(pkg, file, func() (*Evaluator, error) { return NewEntitiesEvaluator(pkg, doc) })
 	}
-	return nil, fmt.Errorf("load package: %s: %w", pkg.File(), ErrNoData)
+	return nil, redact.Errorf("load package: %s: %w", pkg.File(), ErrNoData)
 }
 
 // bindNamed binds, naming both files in an error that is not already an
@@ -68,7 +79,7 @@ func bindNamed(pkg *Package, file string, f func() (*Evaluator, error)) (*Evalua
 	e, err := f()
 	var pe *Error
 	if err != nil && !errors.As(err, &pe) {
-		return nil, fmt.Errorf("bind policy %s to %s: %w", pkg.File(), file, err)
+		return nil, redact.Errorf("%s and %s: %w", pkg.File(), file, err)
 	}
 	return e, err
 }

@@ -121,7 +121,7 @@ func BenchmarkDecodeRequest(b *testing.B) {
 	body := []byte(allowBody)
 	var req checkRequest
 	s := newBenchServer(b, false)
-	snap, ctx := s.cur.Load().snap, map[string]any{}
+	snap, ctx := s.checkState().snap, map[string]any{}
 	var d requestDecoder
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))

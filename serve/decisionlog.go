@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -59,12 +60,14 @@ const tornEnd = `"\ <- cut short: not a decision` + "\n"
 // notGivenWhy is the "why" of a not_given record.
 const notGivenWhy = "written, but the request was answered 503 decision_log_unavailable"
 
-// A logEntry is one decision line on its way to the log. Entries are pooled
+// A logEntry is the decision lines of one request on their way to the
+// log: one line for POST /v1/check, one per decision for an AuthZEN batch
+// or search, which are written together, in one batch. Entries are pooled
 // with their request's buffers, reply channel included: the hot path
 // allocates neither. Once it is answered, the log no longer touches it.
 type logEntry struct {
-	line []byte     // ends in '\n'
-	id   []byte     // the decision id, for a not_given record
+	line []byte     // one or more lines, each ending in '\n'
+	ids  [][]byte   // the decision id of each line, for a not_given record
 	errc chan error // cap 1; a leader answers every entry it writes
 	// w, when set, is the HTTP/1 response of the entry's request, which
 	// the watchdog can answer itself while the handler is blocked
@@ -183,8 +186,48 @@ type decisionLog struct {
 
 // early is an entry of the batch in flight that the watchdog answered.
 type early struct {
-	id  []byte // a copy: the entry itself is reused once answered
-	end int
+	ids  [][]byte // copies: the entry itself is reused once answered
+	ends []int    // the offset in the batch just past each of its lines
+}
+
+// decisions returns how many decisions e holds: one per line.
+func (e *logEntry) decisions() int { return max(1, len(e.ids)) }
+
+// lineEnds returns the offset in the batch just past each line of e, which
+// ends at e.end.
+func (e *logEntry) lineEnds() []int {
+	var ends []int
+	start := e.end - len(e.line)
+	for off := 0; off < len(e.line); {
+		i := bytes.IndexByte(e.line[off:], '\n')
+		if i < 0 {
+			break
+		}
+		off += i + 1
+		ends = append(ends, start+off)
+	}
+	return ends
+}
+
+// written appends to dst copies of the ids whose lines end at or before
+// written: the lines that reached the file whole.
+func written(dst [][]byte, ids [][]byte, ends []int, n int) [][]byte {
+	for k, end := range ends {
+		if end > n || k >= len(ids) {
+			break
+		}
+		dst = append(dst, bytes.Clone(ids[k]))
+	}
+	return dst
+}
+
+// copyIDs returns copies of ids.
+func copyIDs(ids [][]byte) [][]byte {
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		out[i] = bytes.Clone(id)
+	}
+	return out
 }
 
 // A reopening is a file opened anew for the log, waiting for a leader to
@@ -272,7 +315,7 @@ func (l *decisionLog) write(e *logEntry) error {
 	}
 	if err != nil {
 		l.mu.Unlock()
-		l.onError(1)
+		l.onError(e.decisions())
 		return err
 	}
 	if !l.busy && l.canLead(e) {
@@ -312,7 +355,7 @@ func (l *decisionLog) lead(self *logEntry, now time.Time) (own error) {
 		if !now.Before(self.due) {
 			// It waited its time out for the lead: answer it, and let
 			// another lead.
-			l.onError(1)
+			l.onError(self.decisions())
 			l.release()
 			return errLogTimeout
 		}
@@ -345,8 +388,8 @@ func (l *decisionLog) lead(self *logEntry, now time.Time) (own error) {
 		}
 		l.pendingBytes -= len(e.line)
 		if !now.Before(e.due) {
+			expired += e.decisions()
 			e.errc <- errLogTimeout
-			expired++
 			continue
 		}
 		b = append(b, e.line...)
@@ -382,8 +425,8 @@ func (l *decisionLog) lead(self *logEntry, now time.Time) (own error) {
 func (l *decisionLog) commit(self *logEntry, prefix int) (own error) {
 	b := l.batch
 
-	written, err := safeWrite(l.w, b)
-	if err == nil && written < len(b) {
+	n, err := safeWrite(l.w, b)
+	if err == nil && n < len(b) {
 		err = io.ErrShortWrite
 	}
 	if err == nil && l.fsync != nil {
@@ -392,7 +435,7 @@ func (l *decisionLog) commit(self *logEntry, prefix int) (own error) {
 
 	l.mu.Lock()
 	l.endIO()
-	if written >= prefix {
+	if n >= prefix {
 		l.notGiven = l.notGiven[:0]
 	}
 	// Answer the batch. A line answered before its write returned (by
@@ -400,9 +443,9 @@ func (l *decisionLog) commit(self *logEntry, prefix int) (own error) {
 	// file, reached the file though its request got a 503.
 	failed := 0
 	lost := func(e *logEntry) {
-		failed++
-		if e.end <= written {
-			l.notGiven = append(l.notGiven, append([]byte(nil), e.id...))
+		failed += e.decisions()
+		if e.end-len(e.line) < n {
+			l.notGiven = written(l.notGiven, e.ids, e.lineEnds(), n)
 		}
 	}
 	if self != nil && l.rescuedc == nil && self.end > 0 {
@@ -423,14 +466,12 @@ func (l *decisionLog) commit(self *logEntry, prefix int) (own error) {
 	}
 	l.inflight = l.inflight[:0]
 	for _, x := range l.early {
-		if x.end <= written {
-			l.notGiven = append(l.notGiven, x.id)
-		}
+		l.notGiven = written(l.notGiven, x.ids, x.ends, n)
 	}
 	l.early = l.early[:0]
 	if err != nil {
-		if written > 0 {
-			l.torn = b[min(written, len(b))-1] != '\n'
+		if n > 0 {
+			l.torn = b[min(n, len(b))-1] != '\n'
 		}
 	} else {
 		l.torn = false
@@ -556,19 +597,19 @@ func (l *decisionLog) expire() {
 			l.rescue(w)
 		}(e.w)
 		if e.end > 0 {
-			l.early = append(l.early, early{id: append([]byte(nil), e.id...), end: e.end})
+			l.early = append(l.early, early{ids: copyIDs(e.ids), ends: e.lineEnds()})
 		}
-		answered++
+		answered += e.decisions()
 	}
 	for i, e := range l.inflight {
 		if e == nil || !l.stuck && now.Before(e.due) {
 			continue
 		}
 		// Copied first: once answered, the entry is its handler's again.
-		l.early = append(l.early, early{id: append([]byte(nil), e.id...), end: e.end})
+		l.early = append(l.early, early{ids: copyIDs(e.ids), ends: e.lineEnds()})
 		l.inflight[i] = nil
+		answered += e.decisions()
 		e.errc <- errLogTimeout
-		answered++
 	}
 	keep := 0
 	for _, e := range l.pending {
@@ -578,12 +619,12 @@ func (l *decisionLog) expire() {
 			continue
 		}
 		l.pendingBytes -= len(e.line)
+		answered += e.decisions()
 		if l.stuck {
 			e.errc <- errLogStuck
 		} else {
 			e.errc <- errLogTimeout
 		}
-		answered++
 	}
 	clear(l.pending[keep:])
 	l.queued.Add(-int64(len(l.pending) - keep))

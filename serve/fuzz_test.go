@@ -109,7 +109,7 @@ func FuzzDecodeRequest(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add([]byte(s))
 	}
-	st := newTestServer(f, Source{}, io.Discard).cur.Load()
+	st := newTestServer(f, Source{}, io.Discard).checkState()
 	snap := st.snap
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var req checkRequest

@@ -80,7 +80,7 @@ func fixedClock() time.Time {
 // is the zero Source) logging decisions to log.
 func newTestServer(t testing.TB, src Source, log io.Writer) *Server {
 	t.Helper()
-	if src.Registry == "" {
+	if src == (Source{}) {
 		src = builtin
 	}
 	// A log timeout far beyond any stall of a loaded machine: these tests

@@ -107,7 +107,7 @@ func TestLogFileSync(t *testing.T) {
 // the newline).
 func TestTornEndInvalidates(t *testing.T) {
 	s := newTestServer(t, Source{}, &syncBuffer{})
-	st := s.cur.Load()
+	st := s.checkState()
 	req := checkRequest{Subject: "iam:a\"b\\c\u00e9", Action: "ssh.sign", Resource: bridge,
 		rawContext: []byte(`{"ttl_hours":24,"n":-1.5e3,"t":true,"f":false,"z":null,"l":[1,"\\\"",{}],"u":"\u00e9\ud83d\ude00"}`)}
 	line := appendLogLine(nil, fixedClock(), []byte("decision:0123456789abcdef"), &req, policy.Decision{Effect: policy.Allow, Reason: "signing_policy_matched"}, st)

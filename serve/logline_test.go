@@ -99,7 +99,7 @@ func FuzzLogLine(f *testing.F) {
 	for _, r := range breakers {
 		f.Add(string(r), "a"+string(r), "\u00e9"+string(r), string(r)+"k", "v"+string(r)+"\\")
 	}
-	st := newTestServer(f, Source{}, &syncBuffer{}).cur.Load()
+	st := newTestServer(f, Source{}, &syncBuffer{}).checkState()
 	f.Fuzz(func(t *testing.T, subject, action, resource, key, val string) {
 		// The context as a client may write it: raw where JSON allows.
 		raw := []byte(`{ "` + key + `" : "` + val + "\"\n}")

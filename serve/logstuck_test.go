@@ -197,7 +197,7 @@ func TestStuckLogClose(t *testing.T) {
 	l := newDecisionLog(w, logConfig{timeout: 100 * time.Millisecond})
 	w.block()
 	defer w.unblock()
-	go l.write(&logEntry{line: []byte("x\n"), id: []byte("decision:1"), errc: make(chan error, 1)})
+	go l.write(&logEntry{line: []byte("x\n"), ids: [][]byte{[]byte("decision:1")}, errc: make(chan error, 1)})
 	<-w.entered
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -221,10 +221,10 @@ func TestLogTimeoutInQueue(t *testing.T) {
 	w.block()
 	first := make(chan error, 1)
 	go func() {
-		first <- l.write(&logEntry{line: []byte("first\n"), id: []byte("decision:1"), errc: make(chan error, 1)})
+		first <- l.write(&logEntry{line: []byte("first\n"), ids: [][]byte{[]byte("decision:1")}, errc: make(chan error, 1)})
 	}()
 	<-w.entered
-	second := &logEntry{line: []byte("second\n"), id: []byte("decision:2"), errc: make(chan error, 1)}
+	second := &logEntry{line: []byte("second\n"), ids: [][]byte{[]byte("decision:2")}, errc: make(chan error, 1)}
 	if err := l.write(second); !errors.Is(err, errLogTimeout) && !errors.Is(err, errLogStuck) {
 		t.Errorf("line queued behind a stuck write: got %v, want a timeout", err)
 	}

@@ -15,19 +15,21 @@ import (
 // metrics are the server's Prometheus metrics, on a registry of its own so
 // that two servers in one process (tests) do not collide.
 type metrics struct {
-	reg           *prometheus.Registry
-	decisions     *prometheus.CounterVec
-	checkDuration prometheus.Histogram
-	actors        prometheus.Gauge
-	reloadOK      prometheus.Counter
-	reloadFailed  prometheus.Counter
-	logErrors     prometheus.Counter
-	logStuck      prometheus.Gauge
-	httpErrors    *prometheus.CounterVec
-	polls         *prometheus.CounterVec
-	serial        prometheus.Gauge
-	counters      *decisionCounters
-	handler       http.Handler
+	reg             *prometheus.Registry
+	decisions       *prometheus.CounterVec
+	checkDuration   prometheus.Histogram
+	authzenDuration *prometheus.HistogramVec
+	authzenObs      [numEndpoints]prometheus.Observer
+	actors          prometheus.Gauge
+	reloads         *prometheus.CounterVec
+	packages        *prometheus.GaugeVec
+	logErrors       prometheus.Counter
+	logStuck        prometheus.Gauge
+	httpErrors      *prometheus.CounterVec
+	polls           *prometheus.CounterVec
+	serial          prometheus.Gauge
+	counters        *decisionCounters
+	handler         http.Handler
 }
 
 func newMetrics() *metrics {
@@ -35,8 +37,8 @@ func newMetrics() *metrics {
 		reg: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flexauth_decisions_total",
-			Help: "Decisions answered by POST /v1/check, by effect and reason.",
-		}, []string{"effect", "reason"}),
+			Help: "Decisions answered (POST /v1/check, and every AuthZEN evaluation, batch item and search result), by package, effect and reason.",
+		}, []string{"package", "effect", "reason"}),
 		checkDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "flexauth_check_duration_seconds",
 			Help: "Time to answer POST /v1/check, from the request to the response, including the decision log write.",
@@ -44,10 +46,19 @@ func newMetrics() *metrics {
 			// an fsync of the decision log milliseconds.
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 15),
 		}),
+		authzenDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "flexauth_authzen_duration_seconds",
+			Help:    "Time to answer an AuthZEN request, from the request to the response, including the decision log write, by endpoint.",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 15),
+		}, []string{"endpoint"}),
 		actors: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "flexauth_registry_actors",
-			Help: "Actors in the registry snapshot being served.",
+			Help: "Actors in the registry snapshot of the package that answers POST /v1/check.",
 		}),
+		packages: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "flexauth_package_info",
+			Help: "1 for each package served, with the digests of its policy and data, and its kind of data (registry or entities).",
+		}, []string{"package", "data", "policy_digest", "data_digest"}),
 		logErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "flexauth_decision_log_errors_total",
 			Help: "Decisions refused with 503 because their decision log line could not be written, or not within the log timeout.",
@@ -61,10 +72,10 @@ func newMetrics() *metrics {
 			Help: "Error responses, by error code.",
 		}, []string{"code"}),
 	}
-	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "flexauth_reloads_total",
-		Help: "Reloads of the registry and policy (SIGHUP or --watch), by result.",
-	}, []string{"result"})
+		Help: "Reloads of a package and its data (SIGHUP or --watch), by package and result.",
+	}, []string{"package", "result"})
 	m.polls = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "flexauth_source_polls_total",
 		Help: "Polls of a remote source (--source, or URLs), by result: unchanged, updated, refused (it offers a pair that is not served), failed (it could not be reached).",
@@ -73,12 +84,13 @@ func newMetrics() *metrics {
 		Name: "flexauth_publication_serial",
 		Help: "Serial of the OCI publication being served; 0 for other sources.",
 	})
-	m.reloadOK = reloads.WithLabelValues("success")
-	m.reloadFailed = reloads.WithLabelValues("failure")
-	m.reg.MustRegister(m.decisions, m.checkDuration, m.actors, reloads, m.logErrors, m.logStuck, m.httpErrors, m.polls, m.serial,
+	m.reg.MustRegister(m.decisions, m.checkDuration, m.authzenDuration, m.actors, m.packages, m.reloads, m.logErrors, m.logStuck, m.httpErrors, m.polls, m.serial,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.counters = newDecisionCounters(m.decisions)
+	for ep := range m.authzenObs {
+		m.authzenObs[ep] = m.authzenDuration.WithLabelValues(endpointNames[ep])
+	}
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m
 }
@@ -92,38 +104,70 @@ func (m *metrics) setLogStuck(stuck bool) {
 	}
 }
 
-// decisionCounters caches the decision counter of each effect and reason,
-// so that counting a decision is a lock-free map lookup rather than a label
-// hash. The map is copied on write: a package has a handful of reasons, and
-// each is added once.
+// reloaded counts a reload of package name.
+func (m *metrics) reloaded(name string, ok bool) {
+	result := "failure"
+	if ok {
+		result = "success"
+	}
+	m.reloads.WithLabelValues(name, result).Inc()
+}
+
+// setPackages sets flexauth_package_info to the packages of set.
+func (m *metrics) setPackages(set *pkgSet) {
+	m.packages.Reset()
+	for _, st := range set.states {
+		kind := policy.DataRegistry
+		if st.doc != nil {
+			kind = policy.DataEntities
+		}
+		m.packages.WithLabelValues(st.pkg.Name(), kind, st.pkg.Digest(), st.eval.DataDigest()).Set(1)
+		// Exported from the start, at 0, so that an alert on their
+		// increase sees the first reload.
+		m.reloads.WithLabelValues(st.pkg.Name(), "success")
+		m.reloads.WithLabelValues(st.pkg.Name(), "failure")
+	}
+}
+
+// A decisionKey is what a decision is counted by.
+type decisionKey struct {
+	pkg string
+	policy.Decision
+}
+
+// decisionCounters caches the decision counter of each package, effect and
+// reason, so that counting a decision is a lock-free map lookup rather
+// than a label hash. The map is copied on write: a package has a handful
+// of reasons, and each is added once.
 type decisionCounters struct {
 	vec *prometheus.CounterVec
 	mu  sync.Mutex // serializes writers
-	m   atomic.Pointer[map[policy.Decision]prometheus.Counter]
+	m   atomic.Pointer[map[decisionKey]prometheus.Counter]
 }
 
 func newDecisionCounters(vec *prometheus.CounterVec) *decisionCounters {
 	c := &decisionCounters{vec: vec}
-	c.m.Store(&map[policy.Decision]prometheus.Counter{})
+	c.m.Store(&map[decisionKey]prometheus.Counter{})
 	return c
 }
 
-func (c *decisionCounters) inc(d policy.Decision) {
-	if ctr, ok := (*c.m.Load())[d]; ok {
+func (c *decisionCounters) inc(pkg string, d policy.Decision) {
+	k := decisionKey{pkg, d}
+	if ctr, ok := (*c.m.Load())[k]; ok {
 		ctr.Inc()
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old := *c.m.Load()
-	ctr, ok := old[d]
+	ctr, ok := old[k]
 	if !ok {
-		ctr = c.vec.WithLabelValues(string(d.Effect), d.Reason)
-		m := make(map[policy.Decision]prometheus.Counter, len(old)+1)
+		ctr = c.vec.WithLabelValues(pkg, string(d.Effect), d.Reason)
+		m := make(map[decisionKey]prometheus.Counter, len(old)+1)
 		for k, v := range old {
 			m[k] = v
 		}
-		m[d] = ctr
+		m[k] = ctr
 		c.m.Store(&m)
 	}
 	ctr.Inc()

@@ -80,19 +80,21 @@ func (j *job[T]) wait(ctx context.Context, stuck *atomic.Int32) (T, bool) {
 	return zero, false
 }
 
-// loaded is what a reload read: a new state, or, from a remote source,
-// nothing new (st nil, err nil).
+// loaded is what a reload read of one package: a new state, or, from a
+// remote source, nothing new (st nil, err nil).
 type loaded struct {
 	st  *state
 	upd *source.Update
 	err error
 }
 
-// Reload reads and validates the registry and policy again and, when both
-// are good and belong together, swaps them in atomically; otherwise the
-// last good pair keeps serving and /healthz says degraded. It also reopens
-// the decision log file. Requests in flight finish with the pair they
-// started with. A remote source is asked again, whatever it said last.
+// Reload reads and validates every package and its data again and, for
+// each one that is good, swaps it in atomically; a package that fails
+// keeps its last good state serving and /healthz says degraded, and the
+// other packages are not held back by it. It also reopens the decision log
+// file. Requests in flight finish with the packages they started with. A
+// remote source is asked again, whatever it said last. The error, when
+// one or more packages failed, names each.
 //
 // Reload returns within the reload timeout. A reload still reading its
 // files then (a file system that stopped answering) has failed; its
@@ -101,18 +103,34 @@ type loaded struct {
 func (s *Server) Reload() error { return s.reloadCtx(context.Background()) }
 
 // reloadCtx is Reload, which also gives up when ctx ends (at shutdown).
-func (s *Server) reloadCtx(ctx context.Context) error { return s.refresh(ctx, true, true) }
+func (s *Server) reloadCtx(ctx context.Context) error { return s.reloadSlots(ctx, nil, true, true) }
 
-// refresh loads the pair again and serves it when it is good. A poll of
-// a remote source (force false) may find nothing new, which changes
-// nothing but the status; force asks a remote source again even about a
-// pair it refused. reopen also reopens the decision log file.
+// refresh polls the remote source: it loads its pair again and serves it
+// when it is good. A poll (force false) may find nothing new, which
+// changes nothing but the status; force asks the source again even about
+// a pair it refused. reopenLog also reopens the decision log file.
 func (s *Server) refresh(ctx context.Context, force, reopenLog bool) error {
+	for i, sl := range s.slots {
+		if sl.source.Remote != nil {
+			return s.reloadSlots(ctx, []int{i}, force, reopenLog)
+		}
+	}
+	return nil
+}
+
+// reloadSlots reloads the packages of the slots which (all when nil), as
+// Reload and refresh describe.
+func (s *Server) reloadSlots(ctx context.Context, which []int, force, reopenLog bool) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	if which == nil {
+		for i := range s.slots {
+			which = append(which, i)
+		}
+	}
 	now := s.clock().UTC()
 	if n := s.stuckJobs.Load(); n >= maxStuckJobs {
-		return s.reloadFailed(now, fmt.Errorf("reload refused: %d earlier reloads are still blocked reading files (a file system that stopped answering?)", n), !force)
+		return s.reloadFailedAll(now, which, fmt.Errorf("reload refused: %d earlier reloads are still blocked reading files (a file system that stopped answering?)", n), !force)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.reloadTimeout)
 	defer cancel()
@@ -121,19 +139,23 @@ func (s *Server) refresh(ctx context.Context, force, reopenLog bool) error {
 	if reopenLog && s.log.file != nil {
 		reopen = startJob(func() error { return s.log.Reopen(ctx) }, nil, &s.stuckJobs)
 	}
-	load := startJob(func() loaded {
-		if s.source.Remote != nil {
-			return s.fetch(ctx, now, force)
-		}
+	load := startJob(func() []loaded {
 		// A reload holds two registries at once, and with the default
 		// GC pacing the heap may double on top of that: collect first,
 		// so that the new registry is built on a heap that holds only
 		// the old one. For 100,000 actors this cuts the peak resident
 		// size of a reload by a third.
 		runtime.GC()
-		st, err := s.load(now)
-		return loaded{st: st, err: err}
-	}, func(loaded) {
+		res := make([]loaded, len(which))
+		for k, i := range which {
+			if sl := s.slots[i]; sl.source.Remote != nil {
+				res[k] = s.fetch(ctx, sl, now, force)
+			} else {
+				res[k].st, res[k].err = s.load(sl, now)
+			}
+		}
+		return res
+	}, func([]loaded) {
 		s.logger.Info("a reload given up on has finished reading; what it read is discarded")
 	}, &s.stuckJobs)
 
@@ -143,51 +165,80 @@ func (s *Server) refresh(ctx context.Context, force, reopenLog bool) error {
 		}
 	}
 	res, ok := load.wait(ctx, &s.stuckJobs)
-	if s.source.Remote != nil {
-		s.sourceCheckedAt.Store(&now)
-	}
 	if !ok {
-		if s.source.Remote != nil {
-			s.metrics.polled(errTimeout)
-			return s.reloadFailed(now, fmt.Errorf("reload: fetching from %s: %w", s.source.String(), stoppedFetch(ctx, s.reloadTimeout)), !force)
+		var errs []error
+		for _, i := range which {
+			err := fmt.Errorf("reload: reading the packages: %w", stopped(ctx, s.reloadTimeout))
+			if sl := s.slots[i]; sl.source.Remote != nil {
+				s.sourceCheckedAt.Store(&now)
+				s.metrics.polled(errTimeout)
+				err = fmt.Errorf("reload: fetching from %s: %w", sl.source.String(), stoppedFetch(ctx, s.reloadTimeout))
+			}
+			errs = append(errs, s.reloadFailed(now, i, err, !force))
 		}
-		return s.reloadFailed(now, fmt.Errorf("reload: reading the registry and policy: %w", stopped(ctx, s.reloadTimeout)), !force)
+		return errors.Join(errs...)
 	}
-	if res.err != nil {
-		if s.source.Remote != nil {
-			s.metrics.polled(res.err)
+	set := s.set.Load()
+	var errs []error
+	// served is what follows a package swapped in: its status, metrics
+	// and log line, once the new set serves, so that /healthz never shows
+	// a reload done while the state before it still answers.
+	var served []func()
+	for k, i := range which {
+		r, sl := res[k], s.slots[i]
+		remote := sl.source.Remote != nil
+		if remote {
+			s.sourceCheckedAt.Store(&now)
 		}
-		return s.reloadFailed(now, res.err, !force)
-	}
-	if res.st == nil {
-		// The remote source has what is served: all is well.
-		s.metrics.polled(nil)
-		s.reload.Store(&reloadStatus{at: now})
-		return nil
-	}
-	st := res.st
-	s.use(st, now)
-	s.metrics.reloadOK.Inc()
-	if upd := res.upd; upd != nil {
-		s.metrics.updated(st.publication)
-		if upd.Served != nil {
-			upd.Served()
+		switch {
+		case r.err != nil:
+			if remote {
+				s.metrics.polled(r.err)
+			}
+		case r.st == nil:
+			// The remote source has what is served: all is well.
+			s.metrics.polled(nil)
+			sl.reload.Store(&reloadStatus{at: now})
+			continue
+		default:
+			var next *pkgSet
+			if next, r.err = set.replace(i, r.st, s.defaultName); r.err != nil {
+				break
+			}
+			set = next
+			served = append(served, func() {
+				sl.reload.Store(&reloadStatus{at: now})
+				s.metrics.reloaded(r.st.pkg.Name(), true)
+				if upd := r.upd; upd != nil {
+					s.metrics.updated(r.st.publication)
+					if upd.Served != nil {
+						upd.Served()
+					}
+					if upd.Warning != nil {
+						sl.reload.Store(&reloadStatus{at: now, err: oneLine(upd.Warning)})
+						s.logger.Warn("serving a pair the source did not give", "err", upd.Warning)
+					}
+				}
+				s.logger.Info("reloaded "+sl.source.String(), append(r.st.logAttrs(nil), "publication", r.st.publication)...)
+			})
+			continue
 		}
-		if upd.Warning != nil {
-			s.reload.Store(&reloadStatus{at: now, err: oneLine(upd.Warning)})
-			s.logger.Warn("serving a pair the source did not give", "err", upd.Warning)
+		errs = append(errs, s.reloadFailed(now, i, r.err, !force))
+	}
+	if len(served) > 0 {
+		s.use(set)
+		for _, f := range served {
+			f()
+		}
+		// The old states are garbage now, once the requests in flight
+		// finish: give their memory back rather than let the next
+		// reload start from this high-water mark.
+		debug.FreeOSMemory()
+		if s.afterLoad != nil {
+			s.afterLoad()
 		}
 	}
-	s.logger.Info("reloaded registry and policy", "policy", st.pkg.Name(), "policy_digest", st.pkg.Digest(),
-		"registry_digest", st.snap.Digest, "actors", len(st.snap.Actors), "source", s.source.String(), "publication", st.publication)
-	// The old pair is garbage now, once the requests in flight finish:
-	// give its memory back rather than let the next reload start from
-	// this high-water mark.
-	debug.FreeOSMemory()
-	if s.afterLoad != nil {
-		s.afterLoad()
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // errTimeout counts a poll given up on as a failure.
@@ -201,20 +252,35 @@ func stopped(ctx context.Context, timeout time.Duration) error {
 	return errors.New("interrupted by shutdown")
 }
 
-// reloadFailed records a failed reload: the last good pair keeps serving.
-// With quiet, a failure with the same message as the last one (a poll
-// of a source that is still down) is not logged again.
-func (s *Server) reloadFailed(now time.Time, err error, quiet bool) error {
+// reloadFailed records a failed reload of slot i: its last good state
+// keeps serving. With quiet, a failure with the same message as the last
+// one (a poll of a source that is still down) is not logged again. The
+// error it returns names the package when several are served.
+func (s *Server) reloadFailed(now time.Time, i int, err error, quiet bool) error {
+	sl := s.slots[i]
 	msg := oneLine(err)
-	prev := s.reload.Swap(&reloadStatus{at: now, err: msg})
-	s.metrics.reloadFailed.Inc()
-	if quiet && prev != nil && prev.err == msg {
-		return err
+	prev := sl.reload.Swap(&reloadStatus{at: now, err: msg})
+	old := s.set.Load().states[i]
+	s.metrics.reloaded(old.pkg.Name(), false)
+	if !quiet || prev == nil || prev.err != msg {
+		// msg, not err: the operational log is read by those who may not
+		// read the files (oneLine).
+		s.logger.Error("reload failed; still serving the last good package and data", "err", msg,
+			"source", sl.source.String(), "policy", old.pkg.Name(), "policy_digest", old.pkg.Digest(), "data_digest", old.eval.DataDigest())
 	}
-	old := s.cur.Load()
-	s.logger.Error("reload failed; still serving the last good registry and policy", "err", msg,
-		"policy_digest", old.pkg.Digest(), "registry_digest", old.snap.Digest)
+	if len(s.slots) > 1 {
+		return fmt.Errorf("package %s: %w", old.pkg.Name(), err)
+	}
 	return err
+}
+
+// reloadFailedAll records err as the failure of every slot in which.
+func (s *Server) reloadFailedAll(now time.Time, which []int, err error, quiet bool) error {
+	var errs []error
+	for _, i := range which {
+		errs = append(errs, s.reloadFailed(now, i, err, quiet))
+	}
+	return errors.Join(errs...)
 }
 
 // BeginShutdown makes /readyz answer 503, so that load balancers stop

@@ -103,8 +103,8 @@ func TestReload(t *testing.T) {
 	}
 	metrics := do(s, http.MethodGet, "/metrics", "", "", nil).Body.String()
 	for _, want := range []string{
-		`flexauth_reloads_total{result="success"} ` + itoa(ok),
-		`flexauth_reloads_total{result="failure"} ` + itoa(failed),
+		`flexauth_reloads_total{package="ops-warden/ssh-signing",result="success"} ` + itoa(ok),
+		`flexauth_reloads_total{package="ops-warden/ssh-signing",result="failure"} ` + itoa(failed),
 		`flexauth_registry_actors 4`,
 	} {
 		if !strings.Contains(metrics, want) {
@@ -305,7 +305,7 @@ func TestAfterLoad(t *testing.T) {
 				served = append(served, "new")
 				return
 			}
-			served = append(served, s.cur.Load().snap.Digest)
+			served = append(served, s.checkState().snap.Digest)
 		}})
 	if err != nil {
 		t.Fatal(err)

@@ -20,24 +20,25 @@ const DefaultPoll = 30 * time.Second
 // intervals but no more than this (unless the interval is longer).
 const maxPollBackoff = 5 * time.Minute
 
-// fetch asks the remote source for its pair and, when it has a new one,
+// fetch asks sl's remote source for its pair and, when it has a new one,
 // binds it: the state to serve, or nothing new, or why not.
-func (s *Server) fetch(ctx context.Context, now time.Time, force bool) loaded {
-	upd, err := s.source.Remote.Fetch(ctx, force)
+func (s *Server) fetch(ctx context.Context, sl *slot, now time.Time, force bool) loaded {
+	upd, err := sl.source.Remote.Fetch(ctx, force)
 	if err != nil && ctx.Err() != nil {
 		// Whatever the source was doing when the time ran out.
-		err = fmt.Errorf("reload: fetching from %s: %w", s.source.String(), stoppedFetch(ctx, s.reloadTimeout))
+		err = fmt.Errorf("reload: fetching from %s: %w", sl.source.String(), stoppedFetch(ctx, s.reloadTimeout))
 	}
 	if err != nil || upd == nil {
 		return loaded{err: err}
 	}
-	st, err := newState(upd.Snapshot, upd.Package, now, upd.RegistryName, upd.PolicyName)
+	eval, err := bindPair(upd.Snapshot, upd.Package, upd.RegistryName, upd.PolicyName)
 	if err != nil {
 		if upd.Refused != nil {
 			upd.Refused(err)
 		}
 		return loaded{err: &source.RefusedError{Err: err}}
 	}
+	st := newState(eval, now)
 	st.publication = upd.Publication
 	return loaded{st: st, upd: upd}
 }
@@ -54,15 +55,15 @@ func stoppedFetch(ctx context.Context, timeout time.Duration) error {
 	return errors.New("interrupted by shutdown")
 }
 
-// initialLoad reads the pair at start-up: from the files, or from the remote
-// source within the reload timeout.
-func (s *Server) initialLoad(now time.Time) (*state, error) {
-	if s.source.Remote == nil {
-		return s.load(now)
+// initialLoad reads sl's package at start-up: from the files, or from the
+// remote source within the reload timeout.
+func (s *Server) initialLoad(sl *slot, now time.Time) (*state, error) {
+	if sl.source.Remote == nil {
+		return s.load(sl, now)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.reloadTimeout)
 	defer cancel()
-	res := s.fetch(ctx, now, true)
+	res := s.fetch(ctx, sl, now, true)
 	if res.err != nil {
 		return nil, res.err
 	}
@@ -82,7 +83,7 @@ func (s *Server) initialLoad(now time.Time) (*state, error) {
 // pollTimer returns the timer of the first poll of a remote source, and
 // its channel; nil for files.
 func (s *Server) pollTimer() (*time.Timer, <-chan time.Time) {
-	if s.source.Remote == nil || s.poll <= 0 {
+	if s.remote == nil || s.poll <= 0 {
 		return nil, nil
 	}
 	t := time.NewTimer(s.nextPoll(nil))
@@ -110,10 +111,12 @@ func (s *Server) nextPoll(err error) time.Duration {
 	return d - time.Duration(rand.Int64N(int64(d)/5+1))
 }
 
-// SourceHealth describes where the pair served comes from, in /healthz.
+// SourceHealth describes where a package served comes from, in /healthz:
+// the /v1/check package's at the top level, each package's in its entry.
 // It is an addition to the contract's members.
 type SourceHealth struct {
-	// Kind is "builtin", "file", "oci" or "http".
+	// Kind is "builtin", "file" (files or a package directory), "oci"
+	// or "http".
 	Kind string `json:"kind"`
 	// Location is the reference, the URLs (without credentials) or the
 	// files.
@@ -127,14 +130,15 @@ type SourceHealth struct {
 	Publication any `json:"publication,omitempty"`
 }
 
-func (s *Server) sourceHealth(st *state) SourceHealth {
-	h := SourceHealth{Location: s.source.String(), Publication: st.publication}
+// sourceHealth describes sl's source, which st came from.
+func (s *Server) sourceHealth(sl *slot, st *state) SourceHealth {
+	h := SourceHealth{Location: sl.source.String(), Publication: st.publication}
 	switch {
-	case s.source.Remote != nil:
-		h.Kind = s.source.Remote.Kind()
+	case sl.source.Remote != nil:
+		h.Kind = sl.source.Remote.Kind()
 		h.Poll = s.poll.String()
 		h.LastCheckAt = s.sourceCheckedAt.Load()
-	case s.source.FS != nil:
+	case sl.source.FS != nil:
 		h.Kind = "builtin"
 	default:
 		h.Kind = "file"

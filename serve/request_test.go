@@ -76,7 +76,7 @@ func TestIntern(t *testing.T) {
 // with escapes decodes with the allocations of the same body spelled
 // plainly (strings the snapshot holds are shared either way).
 func TestDecodeAllocs(t *testing.T) {
-	snap := newTestServer(t, Source{}, io.Discard).cur.Load().snap
+	snap := newTestServer(t, Source{}, io.Discard).checkState().snap
 	escaped := strings.NewReplacer(`"iam:agt`, `"iam:\u0061gt`, `"agt-task`, `"agt\u002dtask`, `"ssh.sign"`, `"ss\u0068.sign"`).Replace(allowBody)
 	if escaped == allowBody {
 		t.Fatal("the replacements do not apply to allowBody")

@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,8 +27,16 @@ type RunConfig struct {
 	// Addr is the TCP address to listen on; port 0 picks a free port,
 	// logged as "listening on ADDR".
 	Addr string
-	// Source is where the registry and policy come from.
+	// Source is where the registry and policy come from: the first
+	// package; it may be zero when Packages are given.
 	Source Source
+	// Packages are more packages to serve (Options.Packages), and
+	// DefaultPackage the one bare AuthZEN paths go to.
+	Packages       []Source
+	DefaultPackage string
+	// PublicURL is Options.PublicURL. When it is empty and the server
+	// listens on a loopback address, it is the listener's URL.
+	PublicURL string
 	// LogPath is the decision log file; "" or "-" writes to Stdout.
 	LogPath string
 	// Stdout receives the decision log when LogPath is "-".
@@ -148,12 +158,19 @@ func Run(ctx context.Context, c RunConfig) error {
 	if tlsConf != nil {
 		scheme = "https"
 	}
+	if srv.publicURL == "" {
+		if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && ap.Addr().IsLoopback() {
+			// Only the machine itself reaches a loopback listener, and
+			// at this address.
+			srv.publicURL = scheme + "://" + ln.Addr().String()
+		}
+	}
 	srv.logServing()
 	if watcher != nil {
 		watcher.logStart()
 	}
 	logger.Info("listening on "+ln.Addr().String(), "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(),
-		"mutual_tls", tlsConf != nil && tlsConf.ClientCAs != nil)
+		"mutual_tls", tlsConf != nil && tlsConf.ClientCAs != nil, "public_url", srv.publicURL)
 
 	served := make(chan error, 1)
 	go func() {
@@ -243,7 +260,7 @@ func startUp(c RunConfig, logger *slog.Logger) (st started) {
 		logW = st.file
 	}
 	var err error
-	st.srv, err = New(Options{Source: c.Source, DecisionLog: logW, LogSync: c.LogSync, LogTimeout: c.LogTimeout,
+	st.srv, err = New(Options{Source: c.Source, Packages: c.Packages, DefaultPackage: c.DefaultPackage, PublicURL: c.PublicURL, DecisionLog: logW, LogSync: c.LogSync, LogTimeout: c.LogTimeout,
 		ReloadTimeout: c.ReloadTimeout, Poll: c.Poll, Logger: logger, Clock: c.Clock, AfterLoad: c.AfterLoad})
 	if err != nil {
 		st.err = errors.New(oneLine(err))
@@ -402,11 +419,19 @@ func (s *Server) reloadLoop(ctx context.Context, hangup <-chan os.Signal, w *wat
 				hangup = nil
 				continue
 			}
-			s.logger.Info("SIGHUP: reloading registry and policy, reopening the decision log")
+			s.logger.Info("SIGHUP: reloading every package, reopening the decision log")
 			s.reloadCtx(ctx)
 		case <-changed:
-			s.logger.Info("registry or policy file changed: reloading")
-			s.reloadCtx(ctx)
+			slots := w.take()
+			if len(slots) == 0 {
+				continue
+			}
+			var names []string
+			for _, i := range slots {
+				names = append(names, s.slots[i].source.String())
+			}
+			s.logger.Info("files changed: reloading " + strings.Join(names, "; "))
+			s.reloadSlots(ctx, slots, true, true)
 		}
 	}
 }

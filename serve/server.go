@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -37,8 +38,20 @@ const MaxRequestBytes = 64 << 10
 // Options configure a Server, the http.Handler alone, for a caller that
 // runs its own listener; Run makes one from a RunConfig.
 type Options struct {
-	// Source is where the registry and policy come from (required).
+	// Source is where the registry and policy come from: the first package
+	// served. It may be left zero when Packages are given.
 	Source Source
+	// Packages are more packages to serve, after Source.
+	Packages []Source
+	// DefaultPackage names the package that answers AuthZEN requests on
+	// the bare /access/v1/ paths whose resource type no package declares;
+	// "" is the first package.
+	DefaultPackage string
+	// PublicURL is the server's base URL as its clients reach it (scheme,
+	// host, and a path when a proxy adds one), which the AuthZEN metadata
+	// (/.well-known/authzen-configuration) names; "" leaves the metadata
+	// unanswered (404), since the server cannot know it.
+	PublicURL string
 	// DecisionLog receives one JSON line per decision (required). When it
 	// is a *LogFile, Reload reopens it; when it implements Syncer and
 	// LogSync is set, every batch of lines is fsynced before the
@@ -67,25 +80,30 @@ type Options struct {
 
 // A Server is the decision service's http.Handler. Create it with New.
 type Server struct {
-	source    Source
+	slots     []*slot
 	logger    *slog.Logger
 	clock     func() time.Time
 	log       *decisionLog
 	metrics   *metrics
 	afterLoad func() // Options.AfterLoad; nil does nothing
 
-	cur          atomic.Pointer[state]
+	// set is every package as served; defaultName the default package's
+	// name, "" for the first.
+	set          atomic.Pointer[pkgSet]
+	defaultName  string
+	publicURL    string
 	reloadMu     sync.Mutex // one reload at a time
-	reload       atomic.Pointer[reloadStatus]
 	shuttingDown atomic.Bool
 	// reloadTimeout bounds a reload; stuckJobs counts the goroutines of
 	// reloads given up on that have not returned yet.
 	reloadTimeout time.Duration
 	stuckJobs     atomic.Int32
 
-	// poll is the remote source's poll interval; pollFailures counts
-	// the polls in a row that could not reach it (the poll loop's
-	// only); sourceCheckedAt is when it was last asked.
+	// remote is the slot of the remote source (Options.Source.Remote),
+	// or nil; poll is its poll interval; pollFailures counts the polls in
+	// a row that could not reach it (the poll loop's only);
+	// sourceCheckedAt is when it was last asked.
+	remote          *slot
 	poll            time.Duration
 	pollFailures    int
 	sourceCheckedAt atomic.Pointer[time.Time]
@@ -108,7 +126,6 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("serve: no decision log")
 	}
 	s := &Server{
-		source:  opts.Source,
 		logger:  opts.Logger,
 		clock:   opts.Clock,
 		metrics: newMetrics(),
@@ -116,7 +133,22 @@ func New(opts Options) (*Server, error) {
 		afterLoad:     opts.AfterLoad,
 		reloadTimeout: orDefault(opts.ReloadTimeout, DefaultReloadTimeout),
 		poll:          orDefault(opts.Poll, DefaultPoll),
+		defaultName:   opts.DefaultPackage,
 	}
+	if opts.Source != (Source{}) {
+		s.slots = append(s.slots, &slot{source: opts.Source})
+	}
+	for _, src := range opts.Packages {
+		s.slots = append(s.slots, &slot{source: src})
+	}
+	if len(s.slots) == 0 {
+		return nil, errors.New("serve: no package to serve")
+	}
+	pub, err := publicURL(opts.PublicURL)
+	if err != nil {
+		return nil, err
+	}
+	s.publicURL = pub
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -124,17 +156,31 @@ func New(opts Options) (*Server, error) {
 		s.clock = time.Now
 	}
 	now := s.clock().UTC()
-	st, err := s.initialLoad(now)
+	states := make([]*state, len(s.slots))
+	for i, sl := range s.slots {
+		if sl.source.Remote != nil {
+			s.remote = sl
+		}
+		if states[i], err = s.initialLoad(sl, now); err != nil {
+			return nil, err
+		}
+		sl.reload.Store(&reloadStatus{at: now})
+	}
+	set, err := newPkgSet(states, s.defaultName)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("serve: %w", err)
 	}
-	s.use(st, now)
-	if s.source.Remote != nil {
+	s.use(set)
+	if s.remote != nil {
 		s.sourceCheckedAt.Store(&now)
-		s.metrics.updated(st.publication)
-	}
-	if s.startWarning != "" {
-		s.reload.Store(&reloadStatus{at: now, err: s.startWarning})
+		for i, sl := range s.slots {
+			if sl == s.remote {
+				s.metrics.updated(states[i].publication)
+			}
+		}
+		if s.startWarning != "" {
+			s.remote.reload.Store(&reloadStatus{at: now, err: s.startWarning})
+		}
 	}
 	s.log = newDecisionLog(opts.DecisionLog, logConfig{sync: opts.LogSync, timeout: opts.LogTimeout, clock: s.clock, logger: s.logger,
 		onError: func(n int) { s.metrics.logErrors.Add(float64(n)) }, onStuck: s.metrics.setLogStuck, rescue: s.rescue})
@@ -144,46 +190,67 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// logServing logs the pair being served, once the server is up.
+// logServing logs the packages being served, once the server is up.
 func (s *Server) logServing() {
-	st := s.cur.Load()
-	attrs := []any{"policy", st.pkg.Name(), "policy_digest", st.pkg.Digest(), "registry_digest", st.snap.Digest, "actors", len(st.snap.Actors)}
-	if s.source.Remote != nil {
-		attrs = append(attrs, "publication", st.publication, "poll", s.poll.String())
+	set := s.set.Load()
+	for i, st := range set.states {
+		attrs := st.logAttrs(set)
+		if s.slots[i] == s.remote {
+			attrs = append(attrs, "publication", st.publication, "poll", s.poll.String())
+		}
+		s.logger.Info("serving "+s.slots[i].source.String(), attrs...)
 	}
-	s.logger.Info("serving "+s.source.String(), attrs...)
 	if s.startWarning != "" {
 		s.logger.Warn("degraded: "+s.startWarning, "err", s.startWarning)
 	}
 }
 
-func (s *Server) load(now time.Time) (*state, error) {
-	snap, pkg, err := s.source.load()
+// logAttrs describes st for the operational log.
+func (st *state) logAttrs(set *pkgSet) []any {
+	attrs := []any{"policy", st.pkg.Name(), "policy_digest", st.pkg.Digest()}
+	if st.snap != nil {
+		attrs = append(attrs, "registry_digest", st.snap.Digest, "actors", len(st.snap.Actors))
+	} else {
+		attrs = append(attrs, "data_digest", st.doc.Digest(), "entities", st.doc.Len())
+	}
+	if set != nil && len(set.states) > 1 {
+		attrs = append(attrs, "default", st == set.def, "check", st == set.check)
+	}
+	return attrs
+}
+
+// load reads and binds the package of sl; now is when, in UTC.
+func (s *Server) load(sl *slot, now time.Time) (*state, error) {
+	eval, err := sl.source.load()
 	if err != nil {
 		return nil, err
 	}
-	regName, polName := s.source.names()
-	return newState(snap, pkg, now, regName, polName)
+	return newState(eval, now), nil
 }
 
-// use serves st from now on; now is when it was loaded, in UTC.
-func (s *Server) use(st *state, now time.Time) {
-	s.cur.Store(st)
-	s.reload.Store(&reloadStatus{at: now})
-	s.metrics.actors.Set(float64(len(st.snap.Actors)))
+// use serves set from now on.
+func (s *Server) use(set *pkgSet) {
+	s.set.Store(set)
+	if set.check != nil {
+		s.metrics.actors.Set(float64(len(set.check.snap.Actors)))
+	}
+	s.metrics.setPackages(set)
 }
+
+// checkState returns the package that answers POST /v1/check, or nil.
+func (s *Server) checkState() *state { return s.set.Load().check }
 
 // ServeHTTP routes a request. Every response is JSON except /metrics; a
 // panic, which no input should cause, still gets a JSON 500.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.recoverPanic(w, r)
-	switch routePath(r.URL) {
+	switch path := routePath(r.URL); path {
 	case "/v1/check":
 		if r.Method != http.MethodPost {
 			s.methodNotAllowed(w, "POST")
 			return
 		}
-		s.check(w, r)
+		s.check(w, r, s.set.Load().check)
 	case "/healthz":
 		if s.getOnly(w, r) {
 			s.healthz(w)
@@ -194,14 +261,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	case "/v1/registry":
 		if s.getOnly(w, r) {
-			s.registry(w, r)
+			s.registry(w, r, s.set.Load().check)
 		}
 	case "/metrics":
 		if s.getOnly(w, r) {
 			s.metrics.handler.ServeHTTP(w, r)
 		}
 	default:
-		s.writeError(w, errNotFound)
+		s.serveMore(w, r, path)
 	}
 }
 
@@ -254,7 +321,8 @@ type apiError struct {
 }
 
 var (
-	errNotFound       = &apiError{http.StatusNotFound, "not_found", "no such endpoint; the API has GET /healthz, GET /readyz, POST /v1/check, GET /v1/registry and GET /metrics"}
+	errNotFound       = &apiError{http.StatusNotFound, "not_found", "no such endpoint; the API has GET /healthz, GET /readyz, POST /v1/check, GET /v1/registry, GET /metrics, the AuthZEN endpoints under /access/v1/ and GET /.well-known/authzen-configuration"}
+	errNoRegistry     = &apiError{http.StatusNotFound, "not_found", "no package served here has a registry: POST /v1/check and GET /v1/registry need a package whose data is a registry snapshot; use the AuthZEN endpoints under /access/v1/"}
 	errTooLarge       = &apiError{http.StatusRequestEntityTooLarge, "request_too_large", "request body is over " + strconv.Itoa(MaxRequestBytes) + " bytes"}
 	errMediaType      = &apiError{http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json (UTF-8)"}
 	errLogUnavailable = &apiError{http.StatusServiceUnavailable, "decision_log_unavailable", "the decision could not be recorded in the decision log; no decision was made, retry later"}
@@ -308,14 +376,22 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(b, '\n'))
 }
 
-// Health is the body of GET /healthz.
+// Health is the body of GET /healthz. Its registry, policy and reload
+// describe the package that answers POST /v1/check (the contract's
+// members); packages describes every package served, and the status is
+// degraded when any of them, or the decision log, is.
 type Health struct {
-	Status      string         `json:"status"` // "ok" or "degraded"
-	Registry    RegistryHealth `json:"registry"`
-	Policy      PolicyHealth   `json:"policy"`
-	Reload      ReloadHealth   `json:"reload"`
-	DecisionLog LogHealth      `json:"decision_log"`
-	Source      SourceHealth   `json:"source"`
+	Status string `json:"status"` // "ok" or "degraded"
+	// Registry is null when no package served has a registry: the
+	// policy is then the default package.
+	Registry    *RegistryHealth `json:"registry"`
+	Policy      PolicyHealth    `json:"policy"`
+	Reload      ReloadHealth    `json:"reload"`
+	DecisionLog LogHealth       `json:"decision_log"`
+	// Source is where the package the contract's members describe comes
+	// from.
+	Source   SourceHealth    `json:"source"`
+	Packages []PackageHealth `json:"packages"`
 }
 
 // RegistryHealth describes the registry snapshot being served.
@@ -332,7 +408,9 @@ type PolicyHealth struct {
 }
 
 // ReloadHealth is the outcome of the latest load: the start-up load until
-// the first reload.
+// the first reload. At the top level it sums up every package's: the
+// latest attempt, and the first error (naming its package when several
+// are served).
 type ReloadHealth struct {
 	LastError     *string   `json:"last_error"`
 	LastAttemptAt time.Time `json:"last_attempt_at"`
@@ -345,19 +423,84 @@ type LogHealth struct {
 	LastError *string `json:"last_error"`
 }
 
+// PackageHealth describes one package served: its digests, how requests
+// find it, and the outcome of its latest load. A package whose latest
+// reload failed is degraded, and still serves its last good state.
+type PackageHealth struct {
+	Package      string     `json:"package"`
+	Status       string     `json:"status"` // "ok" or "degraded"
+	PolicyDigest string     `json:"policy_digest"`
+	Data         DataHealth `json:"data"`
+	LoadedAt     time.Time  `json:"loaded_at"`
+	// Default: it answers the bare /access/v1/ paths whose resource type
+	// no package declares. Check: it answers POST /v1/check.
+	Default       bool         `json:"default"`
+	Check         bool         `json:"check"`
+	ResourceTypes []string     `json:"resource_types"`
+	Source        SourceHealth `json:"source"`
+	Reload        ReloadHealth `json:"reload"`
+}
+
+// DataHealth describes a package's data: a registry snapshot and its
+// actors, or an entities document and its entities.
+type DataHealth struct {
+	Kind     string `json:"kind"` // "registry" or "entities"
+	Digest   string `json:"digest"`
+	Actors   *int   `json:"actors,omitempty"`
+	Entities *int   `json:"entities,omitempty"`
+}
+
 func (s *Server) healthz(w http.ResponseWriter) {
-	st := s.cur.Load()
-	rs := s.reload.Load()
+	set := s.set.Load()
+	primary := set.primary()
 	h := Health{
 		Status:   "ok",
-		Registry: RegistryHealth{Digest: st.snap.Digest, Actors: len(st.snap.Actors), LoadedAt: st.loadedAt},
-		Policy:   PolicyHealth{Package: st.pkg.Name(), Digest: st.pkg.Digest()},
-		Reload:   ReloadHealth{LastAttemptAt: rs.at},
-		Source:   s.sourceHealth(st),
+		Policy:   PolicyHealth{Package: primary.pkg.Name(), Digest: primary.pkg.Digest()},
+		Packages: make([]PackageHealth, len(set.states)),
 	}
-	if rs.err != "" {
-		h.Status = "degraded"
-		h.Reload.LastError = &rs.err
+	if st := set.check; st != nil {
+		h.Registry = &RegistryHealth{Digest: st.snap.Digest, Actors: len(st.snap.Actors), LoadedAt: st.loadedAt}
+	}
+	for i, st := range set.states {
+		rs := s.slots[i].reload.Load()
+		ph := PackageHealth{
+			Package:       st.pkg.Name(),
+			Status:        "ok",
+			PolicyDigest:  st.pkg.Digest(),
+			LoadedAt:      st.loadedAt,
+			Default:       st == set.def,
+			Check:         st == set.check,
+			ResourceTypes: st.pkg.ResourceTypes(),
+			Source:        s.sourceHealth(s.slots[i], st),
+			Reload:        ReloadHealth{LastAttemptAt: rs.at},
+		}
+		if st == primary {
+			h.Source = ph.Source
+		}
+		if ph.ResourceTypes == nil {
+			ph.ResourceTypes = []string{}
+		}
+		n := st.dataSize()
+		if st.snap != nil {
+			ph.Data = DataHealth{Kind: policy.DataRegistry, Digest: st.snap.Digest, Actors: &n}
+		} else {
+			ph.Data = DataHealth{Kind: policy.DataEntities, Digest: st.doc.Digest(), Entities: &n}
+		}
+		if rs.err != "" {
+			ph.Status, h.Status = "degraded", "degraded"
+			ph.Reload.LastError = &rs.err
+			if h.Reload.LastError == nil {
+				msg := rs.err
+				if len(set.states) > 1 {
+					msg = "package " + st.pkg.Name() + ": " + msg
+				}
+				h.Reload.LastError = &msg
+			}
+		}
+		if rs.at.After(h.Reload.LastAttemptAt) {
+			h.Reload.LastAttemptAt = rs.at
+		}
+		h.Packages[i] = ph
 	}
 	if e := s.log.Err(); e != "" {
 		h.Status = "degraded"
@@ -374,9 +517,13 @@ func (s *Server) readyz(w http.ResponseWriter) {
 	s.writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// registry serves the canonical snapshot with its digest as the ETag.
-func (s *Server) registry(w http.ResponseWriter, r *http.Request) {
-	st := s.cur.Load()
+// registry serves the canonical snapshot of st, a registry package, with
+// its digest as the ETag.
+func (s *Server) registry(w http.ResponseWriter, r *http.Request, st *state) {
+	if st == nil || st.snap == nil {
+		s.writeError(w, errNoRegistry)
+		return
+	}
 	h := w.Header()
 	h.Set("ETag", st.etag)
 	h.Set("Cache-Control", "no-cache")
@@ -471,17 +618,21 @@ var scratchPool = sync.Pool{New: func() any {
 		ctx:   make(map[string]any, 8),
 		entry: &logEntry{line: make([]byte, 0, 512), errc: make(chan error, 1)},
 	}
-	sc.entry.id = sc.id[:]
+	sc.entry.ids = [][]byte{sc.id[:]}
 	return sc
 }}
 
-// check answers POST /v1/check.
-func (s *Server) check(w http.ResponseWriter, r *http.Request) {
+// check answers POST /v1/check with st, a registry package; st is nil
+// when no package served has a registry.
+func (s *Server) check(w http.ResponseWriter, r *http.Request, st *state) {
 	start := time.Now()
 	defer func() { s.metrics.checkDuration.Observe(time.Since(start).Seconds()) }()
 	// One state from start to end: a reload does not change the pair a
 	// request is decided and reported with.
-	st := s.cur.Load()
+	if st == nil || st.snap == nil {
+		s.writeError(w, errNoRegistry)
+		return
+	}
 	if !jsonMediaType(r.Header["Content-Type"]) {
 		s.writeError(w, errMediaType)
 		return
@@ -510,7 +661,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	var principal string
 	var ttl int64
 	if d.Effect == policy.Allow {
-		principal, ttl, d = s.grant(st, req, d)
+		principal, ttl, d = s.grant(st, &sc.preq, d)
 	}
 
 	newDecisionID(&sc.id)
@@ -519,7 +670,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	if !s.record(w, r, e) {
 		return
 	}
-	s.metrics.counters.inc(d)
+	s.metrics.counters.inc(st.pkg.Name(), d)
 
 	b := append(sc.resp[:0], `{"decision_id":"`...)
 	b = append(b, sc.id[:]...)
@@ -581,25 +732,31 @@ func readBody(w http.ResponseWriter, r *http.Request, buf []byte) ([]byte, *apiE
 // decide asks the policy, failing closed: a panic in the evaluator, which
 // its contract rules out, still denies with policy_error.
 func (s *Server) decide(st *state, req *policy.Request) (d policy.Decision) {
-	defer func() {
-		if v := recover(); v != nil {
-			s.logger.Error("policy evaluation panicked", "panic", v, "stack", string(debug.Stack()))
-			d = policy.Decision{Effect: policy.Deny, Reason: policy.ReasonPolicyError}
-		}
-	}()
+	defer s.recoverDecide(&d)
 	d, err := st.eval.Evaluate(req)
-	if err == nil {
-		return d
-	}
-	// errors.As takes ge's address, which puts it on the heap: only on
-	// this path, not on every decision's.
-	var ge *policy.GrantError
-	if errors.As(err, &ge) {
-		s.logger.Warn("policy allowed what the registry forbids; denied", "err", err, "resource", req.Resource)
-	} else {
-		s.logger.Warn("policy evaluation error; denied", "err", err, "resource", req.Resource)
+	if err != nil {
+		s.decideErr(err, req.Resource)
 	}
 	return d
+}
+
+// recoverDecide turns a panic in the evaluator into a deny.
+func (s *Server) recoverDecide(d *policy.Decision) {
+	if v := recover(); v != nil {
+		s.logger.Error("policy evaluation panicked", "panic", v, "stack", string(debug.Stack()))
+		*d = policy.Decision{Effect: policy.Deny, Reason: policy.ReasonPolicyError}
+	}
+}
+
+// decideErr logs why a decision is a policy_error deny. It is called on
+// an error only: errors.As takes ge's address, which puts it on the heap.
+func (s *Server) decideErr(err error, resource string) {
+	var ge *policy.GrantError
+	if errors.As(err, &ge) {
+		s.logger.Warn("policy allowed what the registry forbids; denied", "err", err, "resource", resource)
+	} else {
+		s.logger.Warn("policy evaluation error; denied", "err", err, "resource", resource)
+	}
 }
 
 // grant returns the principal and TTL of an allow (policy.Evaluator.Grant:
@@ -607,9 +764,8 @@ func (s *Server) decide(st *state, req *policy.Request) (d policy.Decision) {
 // TTL). Evaluate has already denied every allow the registry forbids; were
 // one to reach here, it becomes a deny with reason policy_error, so that no
 // grant the registry forbids ever leaves the server.
-func (s *Server) grant(st *state, req *checkRequest, d policy.Decision) (string, int64, policy.Decision) {
-	preq := policy.Request{Subject: req.Subject, Action: req.Action, Resource: req.Resource, Context: req.Context}
-	g, err := st.eval.Grant(&preq)
+func (s *Server) grant(st *state, req *policy.Request, d policy.Decision) (string, int64, policy.Decision) {
+	g, err := st.eval.Grant(req)
 	if err != nil {
 		s.logger.Error("policy allowed what the registry forbids; denied", "err", err, "resource", req.Resource, "reason", d.Reason)
 		return "", 0, policy.Decision{Effect: policy.Deny, Reason: policy.ReasonPolicyError}

@@ -8,6 +8,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/coulomb/flex-auth/examples"
 )
@@ -275,6 +278,7 @@ func TestHealthzReadyz(t *testing.T) {
 			Kind     string `json:"kind"`
 			Location string `json:"location"`
 		} `json:"source"`
+		Packages []PackageHealth `json:"packages"`
 	}
 	dec := json.NewDecoder(w.Body)
 	dec.DisallowUnknownFields()
@@ -287,6 +291,14 @@ func TestHealthzReadyz(t *testing.T) {
 		h.Reload.LastError != nil || h.Reload.LastAttemptAt != want || h.DecisionLog.LastError != nil ||
 		h.Source.Kind != "builtin" || h.Source.Location != "built-in example ops-warden" {
 		t.Errorf("healthz: got %+v", h)
+	}
+	actors := 4
+	wantPkg := []PackageHealth{{Package: "ops-warden/ssh-signing", Status: "ok", PolicyDigest: polDigest,
+		Data: DataHealth{Kind: "registry", Digest: regDigest, Actors: &actors}, LoadedAt: h.Packages[0].LoadedAt,
+		Default: true, Check: true, ResourceTypes: []string{"actor"}, Source: SourceHealth{Kind: "builtin", Location: "built-in example ops-warden"},
+		Reload: ReloadHealth{LastAttemptAt: h.Packages[0].Reload.LastAttemptAt}}}
+	if diff := cmp.Diff(wantPkg, h.Packages); diff != "" || h.Packages[0].LoadedAt.Format(time.RFC3339Nano) != want {
+		t.Errorf("healthz packages (-want +got):\n%s", diff)
 	}
 	if !strings.Contains(do(s, http.MethodGet, "/healthz", "", "", nil).Body.String(), `"last_error":null`) {
 		t.Errorf("healthz: last_error must be null, not absent")
@@ -358,6 +370,7 @@ func TestRegistryETag(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
+	polDigest, regDigest := builtinPair(t)
 	s := newTestServer(t, Source{}, &syncBuffer{})
 	post(s, allowBody)
 	post(s, allowBody)
@@ -369,12 +382,13 @@ func TestMetrics(t *testing.T) {
 	}
 	body := w.Body.String()
 	for _, want := range []string{
-		`flexauth_decisions_total{effect="allow",reason="signing_policy_matched"} 2`,
-		`flexauth_decisions_total{effect="deny",reason="unknown_actor_resource"} 1`,
+		`flexauth_decisions_total{effect="allow",package="ops-warden/ssh-signing",reason="signing_policy_matched"} 2`,
+		`flexauth_decisions_total{effect="deny",package="ops-warden/ssh-signing",reason="unknown_actor_resource"} 1`,
 		`flexauth_check_duration_seconds_count 4`,
 		`flexauth_registry_actors 4`,
-		`flexauth_reloads_total{result="success"} 0`,
-		`flexauth_reloads_total{result="failure"} 0`,
+		`flexauth_reloads_total{package="ops-warden/ssh-signing",result="success"} 0`,
+		`flexauth_reloads_total{package="ops-warden/ssh-signing",result="failure"} 0`,
+		`flexauth_package_info{data="registry",data_digest="` + regDigest + `",package="ops-warden/ssh-signing",policy_digest="` + polDigest + `"} 1`,
 		`flexauth_decision_log_errors_total 0`,
 		`flexauth_http_errors_total{code="invalid_request"} 1`,
 		`go_goroutines `,

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/coulomb/flex-auth/entities"
 	"github.com/coulomb/flex-auth/internal/readfile"
 	"github.com/coulomb/flex-auth/internal/redact"
 	"github.com/coulomb/flex-auth/policy"
@@ -16,9 +19,15 @@ import (
 	"github.com/coulomb/flex-auth/source"
 )
 
-// A Source says where the registry snapshot and the policy package come
-// from. Both are read again, and validated, at start-up and on every reload.
+// A Source says where one policy package and its data come from: a
+// package directory (Package), or a registry snapshot and a policy package
+// named apart (Registry and Policy). Both are read again, and validated,
+// at start-up and on every reload.
 type Source struct {
+	// Package is a package directory: its policy_package.md and the data
+	// file its front matter names (policy.LoadDir). When set, Registry and
+	// Policy are not used.
+	Package string
 	// Registry and Policy are the paths of the two files.
 	Registry, Policy string
 	// FS, when set, holds the files (the examples built into the binary);
@@ -30,35 +39,41 @@ type Source struct {
 	Name string
 	// Remote, when set, is where the pairs come from instead of files:
 	// an OCI publication or HTTP(S) URLs, polled every Options.Poll and
-	// on SIGHUP. Registry, Policy and FS are then not used.
+	// on SIGHUP. Package, Registry, Policy and FS are then not used.
 	Remote source.Remote
 }
 
-// Files returns the files to watch for changes.
+// Files returns the files to watch for changes; for a package directory,
+// the directory itself, every change in which may change the package.
 func (s Source) Files() []string {
-	if s.FS != nil || s.Remote != nil {
+	switch {
+	case s.FS != nil || s.Remote != nil:
 		return nil
+	case s.Package != "":
+		return []string{s.Package}
 	}
 	return []string{s.Registry, s.Policy}
 }
 
 // String describes the source for logs.
 func (s Source) String() string {
-	if s.Remote != nil {
+	switch {
+	case s.Remote != nil:
 		return s.Remote.String()
-	}
-	if s.FS != nil {
+	case s.FS != nil:
 		return s.Name
+	case s.Package != "":
+		return "package " + s.Package
 	}
 	return "registry " + s.Registry + ", policy " + s.Policy
 }
 
-// names returns the file names to use in messages.
-func (s Source) names() (registryName, policyName string) {
+// name returns the file name of path to use in messages.
+func (s Source) name(path string) string {
 	if s.FS != nil {
-		return s.Name + ": " + s.Registry, s.Name + ": " + s.Policy
+		return s.Name + ": " + path
 	}
-	return s.Registry, s.Policy
+	return path
 }
 
 // read reads one of the source's files, of kind k: from the operating
@@ -71,37 +86,92 @@ func (s Source) read(path string, k readfile.Kind) ([]byte, error) {
 	return readfile.Read(path, k)
 }
 
-// load reads and validates both files. Errors name the file at fault; their
-// redacted form (redact.Message) does not quote the files.
-func (s Source) load() (*registry.Snapshot, *policy.Package, error) {
-	regName, polName := s.names()
+// join joins a package directory and a file name in it, for the source's
+// file system.
+func (s Source) join(dir, file string) string {
+	if s.FS != nil {
+		return path.Join(dir, file)
+	}
+	return filepath.Join(dir, file)
+}
+
+// load reads and validates the package and its data, and binds them.
+// Errors name the file at fault; their redacted form (redact.Message)
+// does not quote the files.
+func (s Source) load() (*policy.Evaluator, error) {
+	if s.Package != "" {
+		return s.loadPackage()
+	}
+	regName, polName := s.name(s.Registry), s.name(s.Policy)
 	data, err := s.read(s.Registry, readfile.Registry)
 	if err != nil {
-		return nil, nil, redact.Errorf("load registry: %w", err)
+		return nil, redact.Errorf("load registry: %w", err)
 	}
 	snap, err := registry.Parse(data)
 	if err != nil {
-		return nil, nil, redact.Errorf("load registry: %w", &registry.FileError{File: regName, Errs: err.(registry.Errors)})
+		return nil, redact.Errorf("load registry: %w", &registry.FileError{File: regName, Errs: err.(registry.Errors)})
 	}
 	src, err := s.read(s.Policy, readfile.Policy)
 	if err != nil {
-		return nil, nil, redact.Errorf("load policy package: %w", err)
+		return nil, redact.Errorf("load policy package: %w", err)
 	}
 	pkg, err := policy.Parse(polName, src)
 	if err != nil {
 		// Every problem in the list starts with polName.
-		return nil, nil, redact.Errorf("load policy: %w", err)
+		return nil, redact.Errorf("load policy: %w", err)
 	}
-	return snap, pkg, nil
+	return bindPair(snap, pkg, regName, polName)
 }
 
-// state is one registry and policy pair as served, with everything the hot
-// path needs computed once. A request loads the current state once and uses
-// it from start to end, so the digests in its answer are a pair that was
-// really served together.
+// bindPair binds a policy package to a registry named apart; the names
+// are the files' (or URLs'), for messages.
+func bindPair(snap *registry.Snapshot, pkg *policy.Package, regName, polName string) (*policy.Evaluator, error) {
+	eval, err := policy.NewEvaluator(pkg, snap)
+	if err != nil {
+		if errors.Is(err, policy.ErrPackageMismatch) {
+			// The names are the files': the redacted form leaves them out.
+			what := "registry " + regName + " is for another policy package than policy " + polName
+			return nil, redact.Error(fmt.Errorf("%s: its policy_package is %q, the policy is package %q; regenerate the registry with --policy-package %s or serve the matching policy: %w",
+				what, snap.PolicyPackage, pkg.Name(), pkg.Name(), policy.ErrPackageMismatch),
+				what+"; regenerate the registry with --policy-package or serve the matching policy")
+		}
+		return nil, redact.Errorf("bind policy %s to registry %s: %w", polName, regName, err)
+	}
+	return eval, nil
+}
+
+// loadPackage loads a package directory: its policy_package.md, then the
+// data file its front matter names.
+func (s Source) loadPackage() (*policy.Evaluator, error) {
+	file := s.join(s.Package, policy.PackageFile)
+	src, err := s.read(file, readfile.Policy)
+	if err != nil {
+		return nil, redact.Errorf("load package %s: %w", s.Package, err)
+	}
+	pkg, err := policy.Parse(s.name(file), src)
+	if err != nil {
+		return nil, redact.Errorf("load policy: %w", err)
+	}
+	ref := pkg.Data()
+	if ref.Kind == "" {
+		return nil, redact.Errorf("load package %s: %s: %w", s.Package, pkg.File(), policy.ErrNoData)
+	}
+	dataFile := s.join(s.Package, ref.File)
+	data, err := s.read(dataFile, policy.DataKind(ref.Kind))
+	if err != nil {
+		return nil, redact.Errorf("load package %s: %w", s.Package, err)
+	}
+	return policy.BindData(pkg, s.name(dataFile), data)
+}
+
+// state is one package as served, with its data, and everything the hot
+// path needs computed once. A request loads the current set of states once
+// and uses it from start to end, so the digests in its answer are of a
+// package and data that were really served together.
 type state struct {
 	eval     *policy.Evaluator
-	snap     *registry.Snapshot
+	snap     *registry.Snapshot // a registry model package's data; else nil
+	doc      *entities.Document // an AuthZEN model package's data; else nil
 	pkg      *policy.Package
 	loadedAt time.Time
 
@@ -111,8 +181,9 @@ type state struct {
 	canonicalLen int64
 	etag         string // `"sha256:..."`
 
-	// tail is `,"policy":...,"policy_digest":...,"registry_digest":...`,
-	// shared by every response and decision log line.
+	// tail is `,"policy":...,"policy_digest":...,"registry_digest":...`
+	// (`"data_digest"` for an entities document), shared by every
+	// response and decision log line.
 	tail []byte
 
 	// publication describes where a remote source's pair came from, for
@@ -120,36 +191,38 @@ type state struct {
 	publication any
 }
 
-// newState validates the pair (the registry must be meant for the policy
-// package) and precomputes what requests use.
-func newState(snap *registry.Snapshot, pkg *policy.Package, loadedAt time.Time, registryName, policyName string) (*state, error) {
-	eval, err := policy.NewEvaluator(pkg, snap)
-	if err != nil {
-		if errors.Is(err, policy.ErrPackageMismatch) {
-			// The names are the files': the redacted form leaves them out.
-			what := "registry " + registryName + " is for another policy package than policy " + policyName
-			return nil, redact.Error(fmt.Errorf("%s: its policy_package is %q, the policy is package %q; regenerate the registry with --policy-package %s or serve the matching policy: %w",
-				what, snap.PolicyPackage, pkg.Name(), pkg.Name(), policy.ErrPackageMismatch),
-				what+"; regenerate the registry with --policy-package or serve the matching policy")
-		}
-		return nil, redact.Errorf("bind policy %s to registry %s: %w", policyName, registryName, err)
-	}
+// newState precomputes what requests use of a bound package.
+func newState(eval *policy.Evaluator, loadedAt time.Time) *state {
+	pkg := eval.Package()
 	st := &state{
 		eval:     eval,
-		snap:     snap,
+		snap:     eval.Registry(),
+		doc:      eval.Entities(),
 		pkg:      pkg,
 		loadedAt: loadedAt,
-		etag:     strconv.Quote(snap.Digest),
 	}
-	st.canonicalLen, _ = snap.WriteCanonical(io.Discard)
 	t := append([]byte(nil), `,"policy":`...)
 	t = appendString(t, pkg.Name())
 	t = append(t, `,"policy_digest":`...)
 	t = appendString(t, pkg.Digest())
-	t = append(t, `,"registry_digest":`...)
-	t = appendString(t, snap.Digest)
+	if st.snap != nil {
+		st.etag = strconv.Quote(st.snap.Digest)
+		st.canonicalLen, _ = st.snap.WriteCanonical(io.Discard)
+		t = append(t, `,"registry_digest":`...)
+	} else {
+		t = append(t, `,"data_digest":`...)
+	}
+	t = appendString(t, eval.DataDigest())
 	st.tail = t
-	return st, nil
+	return st
+}
+
+// dataSize returns the size of st's data: actors or entities.
+func (st *state) dataSize() int {
+	if st.snap != nil {
+		return len(st.snap.Actors)
+	}
+	return st.doc.Len()
 }
 
 // maxMessage bounds a message about a file in /healthz, a start-up

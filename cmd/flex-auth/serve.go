@@ -19,25 +19,43 @@ func newServeCmd() *cobra.Command {
 		c         serve.RunConfig
 		registry  string
 		policy    string
+		packages  []string
 		logFormat string
 		remote    remoteFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "serve [--addr A] [--registry F|URL] [--policy F|URL] [--source oci://HOST/REPO:TAG] [--log F]",
-		Short: "Serve signing decisions over HTTP (the ops-warden policy gate)",
+		Use:   "serve [--addr A] [--registry F|URL --policy F|URL | --source oci://HOST/REPO:TAG] [--package DIR]... [--log F]",
+		Short: "Serve decisions over HTTP: /v1/check for ops-warden, and the AuthZEN API",
 		Long: `Serve answers POST /v1/check with the decision of a policy package over a
-registry snapshot, and GET /healthz, /readyz, /v1/registry and /metrics.
+registry snapshot, the OpenID AuthZEN Authorization API 1.0 (POST
+/access/v1/evaluation, /access/v1/evaluations, /access/v1/search/subject,
+/resource and /action, GET /.well-known/authzen-configuration), and GET
+/healthz, /readyz, /v1/registry and /metrics.
 
-Without --registry and --policy it serves the ops-warden example built into
-the binary; give both or neither. Either may be an http:// or https:// URL,
-polled every --poll with a conditional GET. --source serves an OCI
-publication (flex-auth publish) instead and follows its tag: every --poll a
+--package DIR (repeatable) serves the policy package in DIR: its
+policy_package.md and the data its front matter names, a registry snapshot
+or an entities document. --registry and --policy serve a package and a
+registry named apart (give both), as the first package. With none of them,
+serve serves the ops-warden example built into the binary.
+
+--registry and --policy may be http:// or https:// URLs, polled every --poll
+with a conditional GET. --source serves an OCI publication (flex-auth
+publish) instead, as the first package, and follows its tag: every --poll a
 HEAD request asks for the tag's manifest, and a new publication is pulled,
 verified (its signature against --verify-key when given; never one with a
 lower serial than the one served) and swapped in as a reload is. --cache-dir
 keeps the last one served on disk, for a restart while the registry is down.
 A source that fails or offers a bad pair keeps the last good pair serving,
-and /healthz says degraded and why. Every decision is written to the decision
+and /healthz says degraded and why.
+
+/v1/check goes to the default package if its data is a registry, else to the
+first package whose data is. An AuthZEN request on /access/v1/ goes to the
+package whose resource_types has its resource's type, else to the default
+package (--default-package, else the first); /PACKAGE/access/v1/... goes to
+PACKAGE. --public-url is the base URL clients reach the server at, which the
+AuthZEN metadata names (on a loopback address, the listener's URL).
+
+Every decision is written to the decision
 log (--log FILE; stdout by default or with -) before it is answered, and a
 decision that cannot be written, or not within --log-timeout, is refused
 with 503. SIGHUP reloads the registry and policy and reopens the log file;
@@ -61,17 +79,21 @@ Operational logs go to stderr.`,
 				}
 				c.Source = serve.Source{Remote: r}
 				c.Poll = remote.poll
-			case registry == "" && policy == "":
+			case registry == "" && policy == "" && len(packages) == 0:
 				// serve.Run's first log line, once the port is bound, is
 				// "serving the built-in ops-warden example". Logging it
 				// here instead would put a line before a start-up error,
 				// which must be alone on stderr.
 				c.Source = serve.Source{Registry: examples.OpsWardenRegistry, Policy: examples.OpsWardenPolicy,
 					FS: examples.OpsWarden, Name: "the built-in ops-warden example"}
+			case registry == "" && policy == "":
 			case registry == "" || policy == "":
-				return errors.New("serve: --registry and --policy go together: give both, or neither to serve the built-in ops-warden example")
+				return errors.New("serve: --registry and --policy go together: give both, or neither")
 			default:
 				c.Source = serve.Source{Registry: registry, Policy: policy}
+			}
+			for _, dir := range packages {
+				c.Packages = append(c.Packages, serve.Source{Package: dir})
 			}
 			hangup := make(chan os.Signal, 1)
 			signal.Notify(hangup, syscall.SIGHUP)
@@ -100,6 +122,9 @@ Operational logs go to stderr.`,
 	f.StringVar(&registry, "registry", "", "registry snapshot `FILE` or http(s) URL (with --policy; default: the built-in ops-warden example)")
 	f.StringVar(&policy, "policy", "", "policy package `FILE` or http(s) URL (with --registry)")
 	remote.register(f)
+	f.StringArrayVar(&packages, "package", nil, "serve the policy package in `DIR` with the data its front matter names (repeatable)")
+	f.StringVar(&c.DefaultPackage, "default-package", "", "the package `NAME` that AuthZEN requests on /access/v1/ go to when no package declares their resource type (default: the first)")
+	f.StringVar(&c.PublicURL, "public-url", "", "the base `URL` clients reach this server at, named by the AuthZEN metadata (default on a loopback address: the listener's URL)")
 	f.StringVar(&c.LogPath, "log", "-", "decision log `FILE`, appended to; - is stdout")
 	f.BoolVar(&c.LogSync, "log-sync", false, "fsync the decision log before answering each batch of decisions")
 	f.DurationVar(&c.LogTimeout, "log-timeout", serve.DefaultLogTimeout, "answer 503 when a decision's log line is not written within this time (a stuck log)")

@@ -50,6 +50,9 @@ const (
 	// MaxPEMBytes caps a TLS certificate (chain), key or CA bundle:
 	// 1 MiB; a system's whole CA bundle is about 200 KB.
 	MaxPEMBytes = 1 << 20
+	// MaxEntitiesBytes caps an entities document, the data of an AuthZEN
+	// policy package: 64 MiB, as a registry snapshot.
+	MaxEntitiesBytes = 64 << 20
 	// MaxGitHubEventBytes caps the event file of a GitHub Actions run
 	// ($GITHUB_EVENT_PATH): 32 MiB; GitHub caps a webhook payload at
 	// 25 MB.
@@ -60,6 +63,7 @@ const (
 var (
 	Registry    = Kind{"registry snapshot", MaxRegistryBytes}
 	Policy      = Kind{"policy package", MaxPolicyBytes}
+	Entities    = Kind{"entities document", MaxEntitiesBytes}
 	Inventory   = Kind{"inventory", MaxInventoryBytes}
 	PEM         = Kind{"PEM file", MaxPEMBytes}
 	GitHubEvent = Kind{"GitHub event file", MaxGitHubEventBytes}
