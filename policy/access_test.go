@@ -292,7 +292,7 @@ func TestLoadDir(t *testing.T) {
 		{"no data file", map[string]string{PackageFile: azPackage}, "e.yaml: no such file"},
 		{"bad data", map[string]string{PackageFile: azPackage, "e.yaml": "schema: x\n"}, `e.yaml:1:9: schema: want "flex-auth.entities/v1"`},
 		{"data for another package", map[string]string{PackageFile: azPackage, "e.yaml": strings.Replace(azData, "test/az", "test/b", 1)},
-			`the entities document is for "test/b"`},
+			`DIR/policy_package.md and DIR/e.yaml: bind policy package "test/az": the entities document's policy_package is "test/b"`},
 		{"bad registry", map[string]string{PackageFile: exampleSrc, "production_registry_snapshot.json": "{}"},
 			"load registry: DIR/production_registry_snapshot.json: schema: missing"},
 	}

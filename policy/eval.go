@@ -20,6 +20,12 @@ import (
 // package than the one it is being bound to.
 var ErrPackageMismatch = errors.New("registry policy_package does not match the policy package")
 
+// A mismatchError is ErrPackageMismatch with its own words.
+type mismatchError struct{ msg string }
+
+func (e *mismatchError) Error() string { return e.msg }
+func (e *mismatchError) Unwrap() error { return ErrPackageMismatch }
+
 // An Evaluator binds a package to its data: a registry model package to a
 // registry snapshot, an AuthZEN model package to an entities document. It
 // is immutable and safe for concurrent use.
@@ -81,7 +87,7 @@ func NewEntitiesEvaluator(p *Package, d *entities.Document) (*Evaluator, error) 
 		return nil, redact.Errorf("bind policy package %q: it decides over a registry, not an entities document", redact.Value(p.name))
 	}
 	if d.PolicyPackage() != p.name {
-		return nil, fmt.Errorf("bind policy package %q: %w: the entities document is for %q", p.name, ErrPackageMismatch, d.PolicyPackage())
+		return nil, fmt.Errorf("bind policy package %q: %w", p.name, &mismatchError{fmt.Sprintf("the entities document's policy_package is %q", d.PolicyPackage())})
 	}
 	if err := checkCost(p, entitiesBounds(d)); err != nil {
 		return nil, err
