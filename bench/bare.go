@@ -26,6 +26,27 @@ var bareDecision = []byte(`{"decision_id":"decision:0123456789abcdef","effect":"
 	`"registry_digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000",` +
 	`"grant":{"principal":"agt-task-bridge","ttl_hours":24}}` + "\n")
 
+// bareAuthZENDecision is the fixed answer of the bare handler to an
+// AuthZEN evaluation, the size and shape of flex-auth's.
+var bareAuthZENDecision = []byte(`{"decision":true,"context":{"decision_id":"decision:0123456789abcdef","reason":"signing_policy_matched",` +
+	`"grant":{"principal":"agt-task-bridge","ttl_hours":24}}}` + "\n")
+
+// bareEntity and bareEvaluation are an AuthZEN evaluation as a plain
+// handler would decode it.
+type bareEntity struct {
+	Type       string         `json:"type"`
+	ID         string         `json:"id"`
+	Name       string         `json:"name"`
+	Properties map[string]any `json:"properties"`
+}
+
+type bareEvaluation struct {
+	Subject  *bareEntity    `json:"subject"`
+	Action   *bareEntity    `json:"action"`
+	Resource *bareEntity    `json:"resource"`
+	Context  map[string]any `json:"context"`
+}
+
 // bareRequest is the check request as a plain handler would decode it.
 type bareRequest struct {
 	Subject  string         `json:"subject"`
@@ -53,6 +74,24 @@ func bareHandler() http.Handler {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(bareDecision)
+	})
+	mux.HandleFunc("POST /access/v1/evaluation", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+		if err != nil {
+			http.Error(w, `{"error":{"code":"request_too_large","message":"body over 64 KiB"}}`, http.StatusRequestEntityTooLarge)
+			return
+		}
+		var req bareEvaluation
+		if err := json.Unmarshal(body, &req); err != nil || req.Subject == nil || req.Subject.ID == "" ||
+			req.Action == nil || req.Action.Name == "" || req.Resource == nil || req.Resource.ID == "" {
+			http.Error(w, `{"error":{"code":"invalid_request","message":"bad request"}}`, http.StatusBadRequest)
+			return
+		}
+		if id := r.Header.Get("X-Request-ID"); id != "" {
+			w.Header().Set("X-Request-ID", id)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(bareAuthZENDecision)
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

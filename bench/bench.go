@@ -107,8 +107,8 @@ func (c *Config) Check() error {
 		return errors.New("-conns and -rounds must be at least 1, -duration positive, -warmup not negative")
 	}
 	for _, r := range c.Scenarios {
-		if !strings.ContainsRune("abcx", r) {
-			return fmt.Errorf("-scenarios %q: unknown scenario %q; want a, b, c or x", c.Scenarios, r)
+		if !strings.ContainsRune(allScenarios, r) {
+			return fmt.Errorf("-scenarios %q: unknown scenario %q; want a, b, c, e, f, g or x", c.Scenarios, r)
 		}
 		if r == 'x' && c.XBin == "" {
 			return errors.New("scenario x needs -xbin")
@@ -128,6 +128,23 @@ type bench struct {
 	dir string
 	w   io.Writer
 	mix []request // the example's request mix, built once
+	// azMix and batchMix are the same requests as AuthZEN evaluations,
+	// one per request (e, f) and batchSize per request (g).
+	azMix, batchMix []request
+}
+
+// allScenarios are the scenarios, in the order of the reports.
+const allScenarios = "abcefgx"
+
+// mixFor returns the request mix of a scenario.
+func (b *bench) mixFor(scenario string) []request {
+	switch scenario {
+	case "e", "f":
+		return b.azMix
+	case "g":
+		return b.batchMix
+	}
+	return b.mix
 }
 
 // Run measures what cfg says and writes each run, then the report, to w.
@@ -153,7 +170,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) error {
 	if b.Target != "" {
 		return b.loadTarget(ctx)
 	}
-	needsFlexAuth := b.Large || b.Publication || strings.ContainsAny(b.Scenarios, "ab")
+	needsFlexAuth := b.Large || b.Publication || strings.ContainsAny(b.Scenarios, "abeg")
 	if b.Bin == "" && needsFlexAuth {
 		var err error
 		if b.Bin, err = buildFlexAuth(ctx, b.dir, "flex-auth"); err != nil {
@@ -178,6 +195,10 @@ func Run(ctx context.Context, cfg Config, w io.Writer) error {
 				return err
 			}
 			rep.Large = append(rep.Large, *l)
+		}
+		var err error
+		if rep.Search, err = b.largeSearch(ctx); err != nil {
+			return err
 		}
 	}
 	if b.Publication {
@@ -229,13 +250,16 @@ var labels = map[string]string{
 	"a½": "flex-auth, log, 50% load",
 	"c½": "bare handler, same rate",
 	"x":  "-xbin flex-auth, log to file",
+	"e":  "flex-auth, AuthZEN evaluation",
+	"f":  "bare handler, AuthZEN body",
+	"g":  "flex-auth, AuthZEN batch of 100",
 }
 
 // argv returns the command line of a scenario's server.
 func (b *bench) argv(scenario string) []string {
 	logFile := filepath.Join(b.dir, "decisions-"+scenario+".log")
 	switch scenario {
-	case "a":
+	case "a", "e", "g":
 		return []string{b.Bin, "serve", "--addr", "{addr}", "--log", logFile}
 	case "b":
 		return []string{b.Bin, "serve", "--addr", "{addr}", "--log", logFile, "--log-sync"}
@@ -246,7 +270,7 @@ func (b *bench) argv(scenario string) []string {
 }
 
 func (b *bench) logFile(scenario string) string {
-	if scenario == "c" {
+	if scenario == "c" || scenario == "f" {
 		return ""
 	}
 	return filepath.Join(b.dir, "decisions-"+scenario+".log")
@@ -273,7 +297,7 @@ func (b *bench) interleaved(ctx context.Context, rep *report) error {
 			byScenario[s] = append(byScenario[s], *r)
 		}
 	}
-	for _, s := range "abcx" {
+	for _, s := range allScenarios {
 		if runs := byScenario[string(s)]; len(runs) > 0 {
 			rep.Summaries = append(rep.Summaries, summarize(string(s), labels[string(s)], runs))
 		}
@@ -288,6 +312,18 @@ func (b *bench) interleaved(ctx context.Context, rep *report) error {
 			rep.RatioX = med("x") / c
 			rep.PairedRatioX = pairedRatio(byScenario["x"], byScenario["c"])
 		}
+		if len(byScenario["e"]) > 0 {
+			rep.RatioEC = med("e") / c
+		}
+	}
+	if f := med("f"); f > 0 && len(byScenario["e"]) > 0 {
+		rep.RatioE = med("e") / f
+		rep.PairedRatioE = pairedRatio(byScenario["e"], byScenario["f"])
+	}
+	if e := med("e"); e > 0 && len(byScenario["g"]) > 0 {
+		// Decisions per second: g answers batchSize in each request.
+		rep.BatchGain = med("g") * batchSize / e
+		rep.PairedBatchGain = pairedRatio(byScenario["g"], byScenario["e"]) * batchSize
 	}
 	if b.HalfLoad && len(byScenario["a"]) > 0 {
 		rate := med("a") / 2
@@ -384,8 +420,13 @@ func (b *bench) prepareMix(ctx context.Context) error {
 	var err error
 	// The Host header is written into the encoded requests; servers do not
 	// route on it, so one mix serves every run whatever its port.
-	b.mix, err = buildMix(snap, "127.0.0.1", 0)
-	if err != nil {
+	if b.mix, err = buildMix(snap, "127.0.0.1", 0); err != nil {
+		return err
+	}
+	if b.azMix, err = buildAuthZENMix(snap, "127.0.0.1", 0); err != nil {
+		return err
+	}
+	if b.batchMix, err = buildBatchMix(snap, "127.0.0.1", batchSize); err != nil {
 		return err
 	}
 	fmt.Fprintf(b.w, "request mix: %d requests over %d actors (%s)\n", len(b.mix), len(snap.Actors), snap.Digest)
@@ -414,9 +455,9 @@ func (b *bench) runOnce(ctx context.Context, scenario string, round int, rate fl
 		conns = b.RateConns
 	}
 	l := &load{
-		addr: srv.addr, requests: b.mix, conns: conns,
+		addr: srv.addr, requests: b.mixFor(scenario), conns: conns,
 		warmup: b.Warmup, duration: b.Duration, rate: rate,
-		check: scenario != "c",
+		check: scenario != "c" && scenario != "f",
 		onMeasure: func(start bool) {
 			cpu, _ := processCPU(srv.pid())
 			self := selfCPU()
@@ -434,7 +475,7 @@ func (b *bench) runOnce(ctx context.Context, scenario string, round int, rate fl
 	}
 	var handler checkHistogram
 	var haveHandler bool
-	if scenario != "c" {
+	if scenario == "a" || scenario == "b" || scenario == "x" {
 		if status, body, err := get(srv.addr, "/metrics"); err == nil && status == 200 {
 			handler, haveHandler = parseCheckHistogram(body)
 		}
@@ -455,9 +496,13 @@ func (b *bench) runOnce(ctx context.Context, scenario string, round int, rate fl
 		if r.LogLines, err = countLines(logFile); err != nil {
 			return nil, err
 		}
-		if r.LogLines < r.Answered {
+		per := int64(1)
+		if scenario == "g" {
+			per = batchSize
+		}
+		if r.LogLines < r.Answered*per {
 			return nil, fmt.Errorf("%s round %d: %d decisions answered but only %d lines in %s: the decision log lost answered decisions",
-				scenario, round, r.Answered, r.LogLines, logFile)
+				scenario, round, r.Answered*per, r.LogLines, logFile)
 		}
 		os.Remove(logFile)
 	}

@@ -18,6 +18,18 @@ type request struct {
 	wire   []byte
 	effect string
 	reason string
+	// match, when set, checks the answer instead of effect and reason.
+	match func(body []byte) bool
+	// decisions is how many decisions one answer gives: 0 means one.
+	decisions int
+}
+
+// answerIs reports whether body is the answer r must get.
+func (r *request) answerIs(body []byte) bool {
+	if r.match != nil {
+		return r.match(body)
+	}
+	return decisionIs(body, r.effect, r.reason)
 }
 
 // A load describes one run of the load generator.
@@ -229,7 +241,7 @@ func (w *worker) loop(ctx context.Context) {
 		switch {
 		case status != 200:
 			w.fail(done, in, "status", fmt.Sprintf("status %d: %.200s", status, body))
-		case w.check && !decisionIs(body, req.effect, req.reason):
+		case w.check && !req.answerIs(body):
 			w.fail(done, in, "decision", fmt.Sprintf("want %s %s, got %.300s", req.effect, req.reason, body))
 		default:
 			if !in {

@@ -16,7 +16,13 @@ type checkBody struct {
 	Context  map[string]any `json:"context,omitempty"`
 }
 
-// buildMix returns the request mix for a registry: for each actor (all of
+// A mixCase is one request of the mix and the decision it must get.
+type mixCase struct {
+	body           checkBody
+	effect, reason string
+}
+
+// mixCases returns the request mix for a registry: for each actor (all of
 // them, or maxActors spread evenly over the registry) five requests, two
 // allowed and three denied for different reasons, so that every rule of
 // the ops-warden policy is evaluated:
@@ -30,7 +36,7 @@ type checkBody struct {
 // The order is shuffled with a fixed seed, so that consecutive requests on
 // a connection are neither all allows nor all on one actor, and two runs
 // send the same requests.
-func buildMix(snap *registry.Snapshot, addr string, maxActors int) ([]request, error) {
+func mixCases(snap *registry.Snapshot, maxActors int) ([]mixCase, error) {
 	actors := snap.Actors
 	if len(actors) < 2 {
 		return nil, fmt.Errorf("registry has %d actors; the mix needs at least 2", len(actors))
@@ -39,39 +45,40 @@ func buildMix(snap *registry.Snapshot, addr string, maxActors int) ([]request, e
 	if maxActors > 0 && n > maxActors {
 		n = maxActors
 	}
-	var reqs []request
-	add := func(b checkBody, effect, reason string) error {
-		data, err := json.Marshal(b)
-		if err != nil {
-			return err
-		}
-		reqs = append(reqs, request{
-			wire:   encodeRequest("POST", addr, "/v1/check", "application/json", data),
-			effect: effect, reason: reason,
-		})
-		return nil
-	}
+	var cases []mixCase
 	for i := range n {
 		a := &actors[i*len(actors)/n]
 		other := &actors[(i*len(actors)/n+1)%len(actors)]
-		steps := []struct {
-			body           checkBody
-			effect, reason string
-		}{
-			{checkBody{a.Name, registry.DefaultAction, a.Name, map[string]any{"principal": a.Principal, "ttl_hours": a.DefaultTTLHours}}, "allow", "signing_policy_matched"},
-			{checkBody{registry.IAMSubject(a.Name), registry.DefaultAction, a.Name, map[string]any{"ttl_hours": a.MaxTTLHours}}, "allow", "signing_policy_matched"},
-			{checkBody{registry.IAMSubject(a.Name), registry.DefaultAction, a.Name, map[string]any{"ttl_hours": a.MaxTTLHours + 1}}, "deny", "ttl_out_of_bounds"},
-			{checkBody{registry.IAMSubject(other.Name), registry.DefaultAction, a.Name, map[string]any{"ttl_hours": a.DefaultTTLHours}}, "deny", "subject_not_bound"},
-			{checkBody{a.Name, registry.DefaultAction, fmt.Sprintf("agt-bench-unknown-%d", i), map[string]any{"ttl_hours": 1}}, "deny", "unknown_actor_resource"},
-		}
-		for _, s := range steps {
-			if err := add(s.body, s.effect, s.reason); err != nil {
-				return nil, err
-			}
-		}
+		cases = append(cases,
+			mixCase{checkBody{a.Name, registry.DefaultAction, a.Name, map[string]any{"principal": a.Principal, "ttl_hours": a.DefaultTTLHours}}, "allow", "signing_policy_matched"},
+			mixCase{checkBody{registry.IAMSubject(a.Name), registry.DefaultAction, a.Name, map[string]any{"ttl_hours": a.MaxTTLHours}}, "allow", "signing_policy_matched"},
+			mixCase{checkBody{registry.IAMSubject(a.Name), registry.DefaultAction, a.Name, map[string]any{"ttl_hours": a.MaxTTLHours + 1}}, "deny", "ttl_out_of_bounds"},
+			mixCase{checkBody{registry.IAMSubject(other.Name), registry.DefaultAction, a.Name, map[string]any{"ttl_hours": a.DefaultTTLHours}}, "deny", "subject_not_bound"},
+			mixCase{checkBody{a.Name, registry.DefaultAction, fmt.Sprintf("agt-bench-unknown-%d", i), map[string]any{"ttl_hours": 1}}, "deny", "unknown_actor_resource"},
+		)
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	r.Shuffle(len(reqs), func(i, j int) { reqs[i], reqs[j] = reqs[j], reqs[i] })
+	r.Shuffle(len(cases), func(i, j int) { cases[i], cases[j] = cases[j], cases[i] })
+	return cases, nil
+}
+
+// buildMix returns the request mix of mixCases as /v1/check requests.
+func buildMix(snap *registry.Snapshot, addr string, maxActors int) ([]request, error) {
+	cases, err := mixCases(snap, maxActors)
+	if err != nil {
+		return nil, err
+	}
+	reqs := make([]request, 0, len(cases))
+	for _, c := range cases {
+		data, err := json.Marshal(c.body)
+		if err != nil {
+			return nil, err
+		}
+		reqs = append(reqs, request{
+			wire:   encodeRequest("POST", addr, "/v1/check", "application/json", data),
+			effect: c.effect, reason: c.reason,
+		})
+	}
 	return reqs, nil
 }
 

@@ -186,17 +186,26 @@ type report struct {
 	Summaries []summary   `json:"summaries"`
 	// RatioA and RatioB are median(a)/median(c) and median(b)/median(c);
 	// the paired ratios are medians of the per-round ratios.
-	RatioA       float64             `json:"ratio_a_c"`
-	RatioB       float64             `json:"ratio_b_c"`
-	PairedRatioA float64             `json:"paired_ratio_a_c"`
-	PairedRatioB float64             `json:"paired_ratio_b_c"`
-	RatioX       float64             `json:"ratio_x_c,omitempty"`
-	PairedRatioX float64             `json:"paired_ratio_x_c,omitempty"`
-	HalfLoad     *summary            `json:"half_load,omitempty"`
-	HalfLoadBare *summary            `json:"half_load_bare,omitempty"`
-	HalfLoadRate float64             `json:"half_load_rate,omitempty"`
-	Large        []largeResult       `json:"large,omitempty"`
-	Publication  []publicationResult `json:"publication,omitempty"`
+	RatioA       float64 `json:"ratio_a_c"`
+	RatioB       float64 `json:"ratio_b_c"`
+	PairedRatioA float64 `json:"paired_ratio_a_c"`
+	PairedRatioB float64 `json:"paired_ratio_b_c"`
+	RatioX       float64 `json:"ratio_x_c,omitempty"`
+	PairedRatioX float64 `json:"paired_ratio_x_c,omitempty"`
+	// RatioE is median(e)/median(f), an AuthZEN evaluation against the
+	// bare handler decoding the same body; RatioEC is median(e)/median(c).
+	// BatchGain is g's decisions per second (batchSize a request) over e's.
+	RatioE          float64             `json:"ratio_e_f,omitempty"`
+	PairedRatioE    float64             `json:"paired_ratio_e_f,omitempty"`
+	RatioEC         float64             `json:"ratio_e_c,omitempty"`
+	BatchGain       float64             `json:"batch_decisions_ratio_g_e,omitempty"`
+	PairedBatchGain float64             `json:"paired_batch_decisions_ratio_g_e,omitempty"`
+	Search          *searchResult       `json:"search,omitempty"`
+	HalfLoad        *summary            `json:"half_load,omitempty"`
+	HalfLoadBare    *summary            `json:"half_load_bare,omitempty"`
+	HalfLoadRate    float64             `json:"half_load_rate,omitempty"`
+	Large           []largeResult       `json:"large,omitempty"`
+	Publication     []publicationResult `json:"publication,omitempty"`
 }
 
 // machine describes where the numbers were taken.
@@ -244,6 +253,16 @@ func (r *report) writeText(w io.Writer) {
 	if r.RatioX > 0 {
 		fmt.Fprintf(w, "ratio x/c = %.3f (paired %.3f)\n", r.RatioX, r.PairedRatioX)
 	}
+	if r.RatioE > 0 {
+		fmt.Fprintf(w, "ratio e/f = %.3f (paired %.3f)", r.RatioE, r.PairedRatioE)
+		if r.RatioEC > 0 {
+			fmt.Fprintf(w, "; e/c = %.3f", r.RatioEC)
+		}
+		fmt.Fprintln(w)
+	}
+	if r.BatchGain > 0 {
+		fmt.Fprintf(w, "batches of %d: %.1f times e's decisions per second (paired %.1f)\n", batchSize, r.BatchGain, r.PairedBatchGain)
+	}
 	if r.HalfLoad != nil {
 		fmt.Fprintf(w, "p99 at %.0f req/s (50%% of a's median maximum): %.0f µs (median of %d runs)",
 			r.HalfLoadRate, r.HalfLoad.P99, r.HalfLoad.Runs)
@@ -259,6 +278,13 @@ func (r *report) writeText(w io.Writer) {
 			mb(l.RSSBeforeReload), mb(l.PeakRSS), mb(l.PeakAtStart), mb(l.PeakBeforeReload), l.ReloadMS, l.ReloadErrors, l.Errors, l.Answered, l.LogLines)
 		if l.FirstError != "" {
 			fmt.Fprintf(w, "  first error: %s\n", l.FirstError)
+		}
+	}
+	if s := r.Search; s != nil {
+		fmt.Fprintf(w, "search: %d actors, %d conns, %.0f searches/s over %.0fs, p50 %.0f µs, p99 %.0f µs, max %.0f µs; %d errors; %d answered, %d log lines\n",
+			s.Actors, s.Conns, s.RPS, s.Seconds, s.P50, s.P99, s.Max, s.Errors, s.Answered, s.LogLines)
+		if s.First != "" {
+			fmt.Fprintf(w, "  first error: %s\n", s.First)
 		}
 	}
 	r.writePublication(w)
@@ -308,6 +334,16 @@ func (r *report) writeMarkdown(w io.Writer) {
 	if r.RatioX > 0 {
 		fmt.Fprintf(w, "Ratio x/c = **%.3f** (paired per round: %.3f).\n\n", r.RatioX, r.PairedRatioX)
 	}
+	if r.RatioE > 0 {
+		fmt.Fprintf(w, "Ratio e/f = **%.3f** (paired per round: %.3f)", r.RatioE, r.PairedRatioE)
+		if r.RatioEC > 0 {
+			fmt.Fprintf(w, "; e/c = %.3f", r.RatioEC)
+		}
+		fmt.Fprint(w, ".\n\n")
+	}
+	if r.BatchGain > 0 {
+		fmt.Fprintf(w, "Batches of %d evaluations: **%.1f** times e's decisions per second (paired per round: %.1f).\n\n", batchSize, r.BatchGain, r.PairedBatchGain)
+	}
 	if r.HalfLoad != nil {
 		fmt.Fprintf(w, "p99 at %.0f req/s (50%% of a's median maximum), open loop: **%.0f µs** (median of %d runs)",
 			r.HalfLoadRate, r.HalfLoad.P99, r.HalfLoad.Runs)
@@ -324,6 +360,12 @@ func (r *report) writeMarkdown(w io.Writer) {
 				i+1, l.Actors, l.StartupMS, l.RPS, l.P50, l.P99, mb(l.RSSBeforeReload), mb(l.PeakRSS), mb(l.PeakAtStart), mb(l.PeakBeforeReload), l.ReloadMS, l.ReloadErrors, l.Errors)
 		}
 		fmt.Fprintln(w)
+	}
+	if s := r.Search; s != nil {
+		fmt.Fprintln(w, "| AuthZEN search | actors | conns | searches/s | p50 µs | p99 µs | max µs | errors | answered | log lines |")
+		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		fmt.Fprintf(w, "| resource and subject searches | %d | %d | %.0f | %.0f | %.0f | %.0f | %d | %d | %d |\n\n",
+			s.Actors, s.Conns, s.RPS, s.P50, s.P99, s.Max, s.Errors, s.Answered, s.LogLines)
 	}
 	if len(r.Publication) > 0 {
 		fmt.Fprintln(w, "| publication | actors | snapshot MB | publish ms | first pull until ready ms | RSS at start MB (peak) | req/s | p99 µs | RSS under load MB | new publication served ms | peak RSS MB | errors | start from cache ms |")
@@ -348,7 +390,7 @@ func runLine(r runResult) string {
 	if r.HandlerP99 > 0 {
 		fmt.Fprintf(&b, "  handler p99 <= %.0f µs", r.HandlerP99)
 	}
-	if r.LogLines > 0 || r.Scenario == "a" || r.Scenario == "b" {
+	if r.LogLines > 0 || r.Scenario == "a" || r.Scenario == "b" || r.Scenario == "e" || r.Scenario == "g" {
 		fmt.Fprintf(&b, "  answered %d, logged %d", r.Answered, r.LogLines)
 	}
 	if r.FirstError != "" {

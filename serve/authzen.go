@@ -194,9 +194,13 @@ var azPool = sync.Pool{New: func() any {
 	}
 }}
 
+// keptEvaluations bounds the evaluations a pooled scratch keeps room for:
+// a batch of a few hundred reuses it, a larger one lets it go.
+const keptEvaluations = 256
+
 func (s *Server) putAZScratch(sc *azScratch) {
-	if cap(sc.body) > 2*MaxRequestBytes || cap(sc.resp) > 64<<10 || cap(sc.entry.line) > 2*MaxRequestBytes ||
-		cap(sc.req.evaluations) > 64 || cap(sc.results) > 64 || cap(sc.ids) > 64*decisionIDLen {
+	if cap(sc.body) > 2*MaxRequestBytes || cap(sc.resp) > 64<<10 || cap(sc.entry.line) > 4*MaxRequestBytes ||
+		cap(sc.req.evaluations) > keptEvaluations || cap(sc.results) > keptEvaluations || cap(sc.ids) > keptEvaluations*decisionIDLen {
 		return // let an outsized buffer go
 	}
 	clear(sc.req.evaluations[:cap(sc.req.evaluations)])

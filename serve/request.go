@@ -418,6 +418,10 @@ func intern(snap *registry.Snapshot, b []byte) (string, bool) {
 		return "principal", true
 	case "ttl_hours":
 		return "ttl_hours", true
+	case "actor": // the AuthZEN types of an ops-warden request
+		return "actor", true
+	case "iam":
+		return "iam", true
 	}
 	if snap == nil {
 		return "", false

@@ -11,12 +11,16 @@
 //	b  the same with --log-sync
 //	c  a bare net/http handler that decodes the request JSON and answers a
 //	   fixed decision (this binary, re-executed as a separate process)
+//	e  a's server asked the same requests as AuthZEN evaluations
+//	f  the bare handler decoding those AuthZEN bodies
+//	g  a's server asked them in AuthZEN batches of 100 evaluations
 //
-// and prints each run, the medians, and the ratios a/c and b/c. It then
-// measures a's latency in an open loop at half of a's median maximum rate.
-// With -large it also serves a generated 100,000-actor registry under
-// load, records the server's resident memory, and reloads the registry
-// with SIGHUP mid-run. With -publication it publishes such a registry to
+// and prints each run, the medians, and the ratios a/c, b/c, e/f and the
+// decisions per second of g over e's. It then measures a's latency in an
+// open loop at half of a's median maximum rate. With -large it also serves
+// a generated 100,000-actor registry under load, records the server's
+// resident memory, and reloads the registry with SIGHUP mid-run; and times
+// AuthZEN searches over that registry. With -publication it publishes such a registry to
 // an OCI registry on this machine and serves it with --source. The work
 // lives in package bench.
 package main
@@ -93,7 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg bench.Config, cpuprofile s
 	fs.DurationVar(&cfg.Duration, "duration", 5*time.Second, "measured time of each run")
 	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "unmeasured load before each run's measurement")
 	fs.IntVar(&cfg.Rounds, "rounds", 5, "interleaved rounds of the scenarios; medians are reported")
-	fs.StringVar(&cfg.Scenarios, "scenarios", "abc", "scenarios to run, any of a, b, c (and x, with -xbin)")
+	fs.StringVar(&cfg.Scenarios, "scenarios", "abc", "scenarios to run, any of a, b, c, e, f, g (and x, with -xbin)")
 	fs.BoolVar(&cfg.HalfLoad, "half-load", true, "measure a's latency in an open loop at 50% of a's median maximum rate (needs a)")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "open-loop rate of the half-load runs in requests per second (default: 50% of a's median maximum in this run)")
 	fs.IntVar(&cfg.RateConns, "rate-conns", 0, "connections of the half-load runs (default: -conns)")
