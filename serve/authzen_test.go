@@ -722,3 +722,41 @@ func rewrite(t testing.TB, file, old, new string) {
 	}
 	writeFile(t, file, bytes.Replace(b, []byte(old), []byte(new), 1))
 }
+
+// TestAuthZENBatchCutShort: a batch whose write is cut short is answered
+// 503, and none of its decisions is given; the lines that reached the file
+// whole are named by a not_given record before the next decision, and the
+// fragment after them parses as nothing.
+func TestAuthZENBatchCutShort(t *testing.T) {
+	f := &faultyWriter{short: true}
+	s := newPackagesServer(t, f, Options{}, certPackage)
+	f.failing.Store(true)
+	item := `{"resource":` + record1 + `}`
+	w := az(s, "/access/v1/evaluations", `{"subject":`+alice+`,"action":`+read+`,"evaluations":[`+strings.Repeat(item+",", 3)+item+`]}`)
+	decodeError(t, w, 503, "decision_log_unavailable")
+	f.failing.Store(false)
+	d := decodeJSON[decision](t, az(s, evalPath, evalBody(alice, read, record1)))
+	var decided, notGiven []string
+	parsed := 0
+	for _, line := range strings.Split(strings.TrimSuffix(f.String(), "\n"), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) != nil {
+			continue // the fragment
+		}
+		parsed++
+		if ids, ok := m["not_given"].([]any); ok {
+			for _, id := range ids {
+				notGiven = append(notGiven, id.(string))
+			}
+			continue
+		}
+		decided = append(decided, m["decision_id"].(string))
+	}
+	// Half of four lines reached the file: two whole decisions, not given.
+	if len(decided) != 3 || decided[2] != d.Context.DecisionID || !slices.Equal(notGiven, decided[:2]) {
+		t.Errorf("log: decisions %v, not given %v; want the batch's two whole lines not given, then %s\n%s", decided, notGiven, d.Context.DecisionID, f.String())
+	}
+	if metrics := do(s, http.MethodGet, "/metrics", "", "", nil).Body.String(); !strings.Contains(metrics, "flexauth_decision_log_errors_total 4") {
+		t.Errorf("metrics: want the four refused decisions counted")
+	}
+}
