@@ -572,8 +572,10 @@ func TestAuthZENRouting(t *testing.T) {
 	if w := do(s, http.MethodPost, "/authzen/todo/v1/check", allowBody, "application/json", nil); w.Code != 404 || !strings.Contains(w.Body.String(), "need a package whose data is a registry") {
 		t.Errorf("/v1/check to an entities package: got %d %s", w.Code, w.Body)
 	}
-	if w := do(s, http.MethodGet, "/ops-warden/ssh-signing/v1/registry", "", "", nil); w.Code != 200 || !strings.Contains(w.Body.String(), `"policy_package": "ops-warden/ssh-signing"`) {
-		t.Errorf("/PACKAGE/v1/registry: got %d", w.Code)
+	w := do(s, http.MethodGet, "/ops-warden/ssh-signing/v1/registry", "", "", nil)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"policy_package": "ops-warden/ssh-signing"`) ||
+		w.Header().Get("X-Flex-Auth-Package") != "ops-warden/ssh-signing" || !strings.HasPrefix(w.Header().Get("X-Flex-Auth-Policy-Digest"), "sha256:") {
+		t.Errorf("/PACKAGE/v1/registry: got %d %v", w.Code, w.Header())
 	}
 	// Without a registry package, /v1/check has nowhere to go.
 	only := newPackagesServer(t, &syncBuffer{}, Options{}, todoPackage)

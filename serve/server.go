@@ -527,6 +527,10 @@ func (s *Server) registry(w http.ResponseWriter, r *http.Request, st *state) {
 	h := w.Header()
 	h.Set("ETag", st.etag)
 	h.Set("Cache-Control", "no-cache")
+	// The package the registry is served for, and its policy's digest: the
+	// snapshot names the package (policy_package), not the policy served.
+	h.Set("X-Flex-Auth-Package", st.pkg.Name())
+	h.Set("X-Flex-Auth-Policy-Digest", st.pkg.Digest())
 	if inm := r.Header.Values("If-None-Match"); len(inm) > 0 && etagMatch(inm, st.snap.Digest) {
 		w.WriteHeader(http.StatusNotModified)
 		return
