@@ -30,7 +30,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 
@@ -39,6 +38,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/coulomb/flex-auth/internal/errlist"
+	"github.com/coulomb/flex-auth/internal/readfile"
+	"github.com/coulomb/flex-auth/internal/redact"
 	"github.com/coulomb/flex-auth/internal/suggest"
 	"github.com/coulomb/flex-auth/internal/yamlerr"
 	"github.com/coulomb/flex-auth/internal/yamljson"
@@ -64,17 +65,26 @@ var (
 )
 
 // An Error is one problem in an entities document, at a line and column
-// (both from 1).
+// (both from 1). Msg may quote what the file holds; the redacted form
+// does not.
 type Error struct {
 	File string
 	Line int
 	Col  int
 	Msg  string
+	// redacted is Msg without what the file holds.
+	redacted string
 }
 
 // Error returns "FILE:LINE:COL: message".
 func (e *Error) Error() string {
 	return e.File + ":" + strconv.Itoa(e.Line) + ":" + strconv.Itoa(e.Col) + ": " + e.Msg
+}
+
+// Redacted returns "FILE:LINE:COL: message" without what the file holds:
+// the place and the rule broken, for /healthz and serve's log.
+func (e *Error) Redacted() string {
+	return e.File + ":" + strconv.Itoa(e.Line) + ":" + strconv.Itoa(e.Col) + ": " + e.redacted
 }
 
 // Errors is every problem found in one document, in the order of the
@@ -99,11 +109,12 @@ type Document struct {
 	digest   string
 }
 
-// Load reads and parses the entities document at path.
+// Load reads and parses the entities document at path: a regular file of
+// at most readfile.Entities.Max bytes.
 func Load(path string) (*Document, error) {
-	src, err := os.ReadFile(path)
+	src, err := readfile.Read(path, readfile.Entities)
 	if err != nil {
-		return nil, fmt.Errorf("load entities: %w", err)
+		return nil, err
 	}
 	return Parse(path, src)
 }
@@ -193,22 +204,26 @@ type parser struct {
 	errs Errors
 }
 
+// errorf reports a problem at node n. Values read from the file are passed
+// as redact.Value (or a redact.Text, or an error with a redacted form), so
+// that the error's redacted form leaves them out.
 func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
 	line, col := 1, 1
 	if n != nil {
 		line, col = max(n.Line, 1), max(n.Column, 1)
 	}
-	p.errorAt(line, col, fmt.Sprintf(format, args...))
+	p.errorAt(line, col, format, args...)
 }
 
-func (p *parser) errorAt(line, col int, msg string) {
+func (p *parser) errorAt(line, col int, format string, args ...any) {
 	if len(p.errs) == maxErrors {
-		p.errs = append(p.errs, &Error{File: p.file, Line: line, Col: col, Msg: "too many errors"})
+		p.errs = append(p.errs, &Error{File: p.file, Line: line, Col: col, Msg: "too many errors", redacted: "too many errors"})
 	}
 	if len(p.errs) > maxErrors {
 		return
 	}
-	p.errs = append(p.errs, &Error{File: p.file, Line: line, Col: col, Msg: msg})
+	msg, redacted := redact.Sprintf(format, args...)
+	p.errs = append(p.errs, &Error{File: p.file, Line: line, Col: col, Msg: msg, redacted: redacted})
 }
 
 func (p *parser) parse(src []byte) *Document {
@@ -229,15 +244,15 @@ func (p *parser) parse(src []byte) *Document {
 			continue
 		}
 		if first, dup := fields[k.Value]; dup {
-			p.errorf(k, "duplicate key %q (the first is at line %d)", k.Value, keyLine(root, first))
+			p.errorf(k, "duplicate key %q (the first is at line %d)", redact.Value(k.Value), keyLine(root, first))
 			continue
 		}
 		if !slices.Contains(knownKeys, k.Value) {
-			msg := fmt.Sprintf("unknown key %q", k.Value)
+			hint := ""
 			if s := suggest.Closest(k.Value, knownKeys); s != "" {
-				msg += fmt.Sprintf(" (did you mean %q?)", s)
+				hint = fmt.Sprintf(" (did you mean %q?)", s)
 			}
-			p.errorf(k, "%s; the keys are %s", msg, joinKeys(knownKeys))
+			p.errorf(k, "unknown key %q%s; the keys are %s", redact.Value(k.Value), hint, joinKeys(knownKeys))
 			continue
 		}
 		fields[k.Value] = v
@@ -249,7 +264,7 @@ func (p *parser) parse(src []byte) *Document {
 	}
 	if v, ok := fields["schema"]; ok {
 		if s, ok := p.str(v, "schema"); ok && s != Schema {
-			p.errorf(v, "schema: want %q, got %q", Schema, s)
+			p.errorf(v, "schema: want %q, got %q", Schema, redact.Value(s))
 		}
 	}
 	if v, ok := fields["policy_package"]; ok {
@@ -300,7 +315,7 @@ func joinKeys(keys []string) string {
 func (p *parser) yamlDoc(src []byte) (root *yaml.Node) {
 	defer func() {
 		if e := recover(); e != nil { // yaml.v3 has panicked on hostile input before
-			p.errorAt(1, 1, fmt.Sprintf("invalid YAML: %v", e))
+			p.errorAt(1, 1, "invalid YAML: %v", redact.Value(e))
 			root = nil
 		}
 	}()
@@ -308,7 +323,7 @@ func (p *parser) yamlDoc(src []byte) (root *yaml.Node) {
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			p.errorAt(1, 1, "the document is empty; want "+joinKeys(requiredKeys))
+			p.errorAt(1, 1, "the document is empty; want %s", joinKeys(requiredKeys))
 			return nil
 		}
 		p.yamlError(err)
@@ -327,7 +342,7 @@ func (p *parser) yamlDoc(src []byte) (root *yaml.Node) {
 		return nil
 	}
 	if len(doc.Content) == 0 {
-		p.errorAt(1, 1, "the document is empty; want "+joinKeys(requiredKeys))
+		p.errorAt(1, 1, "the document is empty; want %s", joinKeys(requiredKeys))
 		return nil
 	}
 	return doc.Content[0]
@@ -338,7 +353,7 @@ func (p *parser) yamlError(err error) {
 	if !ok {
 		line = 1
 	}
-	p.errorAt(line, 1, "invalid YAML: "+msg)
+	p.errorAt(line, 1, "invalid YAML: %s", redact.Value(msg))
 }
 
 // str returns the string value of n, a plain string.
@@ -366,7 +381,7 @@ func (p *parser) actions(n *yaml.Node) []string {
 		case s == "":
 			p.errorf(a, "%s must not be empty", what)
 		case seen[s] != 0:
-			p.errorf(a, "%s: duplicate action %q (the first is at line %d)", what, s, seen[s])
+			p.errorf(a, "%s: duplicate action %q (the first is at line %d)", what, redact.Value(s), seen[s])
 		default:
 			seen[s] = a.Line
 			out = append(out, s)
@@ -389,7 +404,7 @@ func (p *parser) entities(d *Document, n *yaml.Node) {
 		if !ok {
 			continue
 		}
-		what := "entities." + typ
+		what := redact.Pair("entities."+typ, "entities."+redact.Hidden)
 		byID := map[string]any{}
 		d.data[typ] = byID
 		if tv.Kind == yaml.ScalarNode && tv.Tag == "!!null" {
@@ -408,7 +423,7 @@ func (p *parser) entities(d *Document, n *yaml.Node) {
 			if !ok {
 				continue
 			}
-			byID[id] = p.properties(iv, what+"."+id)
+			byID[id] = p.properties(iv, redact.Pair(what.String()+"."+id, what.Redacted()+"."+redact.Hidden))
 			ids = append(ids, id)
 		}
 		slices.Sort(ids)
@@ -420,7 +435,7 @@ func (p *parser) entities(d *Document, n *yaml.Node) {
 
 // key reads a key naming a type or an id: a non-empty string, not
 // repeated; seen holds the lines of the keys read before.
-func (p *parser) key(seen map[string]int, k *yaml.Node, kind, what string) (string, bool) {
+func (p *parser) key(seen map[string]int, k *yaml.Node, kind string, what any) (string, bool) {
 	if k.Kind != yaml.ScalarNode || k.Tag != "!!str" {
 		p.errorf(k, "%s: an %s must be a string, got %s (quote it)", what, kind, yamljson.Describe(k))
 		return "", false
@@ -430,7 +445,7 @@ func (p *parser) key(seen map[string]int, k *yaml.Node, kind, what string) (stri
 		return "", false
 	}
 	if first, dup := seen[k.Value]; dup {
-		p.errorf(k, "%s: duplicate %s %q (the first is at line %d)", what, kind, k.Value, first)
+		p.errorf(k, "%s: duplicate %s %q (the first is at line %d)", what, kind, redact.Value(k.Value), first)
 		return "", false
 	}
 	seen[k.Value] = k.Line
@@ -439,7 +454,7 @@ func (p *parser) key(seen map[string]int, k *yaml.Node, kind, what string) (stri
 
 // properties reads an entity's properties: a mapping (or nothing) of JSON
 // values.
-func (p *parser) properties(n *yaml.Node, what string) map[string]any {
+func (p *parser) properties(n *yaml.Node, what redact.Text) map[string]any {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return map[string]any{}
 	}
@@ -447,7 +462,7 @@ func (p *parser) properties(n *yaml.Node, what string) map[string]any {
 		p.errorf(n, "%s: the properties of an entity must be a mapping, got %s", what, yamljson.Describe(n))
 		return map[string]any{}
 	}
-	v, ok := yamljson.Value(n, what, func(at *yaml.Node, msg string) { p.errorf(at, "%s", msg) })
+	v, ok := yamljson.Value(n, what, p.errorf)
 	if !ok {
 		return map[string]any{}
 	}
@@ -461,7 +476,7 @@ func (p *parser) checkIntegers(n *yaml.Node) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!int" {
 		var i int64
 		if n.Decode(&i) == nil && (i > MaxSafeInteger || i < -MaxSafeInteger) {
-			p.errorf(n, "integer %s is beyond ±%d, which not every JSON reader holds exactly: write it as a string", n.Value, int64(MaxSafeInteger))
+			p.errorf(n, "integer %s is beyond ±%d, which not every JSON reader holds exactly: write it as a string", redact.Value(n.Value), int64(MaxSafeInteger))
 		}
 		return
 	}

@@ -2,11 +2,14 @@ package entities
 
 import (
 	"errors"
+	"io/fs"
 	"strings"
 	"testing"
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/coulomb/flex-auth/internal/redact"
 )
 
 const good = `schema: flex-auth.entities/v1
@@ -195,7 +198,31 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestLoadNoFile(t *testing.T) {
-	if _, err := Load("testdata/nonexistent.yaml"); err == nil || !strings.Contains(err.Error(), "load entities") {
-		t.Errorf("got %v, want a load error", err)
+	if _, err := Load("testdata/nonexistent.yaml"); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("got %v, want a file that does not exist", err)
+	}
+	if _, err := Load(t.TempDir()); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("a directory: got %v, want not a regular file", err)
+	}
+}
+
+// TestRedacted: an error's redacted form says where and which rule, not
+// what the document holds.
+func TestRedacted(t *testing.T) {
+	_, err := Parse("e.yaml", []byte("schema: secret-1\npolicy_package: a/b\nactions: [secret-2, secret-2]\nentities: {user: {secret-3: {n: .nan}}}\n"))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	got := redact.Message(err)
+	want := strings.Join([]string{
+		`e.yaml:1:9: schema: want "flex-auth.entities/v1", got <redacted>`,
+		`e.yaml:3:21: actions[1]: duplicate action <redacted> (the first is at line 3)`,
+		`e.yaml:4:33: entities.<redacted>.<redacted>.<redacted>: <redacted> is not a JSON number`,
+	}, "\n")
+	if got != want {
+		t.Errorf("redacted:\n%s\nwant\n%s", got, want)
+	}
+	if !strings.Contains(err.Error(), "secret-2") {
+		t.Errorf("the full form leaves out the values: %v", err)
 	}
 }

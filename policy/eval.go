@@ -87,7 +87,9 @@ func NewEntitiesEvaluator(p *Package, d *entities.Document) (*Evaluator, error) 
 		return nil, redact.Errorf("bind policy package %q: it decides over a registry, not an entities document", redact.Value(p.name))
 	}
 	if d.PolicyPackage() != p.name {
-		return nil, fmt.Errorf("bind policy package %q: %w", p.name, &mismatchError{fmt.Sprintf("the entities document's policy_package is %q", d.PolicyPackage())})
+		mismatch := redact.Error(&mismatchError{fmt.Sprintf("the entities document's policy_package is %q", d.PolicyPackage())},
+			"the entities document's policy_package is "+redact.Hidden)
+		return nil, redact.Errorf("bind policy package %q: %w", redact.Value(p.name), mismatch)
 	}
 	if err := checkCost(p, entitiesBounds(d)); err != nil {
 		return nil, err

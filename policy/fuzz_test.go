@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/coulomb/flex-auth/entities"
+	"github.com/coulomb/flex-auth/internal/redact/redacttest"
 	"github.com/coulomb/flex-auth/registry"
 )
 
@@ -162,44 +162,15 @@ func checkParseErrors(t *testing.T, src []byte, err error) {
 // differ: a misspelt key is nearer to request with a q than with a z.
 func checkRedacted(t *testing.T, src []byte, err error) {
 	t.Helper()
-	_, err2 := Parse("fuzz.md", swapQZ(src))
+	_, err2 := Parse("fuzz.md", redacttest.SwapQZ(src, "request", "rezuest", "size", "siqe", "seq", "sez", "blockquote", "blockzuote"))
 	if err2 == nil {
 		t.Fatalf("swapping q and z made the package good: %q", src)
 	}
-	hint := regexp.MustCompile(` \(did you mean "[a-z_]+"\?\)`)
-	a := hint.ReplaceAllString(err.(Errors).Redacted(), "")
-	b := hint.ReplaceAllString(err2.(Errors).Redacted(), "")
+	a := redacttest.WithoutHints(err.(Errors).Redacted())
+	b := redacttest.WithoutHints(err2.(Errors).Redacted())
 	if a != b {
 		t.Fatalf("the redacted form depends on what the package holds:\n%s\n%s", a, b)
 	}
-}
-
-// swapQZ swaps q and z in src but in the words checkRedacted keeps.
-func swapQZ(src []byte) []byte {
-	out := bytes.Clone(src)
-	kept := make([]bool, len(src))
-	for _, w := range []string{"request", "rezuest", "size", "siqe", "seq", "sez", "blockquote", "blockzuote"} {
-		for i := 0; ; {
-			j := bytes.Index(src[i:], []byte(w))
-			if j < 0 {
-				break
-			}
-			for k := i + j; k < i+j+len(w); k++ {
-				kept[k] = true
-			}
-			i += j + 1
-		}
-	}
-	for i, c := range out {
-		switch {
-		case kept[i]:
-		case c == 'q':
-			out[i] = 'z'
-		case c == 'z':
-			out[i] = 'q'
-		}
-	}
-	return out
 }
 
 // checkDecision checks that d is a decision the package can make.

@@ -5,15 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/coulomb/flex-auth/internal/redact"
 	"github.com/coulomb/flex-auth/internal/suggest"
 	"github.com/coulomb/flex-auth/internal/yamlerr"
+	"github.com/coulomb/flex-auth/internal/yamljson"
 	"github.com/coulomb/flex-auth/registry"
 	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/ast"
@@ -812,67 +811,9 @@ func (p *parser) request(r region, n *yaml.Node, item string) (Request, bool) {
 // map[string]any. what names n, with the keys that lead to it, which its
 // redacted form leaves out.
 func (p *parser) value(r region, n *yaml.Node, item string, what redact.Text) (any, bool) {
-	switch n.Kind {
-	case yaml.MappingNode:
-		m := make(map[string]any, len(n.Content)/2)
-		ok := true
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			if k.Kind != yaml.ScalarNode || k.Tag != "!!str" {
-				p.errorf(r.line(k.Line), item, "%s: keys must be strings, got %s (quote the key)", what, describe(k))
-				ok = false
-				continue
-			}
-			if _, dup := m[k.Value]; dup {
-				p.errorf(r.line(k.Line), item, "%s: duplicate key %q", what, redact.Value(k.Value))
-				ok = false
-				continue
-			}
-			x, vok := p.value(r, v, item, redact.Pair(what.String()+"."+k.Value, what.Redacted()+"."+redact.Hidden))
-			m[k.Value] = x
-			ok = ok && vok
-		}
-		return m, ok
-	case yaml.SequenceNode:
-		l := make([]any, len(n.Content))
-		ok := true
-		for i, e := range n.Content {
-			x, eok := p.value(r, e, item, redact.Pair(fmt.Sprintf("%s[%d]", what, i), fmt.Sprintf("%s[%d]", what.Redacted(), i)))
-			l[i] = x
-			ok = ok && eok
-		}
-		return l, ok
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!null":
-			return nil, true
-		case "!!str", "!!timestamp": // JSON has no timestamps: a string
-			return n.Value, true
-		case "!!bool":
-			var b bool
-			if err := n.Decode(&b); err == nil {
-				return b, true
-			}
-		case "!!int":
-			var i int64
-			if err := n.Decode(&i); err == nil {
-				return i, true
-			}
-			p.errorf(r.line(n.Line), item, "%s: integer %s does not fit in 64 bits", what, redact.Value(n.Value))
-			return nil, false
-		case "!!float":
-			var f float64
-			if err := n.Decode(&f); err == nil {
-				if math.IsNaN(f) || math.IsInf(f, 0) {
-					p.errorf(r.line(n.Line), item, "%s: %s is not a JSON number", what, redact.Value(n.Value))
-					return nil, false
-				}
-				return f, true
-			}
-		}
-	}
-	p.errorf(r.line(n.Line), item, "%s: unsupported value %s", what, describe(n))
-	return nil, false
+	return yamljson.Value(n, what, func(at *yaml.Node, format string, args ...any) {
+		p.errorf(r.line(at.Line), item, format, args...)
+	})
 }
 
 // decision parses an {effect, reason} mapping.
@@ -993,29 +934,7 @@ func (p *parser) str(r region, f field, item, what string) (string, bool) {
 
 // describe says what kind of YAML value n is, and which, for messages;
 // its redacted form says only what kind.
-func describe(n *yaml.Node) redact.Text {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return redact.Pair("a mapping", "a mapping")
-	case yaml.SequenceNode:
-		return redact.Pair("a list", "a list")
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!str":
-			return redact.Pair(strconv.Quote(n.Value), "a string")
-		case "!!null":
-			return redact.Pair("null", "null")
-		case "!!int":
-			return redact.Pair("the integer "+n.Value, "an integer")
-		case "!!float":
-			return redact.Pair("the number "+n.Value, "a number")
-		case "!!bool":
-			return redact.Pair("the boolean "+n.Value, "a boolean")
-		}
-		return redact.Pair(fmt.Sprintf("a %s value", n.Tag), "a value with a tag")
-	}
-	return redact.Pair("an unsupported YAML value", "an unsupported YAML value")
-}
+func describe(n *yaml.Node) redact.Text { return yamljson.Describe(n) }
 
 // yamlDoc parses data as a single YAML document and returns its root node,
 // or nil for an empty document. Anchors and aliases are refused: a package
@@ -1044,7 +963,7 @@ func (p *parser) yamlDoc(data []byte, r region, item, what string) (root *yaml.N
 		p.yamlError(r, err, item, what)
 		return nil, false
 	}
-	if n := findAlias(&doc); n != nil {
+	if n := yamljson.FindAlias(&doc); n != nil {
 		p.errorf(r.line(n.Line), item, "%s: YAML anchors and aliases are not supported", what)
 		return nil, false
 	}
@@ -1060,17 +979,4 @@ func (p *parser) yamlError(r region, err error, item, what string) {
 		n = 1
 	}
 	p.errorf(r.line(n), item, "%s: invalid YAML: %s", what, redact.Value(msg))
-}
-
-// findAlias returns the first node that is or defines an alias.
-func findAlias(n *yaml.Node) *yaml.Node {
-	if n.Kind == yaml.AliasNode || n.Anchor != "" {
-		return n
-	}
-	for _, c := range n.Content {
-		if a := findAlias(c); a != nil {
-			return a
-		}
-	}
-	return nil
 }

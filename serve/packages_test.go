@@ -46,6 +46,8 @@ func TestPackagesReload(t *testing.T) {
 	}
 	if p := packageHealth(t, s, "authzen/todo"); p.Status != "degraded" || p.Data.Digest != todoDigest || p.Reload.LastError == nil {
 		t.Errorf("todo: got %+v, want degraded on its last good data", p)
+	} else if e := *p.Reload.LastError; !strings.Contains(e, `entities.yaml:5:9: schema: want "flex-auth.entities/v1", got <redacted>`) || strings.Contains(e, "v9") {
+		t.Errorf("todo: last_error %q, want the place and the rule, not the value", e)
 	}
 	if p := packageHealth(t, s, "authzen/certification"); p.Status != "ok" || p.Data.Digest == certDigest || *p.Data.Entities != 5 {
 		t.Errorf("cert: got %+v, want ok on its new data", p)

@@ -3,7 +3,8 @@
 // to: int64, float64, string, bool, nil, []any and map[string]any. What
 // JSON cannot say (a key that is not a string, a duplicate key, NaN, an
 // integer beyond 64 bits) is reported, with the node it is at, rather than
-// guessed.
+// guessed. Messages quote the file's values as redact.Value and
+// redact.Text, so that their redacted form leaves them out.
 package yamljson
 
 import (
@@ -12,16 +13,20 @@ import (
 	"strconv"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/coulomb/flex-auth/internal/redact"
 )
 
-// A Report receives one problem at node n; Value keeps going, so that one
-// read reports every problem.
-type Report func(n *yaml.Node, msg string)
+// A Report receives one problem at node n, as a format and its arguments
+// for redact.Sprintf; Value keeps going, so that one read reports every
+// problem.
+type Report func(n *yaml.Node, format string, args ...any)
 
 // Value converts the YAML value n. what names it in messages
-// ("request: context"); nested values are named what.key and what[i].
-// It reports false when a problem was reported.
-func Value(n *yaml.Node, what string, report Report) (any, bool) {
+// ("request: context"); nested values are named what.key and what[i], and
+// in the redacted form what.<redacted> and what[i]. It reports false when
+// a problem was reported.
+func Value(n *yaml.Node, what redact.Text, report Report) (any, bool) {
 	switch n.Kind {
 	case yaml.MappingNode:
 		m := make(map[string]any, len(n.Content)/2)
@@ -29,16 +34,16 @@ func Value(n *yaml.Node, what string, report Report) (any, bool) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.Kind != yaml.ScalarNode || k.Tag != "!!str" {
-				report(k, fmt.Sprintf("%s: keys must be strings, got %s (quote the key)", what, Describe(k)))
+				report(k, "%s: keys must be strings, got %s (quote the key)", what, Describe(k))
 				ok = false
 				continue
 			}
 			if _, dup := m[k.Value]; dup {
-				report(k, fmt.Sprintf("%s: duplicate key %q", what, k.Value))
+				report(k, "%s: duplicate key %q", what, redact.Value(k.Value))
 				ok = false
 				continue
 			}
-			x, vok := Value(v, what+"."+k.Value, report)
+			x, vok := Value(v, redact.Pair(what.String()+"."+k.Value, what.Redacted()+"."+redact.Hidden), report)
 			m[k.Value] = x
 			ok = ok && vok
 		}
@@ -47,7 +52,7 @@ func Value(n *yaml.Node, what string, report Report) (any, bool) {
 		l := make([]any, len(n.Content))
 		ok := true
 		for i, e := range n.Content {
-			x, eok := Value(e, fmt.Sprintf("%s[%d]", what, i), report)
+			x, eok := Value(e, redact.Pair(fmt.Sprintf("%s[%d]", what, i), fmt.Sprintf("%s[%d]", what.Redacted(), i)), report)
 			l[i] = x
 			ok = ok && eok
 		}
@@ -68,46 +73,47 @@ func Value(n *yaml.Node, what string, report Report) (any, bool) {
 			if err := n.Decode(&i); err == nil {
 				return i, true
 			}
-			report(n, fmt.Sprintf("%s: integer %s does not fit in 64 bits", what, n.Value))
+			report(n, "%s: integer %s does not fit in 64 bits", what, redact.Value(n.Value))
 			return nil, false
 		case "!!float":
 			var f float64
 			if err := n.Decode(&f); err == nil {
 				if math.IsNaN(f) || math.IsInf(f, 0) {
-					report(n, fmt.Sprintf("%s: %s is not a JSON number", what, n.Value))
+					report(n, "%s: %s is not a JSON number", what, redact.Value(n.Value))
 					return nil, false
 				}
 				return f, true
 			}
 		}
 	}
-	report(n, fmt.Sprintf("%s: unsupported value %s", what, Describe(n)))
+	report(n, "%s: unsupported value %s", what, Describe(n))
 	return nil, false
 }
 
-// Describe says what kind of YAML value n is, for messages.
-func Describe(n *yaml.Node) string {
+// Describe says what kind of YAML value n is, and which, for messages;
+// its redacted form says only what kind.
+func Describe(n *yaml.Node) redact.Text {
 	switch n.Kind {
 	case yaml.MappingNode:
-		return "a mapping"
+		return redact.Pair("a mapping", "a mapping")
 	case yaml.SequenceNode:
-		return "a list"
+		return redact.Pair("a list", "a list")
 	case yaml.ScalarNode:
 		switch n.Tag {
 		case "!!str":
-			return strconv.Quote(n.Value)
+			return redact.Pair(strconv.Quote(n.Value), "a string")
 		case "!!null":
-			return "null"
+			return redact.Pair("null", "null")
 		case "!!int":
-			return "the integer " + n.Value
+			return redact.Pair("the integer "+n.Value, "an integer")
 		case "!!float":
-			return "the number " + n.Value
+			return redact.Pair("the number "+n.Value, "a number")
 		case "!!bool":
-			return "the boolean " + n.Value
+			return redact.Pair("the boolean "+n.Value, "a boolean")
 		}
-		return fmt.Sprintf("a %s value", n.Tag)
+		return redact.Pair(fmt.Sprintf("a %s value", n.Tag), "a value with a tag")
 	}
-	return "an unsupported YAML value"
+	return redact.Pair("an unsupported YAML value", "an unsupported YAML value")
 }
 
 // FindAlias returns the first node under n that is or defines an alias,
