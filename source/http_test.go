@@ -130,11 +130,18 @@ func TestHTTPLastModified(t *testing.T) {
 		os.Chtimes(path, hourAgo, hourAgo)
 	}
 	var heads, gets atomic.Int64
+	// date, when set, is the Date the server answers with, so that "within
+	// the second the document was fetched" does not depend on when the
+	// test happens to run.
+	var date atomic.Pointer[time.Time]
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodHead {
 			heads.Add(1)
 		} else {
 			gets.Add(1)
+		}
+		if d := date.Load(); d != nil {
+			w.Header().Set("Date", d.UTC().Format(http.TimeFormat))
 		}
 		http.FileServer(http.Dir(dir)).ServeHTTP(w, r)
 	}))
@@ -156,10 +163,13 @@ func TestHTTPLastModified(t *testing.T) {
 	os.WriteFile(polPath, append(bytes.Clone(pol), "\n<!-- v2 -->\n"...), 0o644)
 	os.Chtimes(polPath, dayAgo, dayAgo)
 	mustUpdate(t, h, false).Served()
-	// Changed now, and again within the same second, at the same length.
-	now := time.Now()
+	// Changed now, fetched within that second, and changed again within
+	// it at the same length.
+	now := time.Now().Truncate(time.Second)
 	os.WriteFile(polPath, append(bytes.Clone(pol), "\n<!-- v3 -->\n"...), 0o644)
 	os.Chtimes(polPath, now, now)
+	fetched := now.Add(500 * time.Millisecond)
+	date.Store(&fetched)
 	mustUpdate(t, h, false).Served()
 	os.WriteFile(polPath, append(bytes.Clone(pol), "\n<!-- v4 -->\n"...), 0o644)
 	os.Chtimes(polPath, now, now)
