@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +82,16 @@ func TestServeFromSource(t *testing.T) {
 	r.signal(sighup)
 	r.waitFor("the SIGHUP's request", func() bool { return e.proxy.heads.Load() > heads })
 	waitServing(r, second)
+	// /metrics: the serial served, and the polls by result: the start and
+	// the second publication updated, the polls between them did not.
+	fams := metricFamilies(t, r.do("GET", "/metrics", "", nil).Body)
+	serial, want := fams["flexauth_publication_serial"].GetMetric(), fmt.Sprint(path(r.health(), "source.publication.serial"))
+	if len(serial) != 1 || strconv.FormatFloat(serial[0].GetGauge().GetValue(), 'f', -1, 64) != want {
+		t.Errorf("flexauth_publication_serial %v, want the serial /healthz names, %s", serial, want)
+	}
+	if p := polls(t, r); p["updated"] != 2 || p["unchanged"] < 3 || p["refused"] != 0 || p["failed"] != 0 {
+		t.Errorf("flexauth_source_polls_total %v, want updated 2, unchanged 3 or more, and nothing refused or failed", p)
+	}
 	// drift compares a publication with a snapshot, and with a replica.
 	direct := "oci://" + e.reg.Addr + "/" + e.repo + ":" + e.tag
 	if code, stdout, stderr := runCLI(t, nil, "drift", second.Registry, direct, "--plain-http"); code != 0 {
@@ -255,6 +267,11 @@ func TestSourceFaults(t *testing.T) {
 	phase("mended")
 
 	answers := load.Stop()
+	// Each fault was counted: a registry that failed, a publication
+	// refused.
+	if p := polls(t, r); p["failed"] == 0 || p["refused"] == 0 || p["updated"] == 0 {
+		t.Errorf("flexauth_source_polls_total %v, want failed, refused and updated polls", p)
+	}
 	for _, p := range chaos.Tally(answers) {
 		t.Logf("faults %s: %d requests, %d decisions, failures: %s", p.Phase, p.Requests, p.Decisions, chaos.FailureCounts(p.Failures))
 	}
@@ -285,4 +302,14 @@ func deleteBlob(t *testing.T, addr, repo, digest string) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("DELETE blob %s: %d", digest, resp.StatusCode)
 	}
+}
+
+// polls returns flexauth_source_polls_total of s by result.
+func polls(t *testing.T, s *server) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	for _, m := range metricFamilies(t, s.do("GET", "/metrics", "", nil).Body)["flexauth_source_polls_total"].GetMetric() {
+		out[labels(m)["result"]] = m.GetCounter().GetValue()
+	}
+	return out
 }

@@ -80,6 +80,12 @@ func newMetrics() *metrics {
 		Name: "flexauth_source_polls_total",
 		Help: "Polls of a remote source (--source, or URLs), by result: unchanged, updated, refused (it offers a pair that is not served), failed (it could not be reached).",
 	}, []string{"result"})
+	// Exported from the start, at 0, as the reloads are: an alert on a
+	// counter's increase does not see the increase that creates it, so
+	// a first failed poll would go unseen.
+	for _, result := range []string{"unchanged", "updated", "refused", "failed"} {
+		m.polls.WithLabelValues(result)
+	}
 	m.serial = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "flexauth_publication_serial",
 		Help: "Serial of the OCI publication being served; 0 for other sources.",
