@@ -11,8 +11,8 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// actionStep returns the run script of the step with id in action.yml,
-// the repository's composite GitHub Action.
+// actionStep returns the run script of the bash step whose id or name is
+// id in action.yml, the repository's composite GitHub Action.
 func actionStep(t *testing.T, id string) string {
 	t.Helper()
 	var action struct {
@@ -20,6 +20,7 @@ func actionStep(t *testing.T, id string) string {
 			Using string
 			Steps []struct {
 				ID    string
+				Name  string
 				Shell string
 				Run   string
 			}
@@ -29,11 +30,11 @@ func actionStep(t *testing.T, id string) string {
 		t.Fatalf("action.yml: %v", err)
 	}
 	for _, s := range action.Runs.Steps {
-		if s.ID == id && s.Shell == "bash" {
+		if (s.ID == id || s.Name == id) && s.Shell == "bash" {
 			return s.Run
 		}
 	}
-	t.Fatalf("action.yml: no bash step with id %q", id)
+	t.Fatalf("action.yml: no bash step with id or name %q", id)
 	return ""
 }
 
@@ -109,5 +110,46 @@ func TestAction(t *testing.T) {
 				t.Errorf("stderr %q: a comment tried: %v, want %v", &stderr, commented, !tt.wantNoComment)
 			}
 		})
+	}
+}
+
+// TestActionInstall runs the install step of action.yml the way the
+// runner does when no version is given, as this repository's own drift
+// workflow uses it (uses: ./): it builds flex-auth from the action's
+// source, stamped with the action's commit, says its version, and puts
+// it on the job's PATH. (A version installs with go install from the
+// module proxy, which a test cannot reach.)
+func TestActionInstall(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	script := actionStep(t, "Install flex-auth")
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Skipf("the checkout is not a git repository (%v): the step's commit cannot be checked", err)
+	}
+	tmp := t.TempDir()
+	githubPath := filepath.Join(tmp, "github_path")
+	cmd := exec.Command("bash", "-e", "-c", script)
+	cmd.Env = append(os.Environ(), "VERSION=", "RUNNER_TEMP="+tmp, "GITHUB_ACTION_PATH="+root, "GITHUB_PATH="+githubPath)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("the install step: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+	}
+	bin := filepath.Join(tmp, "flex-auth-action")
+	if got := string(readFile(t, githubPath)); got != bin+"\n" {
+		t.Errorf("GITHUB_PATH holds %q, want %q", got, bin+"\n")
+	}
+	out, err := exec.Command(filepath.Join(bin, "flex-auth"), "version").Output()
+	if err != nil {
+		t.Fatalf("the installed flex-auth: %v", err)
+	}
+	want := "(commit " + strings.TrimSpace(string(head)) + ","
+	if !strings.Contains(string(out), want) || stdout.String() != string(out) {
+		t.Errorf("the installed flex-auth says %q and the step printed %q; want %q in both", out, &stdout, want)
 	}
 }
