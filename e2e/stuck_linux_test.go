@@ -3,7 +3,8 @@ package e2e
 // A decision log, or a reload, that blocks for good: a FIFO whose reader
 // stopped reading, a file system that stopped answering (a FUSE file
 // system the test serves and hangs, as a network mount hangs), a log path
-// swapped for a FIFO before SIGHUP. No request waits longer than
+// swapped for a FIFO before SIGHUP, a SIGHUP while the log's file system
+// hangs. No request waits longer than
 // --log-timeout, none gets an allow, goroutines and memory stay bounded
 // under a flood, later reloads are not held up, SIGTERM ends the process
 // within --shutdown-timeout, and all recovers when the file does.
@@ -554,19 +555,93 @@ func TestStuckReload(t *testing.T) {
 		t.Errorf("a reload after the file system recovered: serving %s, want %s", d, alt.Digest)
 	}
 
-	// SIGTERM while a reload is stuck.
-	entered = reg.hang()
+	took := sigtermWhileHung(t, s, reg, "the reload blocks reading the registry", shutdown)
+	t.Logf("stuck reload reported after %s (--reload-timeout %s); SIGTERM to exit with a reload stuck: %s (--shutdown-timeout %s)",
+		failedAfter.Round(time.Millisecond), reloadTimeout, took.Round(time.Millisecond), shutdown)
+}
+
+// TestReopenLogOnHungFileSystem sends SIGHUP while the decision log's file
+// system has stopped answering, so that reopening the log blocks in
+// open(2) (as logrotate's SIGHUP does when a network mount hangs): the
+// reload still serves the new registry within --reload-timeout, /healthz
+// says the log was not reopened, a later SIGHUP is not held up behind the
+// stuck open, and once the file system answers decisions are given and
+// logged and the next SIGHUP reopens the log. SIGTERM with a reopen stuck
+// ends the process within --shutdown-timeout.
+func TestReopenLogOnHungFileSystem(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	h := mountHungFS(t, map[string][]byte{"decisions.jsonl": nil})
+	logFile := h.File("decisions.jsonl")
+	s := newServer(t)
+	s.Log = h.Path("decisions.jsonl")
+	const reloadTimeout, shutdown = 2 * time.Second, 2 * time.Second
+	s.start(t, s.serveArgs("--log-timeout", logTimeout.String(), "--reload-timeout", reloadTimeout.String(), "--shutdown-timeout", shutdown.String())...)
+	got := []chaos.Received{received(t, s.check(allowRequest))}
+
+	fixture := loadFixture(t)
+	alt := withBridgeTTL(t, fixture, 12)
+	entered := logFile.hang()
+	writeFile(t, s.Registry, alt.Canonical())
+	since := time.Now()
 	s.signal(sighup)
-	waitClosed(t, entered, "the reload to block reading the registry")
+	waitClosed(t, entered, "the reopen to block opening the log")
+	hz := s.waitReloaded(since, "degraded")
+	first := time.Since(since)
+	if first > reloadTimeout+margin {
+		t.Errorf("a reload whose log reopen is stuck was reported after %s, want within about --reload-timeout %s", first, reloadTimeout)
+	}
+	if d := str(hz, "registry.digest"); d != alt.Digest || path(hz, "reload.last_error") != nil {
+		t.Errorf("/healthz after SIGHUP with the log's file system hung: got %v, want the new registry %s served and no reload error", hz, alt.Digest)
+	}
+	if e := str(hz, "decision_log.last_error"); !strings.Contains(e, "reopen") || !strings.Contains(e, "reload timeout") {
+		t.Errorf("decision_log.last_error: got %q, want it to say the reopen did not finish within the reload timeout", e)
+	}
+
+	// A later SIGHUP starts at once, beside the open still stuck.
+	writeFile(t, s.Registry, fixture.Canonical())
+	since = time.Now()
+	s.signal(sighup)
+	if d := str(s.waitReloaded(since, "degraded"), "registry.digest"); d != fixture.Digest {
+		t.Errorf("a second SIGHUP while the first reopen is stuck: serving %s, want %s", d, fixture.Digest)
+	}
+
+	// The file system answers again: the opens that return late are not
+	// switched to, decisions go on in the file in use, and the next
+	// SIGHUP reopens the log.
+	logFile.release()
+	got = append(got, received(t, s.check(allowRequest)))
+	since = time.Now()
+	s.signal(sighup)
+	if hz := s.waitReloaded(since, "ok"); path(hz, "decision_log.last_error") != nil {
+		t.Errorf("/healthz after the file system recovered and SIGHUP: got %v, want ok", hz)
+	}
+	got = append(got, received(t, s.check(allowRequest)))
+	if v := chaos.ReadLog(s.Log, logFile.Data()).Verify(got); !v.OK() || v.Extra != 0 {
+		t.Errorf("decision log against the answers: %s", v)
+	}
+
+	took := sigtermWhileHung(t, s, logFile, "the reopen blocks opening the log", shutdown)
+	t.Logf("a reload whose log reopen is stuck reported after %s (--reload-timeout %s); SIGTERM to exit with a reopen stuck: %s (--shutdown-timeout %s)",
+		first.Round(time.Millisecond), reloadTimeout, took.Round(time.Millisecond), shutdown)
+}
+
+// sigtermWhileHung hangs f and sends SIGHUP, so that the reload blocks on
+// f as what says, then SIGTERM: the process must exit 0 within shutdown
+// (and scheduling). It returns how long the exit took.
+func sigtermWhileHung(t *testing.T, s *server, f *hungFile, what string, shutdown time.Duration) time.Duration {
+	t.Helper()
+	entered := f.hang()
+	s.signal(sighup)
+	waitClosed(t, entered, what)
 	start := time.Now()
 	s.signal(sigterm)
 	code := s.wait()
 	took := time.Since(start)
 	if code != 0 || took > shutdown+margin {
-		t.Errorf("SIGTERM with a reload stuck: exit %d after %s, want 0 within --shutdown-timeout %s", code, took, shutdown)
+		t.Errorf("SIGTERM while %s: exit %d after %s, want 0 within --shutdown-timeout %s", what, code, took, shutdown)
 	}
-	t.Logf("stuck reload reported after %s (--reload-timeout %s); SIGTERM to exit with a reload stuck: %s (--shutdown-timeout %s)",
-		failedAfter.Round(time.Millisecond), reloadTimeout, took.Round(time.Millisecond), shutdown)
+	return took
 }
 
 // waitClosed waits for c to be closed.
