@@ -2,13 +2,13 @@ package publication
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 
+	"github.com/go-json-experiment/json"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -102,7 +102,7 @@ func (c *Cache) Save(source string, p *Publication) error {
 			Annotations: map[string]string{ocispec.AnnotationRefName: cacheTag, annotationSource: source},
 		}},
 	}
-	data, err := json.Marshal(index)
+	data, err := json.Marshal(index, json.Deterministic(true))
 	if err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
@@ -147,6 +147,7 @@ func (c *Cache) load(ctx context.Context, source string, opts VerifyOptions) (*P
 		return nil, fmt.Errorf("cache %s: %w", c.dir, err)
 	}
 	var index ocispec.Index
+	// Read strictly, as parseManifest reads a manifest.
 	if err := json.Unmarshal(data, &index); err != nil {
 		return nil, fmt.Errorf("cache %s: index.json: %w", c.dir, err)
 	}

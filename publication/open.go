@@ -2,11 +2,11 @@ package publication
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/go-json-experiment/json"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/coulomb/flex-auth/internal/sshsig"
@@ -45,7 +45,10 @@ type layers struct {
 
 // parseManifest checks that data is a publication's manifest: an OCI
 // image manifest of ArtifactType with one registry, one policy, one
-// statement layer and at most one signature, each within its cap.
+// statement layer and at most one signature, each within its cap. It is
+// read as strictly as flex-auth's own JSON (go-json-experiment/json):
+// names match exactly, as the OCI specification spells them, and a
+// duplicate name or invalid UTF-8 is an error rather than a guess.
 func parseManifest(data []byte) (*ocispec.Manifest, *layers, error) {
 	if len(data) > MaxManifestBytes {
 		return nil, nil, invalid("manifest: %d bytes, more than %d", len(data), MaxManifestBytes)

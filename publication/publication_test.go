@@ -336,6 +336,41 @@ func TestPullRefuses(t *testing.T) {
 	}
 }
 
+// TestParseManifestStrict: a manifest is read as flex-auth's own JSON is,
+// not as encoding/json reads it: a duplicate name and invalid UTF-8 are
+// refused, and a name in other letters ("Layers") is not "layers".
+func TestParseManifestStrict(t *testing.T) {
+	good, _, err := seal(t, prepared(t), 5, nil).pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := parseManifest(good); err != nil {
+		t.Fatalf("the manifest publish writes: %v", err)
+	}
+	text := string(good)
+	if !strings.HasPrefix(text, "{") || !strings.HasSuffix(text, "}") || !strings.Contains(text, `"org.opencontainers.image.title":"`) {
+		t.Fatalf("unexpected manifest: %s", text)
+	}
+	refused := []struct{ name, data, want string }{
+		{"a duplicate name", `{"layers":[],` + text[1:], "duplicate object member name"},
+		{"invalid UTF-8", strings.Replace(text, `"org.opencontainers.image.title":"`, `"org.opencontainers.image.title":"`+"\xff", 1), "invalid UTF-8"},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := parseManifest([]byte(tt.data))
+			if err == nil || !IsInvalid(err) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an invalid publication: %s", err, tt.want)
+			}
+		})
+	}
+	t.Run("a name in other letters", func(t *testing.T) {
+		_, l, err := parseManifest([]byte(text[:len(text)-1] + `,"Layers":[]}`))
+		if err != nil || l.registry.MediaType != MediaTypeRegistry {
+			t.Errorf("got layers %+v, %v; want the manifest's own layers, \"Layers\" being another name", l, err)
+		}
+	})
+}
+
 // TestPullStoredFaults alters what the registry stores: a blob changed on
 // its disk, and a blob deleted. Both fail the pull, and neither is taken
 // for an invalid publication: the registry may be repaired.
