@@ -101,6 +101,8 @@ func TestCommandsReadOnlyFiles(t *testing.T) {
 		{"serve, the trusted keys", ".pub", sshsig.MaxKeysFileBytes, 1, nil, []string{"serve", "--addr", "127.0.0.1:0", "--log", log, "--source", "oci://127.0.0.1:1/r:t", "--verify-key", "X"}},
 		{"check, the CA", ".pem", readfile.MaxPEMBytes, 2, nil, []string{"check", "--url", "https://127.0.0.1:1", "--actor", bridge, "--ca-cert", "X"}},
 		{"check, the client key", ".pem", readfile.MaxPEMBytes, 2, nil, []string{"check", "--url", "https://127.0.0.1:1", "--actor", bridge, "--client-cert", pki.ServerCert, "--client-key", "X"}},
+		{"check, the client certificate", ".pem", readfile.MaxPEMBytes, 2, nil, []string{"check", "--url", "https://127.0.0.1:1", "--actor", bridge, "--client-cert", "X", "--client-key", pki.ServerKey}},
+		{"smoke, the CA", ".pem", readfile.MaxPEMBytes, 1, nil, []string{"smoke", "--url", "https://127.0.0.1:1", "--actor", bridge, "--ca-cert", "X"}},
 	}
 	for _, nf := range notFiles {
 		for _, sl := range slots {
