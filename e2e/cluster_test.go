@@ -271,7 +271,8 @@ func TestCluster(t *testing.T) {
 		var runs []string
 		for run, out := range r.logs {
 			before := len(log.Decisions)
-			log.Add(fmt.Sprintf("%s run %d stdout", r.name, run+1), []byte(out.String()))
+			// Each run logs to standard output, and chains its own.
+			log.AddSeparate(fmt.Sprintf("%s run %d stdout", r.name, run+1), []byte(out.String()))
 			// The service sends to every ready replica in turn: each run
 			// of each replica answers a share of the load. How large a
 			// share is the scheduler's (a probe that times out on a busy

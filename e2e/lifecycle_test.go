@@ -407,6 +407,12 @@ func TestCrashLosesNoAnsweredDecision(t *testing.T) {
 	if len(partial) > 0 && json.Valid(partial) {
 		t.Errorf("the log ends with a complete JSON object but no newline: %q", partial)
 	}
+	// The hash chain holds through the kill: the log verifies, and a
+	// fragment the kill left is reported as torn, not as a decision.
+	code, out, errOut := runCLI(t, nil, "log", "verify", s.Log)
+	if code != 0 || len(partial) > 0 && !strings.Contains(out, "the last line has no newline") {
+		t.Errorf("log verify after SIGKILL: exit %d, want 0 and any fragment reported:\n%s%s", code, out, errOut)
+	}
 	t.Logf("%d decisions received, %d lines logged, partial last line: %d bytes", len(received), len(lines), len(partial))
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/coulomb/flex-auth/decisionlog"
 	"github.com/coulomb/flex-auth/policy"
 	"github.com/coulomb/flex-auth/registry"
 )
@@ -401,7 +402,7 @@ func (s *Server) evaluate(w http.ResponseWriter, r *http.Request, set *pkgSet, p
 	out.id = sc.newID()
 	e := sc.entry
 	e.ids = append(e.ids[:0], out.id)
-	e.line = appendAccessLine(e.line[:0], s.clock(), out.id, ep, nil, -1, &ev.subject, &ev.action, &ev.resource, ev.rawContext, out.d, st)
+	e.line = append(appendAccessLine(e.line[:0], s.clock(), out.id, ep, nil, -1, &ev.subject, &ev.action, &ev.resource, ev.rawContext, out.d, st), '\n')
 	if !s.record(w, r, e) {
 		return
 	}
@@ -486,7 +487,7 @@ func (s *Server) evaluateBatch(w http.ResponseWriter, r *http.Request, set *pkgS
 		out := s.decideEval(st, sc, sub, act, res, ctx)
 		out.id = sc.newID()
 		e.ids = append(e.ids, out.id)
-		e.line = appendAccessLine(e.line, now, out.id, epEvaluations, batch[:], i, sub, act, res, rawCtx, out.d, st)
+		e.line = append(appendAccessLine(e.line, now, out.id, epEvaluations, batch[:], i, sub, act, res, rawCtx, out.d, st), '\n')
 		results = append(results, out)
 		allow := out.d.Effect == policy.Allow
 		if req.semantic == denyOnFirstDeny && !allow || req.semantic == permitOnFirstPermit && allow {
@@ -554,11 +555,12 @@ func newBatchID() [22]byte {
 // it (for a batch or a search; index -1 leaves them out), and the
 // entities as decided, with the properties they were sent with. For a
 // registry package, everything before "authzen" is what the same request
-// on /v1/check logs.
+// on /v1/check logs. Like appendLogLine, it appends the record without its
+// end, which the decision log's chain closes.
 func appendAccessLine(b []byte, now time.Time, id []byte, ep endpoint, batch []byte, index int,
 	sub, act, res *azEntity, rawCtx []byte, d policy.Decision, st *state) []byte {
 	b = append(b, `{"time":"`...)
-	b = appendTime(b, now)
+	b = decisionlog.AppendTime(b, now)
 	b = append(b, `","decision_id":"`...)
 	b = append(b, id...)
 	b = append(b, `","subject":`...)
@@ -592,7 +594,7 @@ func appendAccessLine(b []byte, now time.Time, id []byte, ep endpoint, batch []b
 	b = append(b, `,"resource":`...)
 	b = appendEntity(b, res, false)
 	b = escapeLineBreaks(b, client)
-	return append(b, "}}\n"...)
+	return append(b, '}')
 }
 
 // appendEntity appends an entity as decided: type, id and properties (an

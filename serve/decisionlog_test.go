@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,7 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/coulomb/flex-auth/decisionlog"
 )
 
 func TestDecisionLogLine(t *testing.T) {
@@ -27,13 +27,13 @@ func TestDecisionLogLine(t *testing.T) {
 		line string
 	}{
 		{"allow", allowBody,
-			`{"time":"2026-06-23T10:11:12.000000007Z","decision_id":"%[1]s","subject":"iam:agt-state-hub-bridge","action":"ssh.sign","resource":"agt-state-hub-bridge","context":{"principal":"agt-task-bridge","ttl_hours":24},"effect":"allow","reason":"signing_policy_matched","policy":"ops-warden/ssh-signing","policy_digest":"%[2]s","registry_digest":"%[3]s"}`},
+			`{"time":"2026-06-23T10:11:12.000000007Z","decision_id":"%[1]s","subject":"iam:agt-state-hub-bridge","action":"ssh.sign","resource":"agt-state-hub-bridge","context":{"principal":"agt-task-bridge","ttl_hours":24},"effect":"allow","reason":"signing_policy_matched","policy":"ops-warden/ssh-signing","policy_digest":"%[2]s","registry_digest":"%[3]s","seq":1,"prev":"%[4]s"}`},
 		{"default action and no context", `{"resource":"agt-nobody","subject":"agt-nobody"}`,
-			`{"time":"2026-06-23T10:11:12.000000007Z","decision_id":"%[1]s","subject":"agt-nobody","action":"ssh.sign","resource":"agt-nobody","context":{},"effect":"deny","reason":"unknown_actor_resource","policy":"ops-warden/ssh-signing","policy_digest":"%[2]s","registry_digest":"%[3]s"}`},
+			`{"time":"2026-06-23T10:11:12.000000007Z","decision_id":"%[1]s","subject":"agt-nobody","action":"ssh.sign","resource":"agt-nobody","context":{},"effect":"deny","reason":"unknown_actor_resource","policy":"ops-warden/ssh-signing","policy_digest":"%[2]s","registry_digest":"%[3]s","seq":1,"prev":"%[4]s"}`},
 		{"multi-line context is compacted, strings kept", "{\"subject\":\"adm-example\",\"resource\":\"adm-example\",\"context\":{\n  \"ttl_hours\": 2.50,\n  \"note\": \"a  b\\n\\\"c\\\" \\u00e9\",\n  \"tags\": [ 1 , true, null ]\n}}",
-			`{"time":"2026-06-23T10:11:12.000000007Z","decision_id":"%[1]s","subject":"adm-example","action":"ssh.sign","resource":"adm-example","context":{"ttl_hours":2.50,"note":"a  b\n\"c\" \u00e9","tags":[1,true,null]},"effect":"deny","reason":"ttl_out_of_bounds","policy":"ops-warden/ssh-signing","policy_digest":"%[2]s","registry_digest":"%[3]s"}`},
+			`{"time":"2026-06-23T10:11:12.000000007Z","decision_id":"%[1]s","subject":"adm-example","action":"ssh.sign","resource":"adm-example","context":{"ttl_hours":2.50,"note":"a  b\n\"c\" \u00e9","tags":[1,true,null]},"effect":"deny","reason":"ttl_out_of_bounds","policy":"ops-warden/ssh-signing","policy_digest":"%[2]s","registry_digest":"%[3]s","seq":1,"prev":"%[4]s"}`},
 		{"strings are escaped", `{"subject":"a\"b\\c\u0001\u00e9","action":"x\ny","resource":"agt-nobody"}`,
-			`{"time":"2026-06-23T10:11:12.000000007Z","decision_id":"%[1]s","subject":"a\"b\\c\u0001é","action":"x\ny","resource":"agt-nobody","context":{},"effect":"deny","reason":"unknown_actor_resource","policy":"ops-warden/ssh-signing","policy_digest":"%[2]s","registry_digest":"%[3]s"}`},
+			`{"time":"2026-06-23T10:11:12.000000007Z","decision_id":"%[1]s","subject":"a\"b\\c\u0001é","action":"x\ny","resource":"agt-nobody","context":{},"effect":"deny","reason":"unknown_actor_resource","policy":"ops-warden/ssh-signing","policy_digest":"%[2]s","registry_digest":"%[3]s","seq":1,"prev":"%[4]s"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,7 +41,7 @@ func TestDecisionLogLine(t *testing.T) {
 			s := newTestServer(t, Source{}, log)
 			h := http.Header{"Authorization": {"Bearer s3cret-token"}, "X-Api-Key": {"k3y-value"}}
 			resp := decodeCheck(t, do(s, http.MethodPost, "/v1/check", tt.body, "application/json", h))
-			want := fmt.Sprintf(tt.line, resp.DecisionID, polDigest, regDigest) + "\n"
+			want := fmt.Sprintf(tt.line, resp.DecisionID, polDigest, regDigest, decisionlog.Hash{}) + "\n"
 			if got := log.String(); got != want {
 				t.Errorf("log line:\ngot  %s\nwant %s", got, want)
 			}
@@ -340,24 +340,6 @@ func TestLogFileReopen(t *testing.T) {
 	}
 }
 
-func TestAppendTime(t *testing.T) {
-	times := []time.Time{
-		time.Date(2026, 6, 23, 10, 11, 12, 7, time.UTC),
-		time.Date(2026, 12, 31, 23, 59, 59, 999999999, time.UTC),
-		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
-		time.Date(9999, 1, 2, 3, 4, 5, 600000000, time.FixedZone("CEST", 2*3600)),
-		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
-		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
-		time.Unix(1<<31, 123456789).In(time.FixedZone("X", -7*3600)),
-	}
-	for _, tm := range times {
-		want := tm.UTC().Format(logTimeLayout)
-		if got := string(appendTime(nil, tm)); got != want {
-			t.Errorf("appendTime(%v): got %s, want %s", tm, got, want)
-		}
-	}
-}
-
 type panicWriter struct{ panicking atomic.Bool }
 
 func (p *panicWriter) Write(b []byte) (int, error) {
@@ -400,7 +382,7 @@ func TestDecisionLogConcurrentWritersReopenAndClose(t *testing.T) {
 			defer wg.Done()
 			e := &logEntry{errc: make(chan error, 1)}
 			for i := range each {
-				e.line = fmt.Appendf(e.line[:0], "w%d-%d\n", w, i)
+				e.line = fmt.Appendf(e.line[:0], `{"decision_id":"w%d-%d"`, w, i)
 				if err := l.write(e); err != nil {
 					t.Errorf("write: %v", err)
 					return
@@ -421,21 +403,36 @@ func TestDecisionLogConcurrentWritersReopenAndClose(t *testing.T) {
 	}
 	wg.Wait()
 	l.Close()
-	if err := l.write(&logEntry{line: []byte("late\n"), errc: make(chan error, 1)}); !errors.Is(err, ErrLogClosed) {
+	if err := l.write(&logEntry{line: []byte(`{"decision_id":"late"`), errc: make(chan error, 1)}); !errors.Is(err, ErrLogClosed) {
 		t.Errorf("write after Close: got %v, want ErrLogClosed", err)
 	}
+	// The files, in the order they were written, are one intact chain
+	// holding every line once.
+	files := make([]string, 0, rotated+1)
+	for i := range rotated {
+		files = append(files, fmt.Sprintf("%s.%d", path, i))
+	}
+	files = append(files, path)
+	r := verifyLog(t, files...)
+	if !r.Intact() {
+		t.Errorf("chain across %d files: %v", len(files), r.Problem)
+	}
+	if r.Decisions != writers*each || r.TornCount != 0 {
+		t.Errorf("got %d records and %d torn lines in %d files, want %d and 0", r.Decisions, r.TornCount, len(files), writers*each)
+	}
 	seen := map[string]int{}
-	files, _ := filepath.Glob(path + "*")
 	for _, name := range files {
-		fh, err := os.Open(name)
+		data, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sc := bufio.NewScanner(fh)
-		for sc.Scan() {
-			seen[sc.Text()]++
+		for line := range strings.Lines(string(data)) {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			seen[m["decision_id"].(string)]++
 		}
-		fh.Close()
 	}
 	if got, want := len(seen), writers*each; got != want {
 		t.Errorf("got %d distinct lines in %d files, want %d", got, len(files), want)

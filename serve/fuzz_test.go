@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/coulomb/flex-auth/decisionlog"
 	"github.com/coulomb/flex-auth/examples"
 	"github.com/coulomb/flex-auth/policy"
 	"github.com/coulomb/flex-auth/registry"
@@ -172,7 +173,7 @@ func FuzzDecodeRequest(f *testing.F) {
 			t.Errorf("context: got %#v, encoding/json %#v", got, want)
 		}
 		// Its decision log line is one line, and records what was asked.
-		line := appendLogLine(nil, fixedClock(), []byte("decision:0123456789abcdef"), &req, policy.Decision{Effect: policy.Deny, Reason: "r"}, st)
+		line := decisionlog.AppendChain(appendLogLine(nil, fixedClock(), []byte("decision:0123456789abcdef"), &req, policy.Decision{Effect: policy.Deny, Reason: "r"}, st), decisionlog.Head{})
 		if err := oneLogLine(line); err != nil {
 			t.Fatalf("log line for %q: %v", data, err)
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/coulomb/flex-auth/decisionlog"
 	"github.com/coulomb/flex-auth/examples"
 	"github.com/coulomb/flex-auth/policy"
 	"github.com/coulomb/flex-auth/registry"
@@ -273,4 +274,23 @@ func oneLogLine(line []byte) error {
 		return fmt.Errorf("%q is not JSON", line)
 	}
 	return nil
+}
+
+// verifyLog verifies decision log files, in the order they were written,
+// as flex-auth log verify does.
+func verifyLog(t testing.TB, files ...string) *decisionlog.Result {
+	t.Helper()
+	v := decisionlog.NewVerifier(decisionlog.Options{})
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = v.Add(filepath.Base(name), f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return v.Result()
 }

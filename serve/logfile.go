@@ -5,29 +5,37 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+
+	"github.com/coulomb/flex-auth/decisionlog"
 )
 
 // A LogFile is a decision log file opened for appending. The decision log
 // reopens its path on SIGHUP, so that logrotate can move the old file
-// away; Sync flushes it to disk. Only the decision log's writer goroutine
-// writes, syncs or switches it, which keeps it free of locks.
+// away; Sync flushes it to disk. Only the decision log's leader writes,
+// syncs or switches it, which keeps it free of locks.
 type LogFile struct {
 	path string
 	f    *os.File
+	// head is where the file's chain stood when it was opened.
+	head decisionlog.Head
 }
 
 // OpenLogFile opens path for appending, creating it (mode 0640) if needed.
 // It does not wait for a reader when path is a FIFO: with none, it fails.
+// A regular file that is not empty is read from its end, so that the
+// decision log continues its chain, and a fragment a crash left there is
+// ended (see endLine); a file that cannot be read is an error.
 func OpenLogFile(path string) (*LogFile, error) {
 	f, err := openAppend(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := endLine(f, path); err != nil {
+	tail, err := endLine(f, path, nil)
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &LogFile{path: path, f: f}, nil
+	return &LogFile{path: path, f: f, head: tail}, nil
 }
 
 // openAppend opens path for appending without blocking in open(2) on a
@@ -43,35 +51,51 @@ func openAppend(path string) (*os.File, error) {
 	return f, err
 }
 
-// endLine appends tornEnd to f, opened for appending at path, when f is a
-// regular file whose last byte is not a newline: the fragment a crash in
-// the middle of a write left (a SIGKILL can cut a write(2) at a page
-// boundary). The fragment then stays a line of its own that does not
-// parse, rather than swallowing the first decision written after it. The last byte is
-// read through a second, read-only descriptor of the same file; when the
-// file cannot be read, it is left as it is.
-func endLine(f *os.File, path string) error {
+// endLine reads the end of f, opened for appending at path, and returns
+// where its chain stands. When f is a regular file whose last byte is not
+// a newline (the fragment a crash in the middle of a write left: a
+// SIGKILL can cut a write(2) at a page boundary), it ends the fragment
+// (decisionlog.AppendTornEnd), so that it stays a line of its own that
+// does not parse rather than swallowing the first record written after
+// it, and returns the head after it. The chain stands at head when it is
+// set (a file reopened by a running decision log, which knows its chain),
+// else where the file's last lines say. The end is read through a second,
+// read-only descriptor of the same file. A FIFO or pipe, or an empty
+// file, is not read: the chain stands at head, or starts anew.
+func endLine(f *os.File, path string, head *decisionlog.Head) (decisionlog.Head, error) {
+	var h decisionlog.Head
+	if head != nil {
+		h = *head
+	}
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
-		return nil
+		return h, nil
 	}
 	r, err := os.Open(path)
 	if err != nil {
-		return nil
+		return h, fmt.Errorf("read the end of %s to continue its hash chain: %w", path, err)
 	}
 	defer r.Close()
 	ri, err := r.Stat()
 	if err != nil || !os.SameFile(fi, ri) || ri.Size() == 0 {
-		return nil
+		return h, nil // replaced meanwhile: nothing of it is ours to read
 	}
-	var last [1]byte
-	if _, err := r.ReadAt(last[:], ri.Size()-1); err != nil || last[0] == '\n' {
-		return nil
+	tail, err := decisionlog.ReadTail(r, ri.Size())
+	if err != nil {
+		return h, fmt.Errorf("read the end of %s to continue its hash chain: %w", path, err)
 	}
-	if _, err := f.Write([]byte(tornEnd)); err != nil {
-		return fmt.Errorf("end the cut-short last line of %s: %w", path, err)
+	if head == nil {
+		h = tail.Head
 	}
-	return nil
+	if len(tail.Fragment) == 0 {
+		return h, nil
+	}
+	end := decisionlog.AppendTornEnd(nil, h)
+	if _, err := f.Write(end); err != nil {
+		return h, fmt.Errorf("end the cut-short last line of %s: %w", path, err)
+	}
+	h.Hash = joinHash(tail.Fragment, end)
+	return h, nil
 }
 
 // Write appends p with one write(2): O_APPEND keeps concurrent writers from
@@ -87,15 +111,16 @@ func (f *LogFile) Sync() error { return datasync(f.f) }
 func (f *LogFile) reopenFile() (*os.File, error) { return openAppend(f.path) }
 
 // use switches to nf, opened by reopenFile, and returns the old file for
-// the caller to close. When nf's cut-short last line cannot be ended, nf
-// is closed and the old file stays in use.
-func (f *LogFile) use(nf *os.File) (old *os.File, err error) {
-	if err := endLine(nf, f.path); err != nil {
+// the caller to close, and the chain's head in nf: head, or past the end
+// of a cut-short last line of nf. When that line cannot be ended, nf is
+// closed and the old file stays in use.
+func (f *LogFile) use(nf *os.File, head decisionlog.Head) (old *os.File, h decisionlog.Head, err error) {
+	if h, err = endLine(nf, f.path, &head); err != nil {
 		nf.Close()
-		return nil, err
+		return nil, head, err
 	}
 	old, f.f = f.f, nf
-	return old, nil
+	return old, h, nil
 }
 
 // Close closes the file.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/coulomb/flex-auth/decisionlog"
 	"github.com/coulomb/flex-auth/policy"
 )
 
@@ -114,7 +115,7 @@ func FuzzLogLine(f *testing.F) {
 		if err != nil || decodeRequest(body, &req, st.snap, nil) != nil {
 			return // not a request: nothing is logged
 		}
-		line := appendLogLine(nil, fixedClock(), []byte("decision:0123456789abcdef"), &req, policy.Decision{Effect: policy.Deny, Reason: "r"}, st)
+		line := decisionlog.AppendChain(appendLogLine(nil, fixedClock(), []byte("decision:0123456789abcdef"), &req, policy.Decision{Effect: policy.Deny, Reason: "r"}, st), decisionlog.Head{})
 		if err := oneLogLine(line); err != nil {
 			t.Fatal(err)
 		}

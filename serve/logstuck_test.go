@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coulomb/flex-auth/decisionlog"
 )
 
 // stuckWriter, once blocked, blocks every write until it is unblocked, the
@@ -197,7 +199,7 @@ func TestStuckLogClose(t *testing.T) {
 	l := newDecisionLog(w, logConfig{timeout: 100 * time.Millisecond})
 	w.block()
 	defer w.unblock()
-	go l.write(&logEntry{line: []byte("x\n"), ids: [][]byte{[]byte("decision:1")}, errc: make(chan error, 1)})
+	go l.write(&logEntry{line: []byte(`{"decision_id":"decision:1"` + "\n"), ids: [][]byte{[]byte("decision:1")}, errc: make(chan error, 1)})
 	<-w.entered
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -221,10 +223,10 @@ func TestLogTimeoutInQueue(t *testing.T) {
 	w.block()
 	first := make(chan error, 1)
 	go func() {
-		first <- l.write(&logEntry{line: []byte("first\n"), ids: [][]byte{[]byte("decision:1")}, errc: make(chan error, 1)})
+		first <- l.write(&logEntry{line: []byte(`{"decision_id":"decision:1"` + "\n"), ids: [][]byte{[]byte("decision:1")}, errc: make(chan error, 1)})
 	}()
 	<-w.entered
-	second := &logEntry{line: []byte("second\n"), ids: [][]byte{[]byte("decision:2")}, errc: make(chan error, 1)}
+	second := &logEntry{line: []byte(`{"decision_id":"decision:2"` + "\n"), ids: [][]byte{[]byte("decision:2")}, errc: make(chan error, 1)}
 	if err := l.write(second); !errors.Is(err, errLogTimeout) && !errors.Is(err, errLogStuck) {
 		t.Errorf("line queued behind a stuck write: got %v, want a timeout", err)
 	}
@@ -237,8 +239,8 @@ func TestLogTimeoutInQueue(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := w.log.String(); got != "first\n" {
-		t.Errorf("log: got %q, want only the first line", got)
+	if got, want := w.log.String(), string(decisionlog.AppendChain([]byte(`{"decision_id":"decision:1"`), decisionlog.Head{})); got != want {
+		t.Errorf("log: got %q, want only the first line, %q", got, want)
 	}
 }
 
@@ -248,7 +250,7 @@ func TestLogPendingBounded(t *testing.T) {
 	w := &stuckWriter{}
 	l := newDecisionLog(w, logConfig{timeout: time.Minute})
 	w.block()
-	go l.write(&logEntry{line: []byte("first\n"), errc: make(chan error, 1)})
+	go l.write(&logEntry{line: []byte(`{"decision_id":"first"`), errc: make(chan error, 1)})
 	<-w.entered
 	line := make([]byte, 1<<20)
 	line[len(line)-1] = '\n'
@@ -257,7 +259,7 @@ func TestLogPendingBounded(t *testing.T) {
 		go func() { results <- l.write(&logEntry{line: line, errc: make(chan error, 1)}) }()
 	}
 	waitFor(t, "the queue to fill", func() bool { return l.queued.Load() == maxPending>>20 })
-	if err := l.write(&logEntry{line: []byte("one more\n"), errc: make(chan error, 1)}); !errors.Is(err, errLogBusy) {
+	if err := l.write(&logEntry{line: []byte(`{"decision_id":"one more"`), errc: make(chan error, 1)}); !errors.Is(err, errLogBusy) {
 		t.Errorf("a line past %d MiB waiting: got %v, want errLogBusy", maxPending>>20, err)
 	}
 	w.unblock()

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -25,6 +26,8 @@ type metrics struct {
 	packages        *prometheus.GaugeVec
 	logErrors       prometheus.Counter
 	logStuck        prometheus.Gauge
+	logFlushes      prometheus.Counter
+	logFlushed      prometheus.Counter
 	httpErrors      *prometheus.CounterVec
 	polls           *prometheus.CounterVec
 	serial          prometheus.Gauge
@@ -67,6 +70,14 @@ func newMetrics() *metrics {
 			Name: "flexauth_decision_log_stuck",
 			Help: "1 while a decision log write has not returned for longer than the log timeout (every decision is refused with 503 meanwhile), else 0.",
 		}),
+		logFlushes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flexauth_decision_log_flushes_total",
+			Help: "Flushes of the decision log to stable storage (fdatasync, with --log-sync).",
+		}),
+		logFlushed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flexauth_decision_log_flushed_decisions_total",
+			Help: "Decisions answered after a flush of the decision log (with --log-sync): divided by flexauth_decision_log_flushes_total, the decisions a flush covers.",
+		}),
 		httpErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flexauth_http_errors_total",
 			Help: "Error responses, by error code.",
@@ -90,7 +101,7 @@ func newMetrics() *metrics {
 		Name: "flexauth_publication_serial",
 		Help: "Serial of the OCI publication being served; 0 for other sources.",
 	})
-	m.reg.MustRegister(m.decisions, m.checkDuration, m.authzenDuration, m.actors, m.packages, m.reloads, m.logErrors, m.logStuck, m.httpErrors, m.polls, m.serial,
+	m.reg.MustRegister(m.decisions, m.checkDuration, m.authzenDuration, m.actors, m.packages, m.reloads, m.logErrors, m.logStuck, m.logFlushes, m.logFlushed, m.httpErrors, m.polls, m.serial,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.counters = newDecisionCounters(m.decisions)
@@ -99,6 +110,44 @@ func newMetrics() *metrics {
 	}
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m
+}
+
+// chainCollector exports where the decision log's chain stands: the seq
+// of the last record as a gauge, and the head with its hash as a label of
+// an info metric, so that an outside system can record it. Each head is a
+// new series of the info metric: keep it out of long-term storage, or
+// record the head from /healthz instead.
+type chainCollector struct{ log *decisionLog }
+
+var (
+	chainSeqDesc = prometheus.NewDesc("flexauth_decision_log_seq",
+		"Seq of the last record written to the decision log's hash chain.", nil, nil)
+	chainHeadDesc = prometheus.NewDesc("flexauth_decision_log_head_info",
+		"The decision log's chain head: the seq of the last record and the SHA-256 of the last line, as flex-auth log verify --head takes them. Always 1.", []string{"seq", "head"}, nil)
+	checkpointSeqDesc = prometheus.NewDesc("flexauth_decision_log_checkpoint_seq",
+		"Seq of the last signed checkpoint of the decision log (--log-sign-key); 0 before the first, and without a signing key.", nil, nil)
+	checkpointTimeDesc = prometheus.NewDesc("flexauth_decision_log_checkpoint_timestamp_seconds",
+		"When the last signed checkpoint of the decision log was written, in seconds since the Unix epoch; 0 before the first.", nil, nil)
+)
+
+func (c chainCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- chainSeqDesc
+	ch <- chainHeadDesc
+	ch <- checkpointSeqDesc
+	ch <- checkpointTimeDesc
+}
+
+func (c chainCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.log.Chain()
+	seq := strconv.FormatUint(st.Head.Seq, 10)
+	ch <- prometheus.MustNewConstMetric(chainSeqDesc, prometheus.GaugeValue, float64(st.Head.Seq))
+	ch <- prometheus.MustNewConstMetric(chainHeadDesc, prometheus.GaugeValue, 1, seq, st.Head.Hash.String())
+	at := 0.0
+	if !st.CheckpointAt.IsZero() {
+		at = float64(st.CheckpointAt.UnixNano()) / 1e9
+	}
+	ch <- prometheus.MustNewConstMetric(checkpointSeqDesc, prometheus.GaugeValue, float64(st.Checkpoint.Seq))
+	ch <- prometheus.MustNewConstMetric(checkpointTimeDesc, prometheus.GaugeValue, at)
 }
 
 // setLogStuck sets flexauth_decision_log_stuck.

@@ -17,7 +17,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coulomb/flex-auth/decisionlog"
 	"github.com/coulomb/flex-auth/internal/readfile"
+	"github.com/coulomb/flex-auth/internal/sshsig"
 )
 
 // RunConfig is everything Run needs to serve decisions as a process: the
@@ -47,6 +49,14 @@ type RunConfig struct {
 	// LogTimeout is Options.LogTimeout: how long a decision waits for its
 	// log line before it is answered 503.
 	LogTimeout time.Duration
+	// LogSignKey, when set, is an OpenSSH private key file that signs
+	// checkpoints of the decision log's chain (Options.LogSigner), with
+	// LogSignKeyPassphrase when it is protected by one.
+	// CheckpointLines and CheckpointInterval are Options'.
+	LogSignKey           string
+	LogSignKeyPassphrase []byte
+	CheckpointLines      int
+	CheckpointInterval   time.Duration
 	// ReloadTimeout is Options.ReloadTimeout.
 	ReloadTimeout time.Duration
 	// Poll is Options.Poll.
@@ -140,7 +150,8 @@ func Run(ctx context.Context, c RunConfig) error {
 	ln := &onceCloseListener{Listener: tcpLn}
 	conns := newConnTracker()
 	hs := &http.Server{
-		Handler:           srv,
+		Handler:           conns.wrap(srv),
+		ConnContext:       conns.connContext,
 		TLSConfig:         tlsConf,
 		ReadHeaderTimeout: orDefault(c.ReadHeaderTimeout, DefaultReadHeaderTimeout),
 		ReadTimeout:       orDefault(c.ReadTimeout, DefaultReadTimeout),
@@ -247,6 +258,15 @@ func startUp(c RunConfig, logger *slog.Logger) (st started) {
 			return st
 		}
 	}
+	var signer *decisionlog.Signer
+	if c.LogSignKey != "" {
+		key, err := sshsig.LoadSigner(c.LogSignKey, c.LogSignKeyPassphrase)
+		if err != nil {
+			st.err = fmt.Errorf("--log-sign-key: %w", err)
+			return st
+		}
+		signer = decisionlog.NewSigner(key)
+	}
 	var logW io.Writer
 	if c.LogPath == "" || c.LogPath == "-" {
 		// Hide Sync and Close: stdout is often a pipe, which cannot be
@@ -261,6 +281,7 @@ func startUp(c RunConfig, logger *slog.Logger) (st started) {
 	}
 	var err error
 	st.srv, err = New(Options{Source: c.Source, Packages: c.Packages, DefaultPackage: c.DefaultPackage, PublicURL: c.PublicURL, DecisionLog: logW, LogSync: c.LogSync, LogTimeout: c.LogTimeout,
+		LogSigner: signer, CheckpointLines: c.CheckpointLines, CheckpointInterval: c.CheckpointInterval,
 		ReloadTimeout: c.ReloadTimeout, Poll: c.Poll, Logger: logger, Clock: c.Clock, AfterLoad: c.AfterLoad})
 	if err != nil {
 		st.err = errors.New(oneLine(err))
@@ -338,7 +359,11 @@ func (l *onceCloseListener) Close() error {
 }
 
 // connTracker knows which connections are accepted but have not had a
-// request read yet (http.StateNew).
+// request handed to the handler yet. Go's server drops a request it has
+// read once Shutdown has begun, even one whose connection turned active
+// just before (it checks after the ConnState hook): so a connection
+// counts as fresh until its request reaches the handler (wrap), not
+// merely until it turns active.
 type connTracker struct {
 	mu    sync.Mutex
 	fresh map[net.Conn]struct{}
@@ -349,17 +374,43 @@ func newConnTracker() *connTracker {
 	return &connTracker{fresh: make(map[net.Conn]struct{})}
 }
 
-// track is the http.Server ConnState hook.
+// connKey carries a request's connection in its context (ConnContext).
+type connKey struct{}
+
+// connContext is the http.Server ConnContext hook: it puts the connection
+// in its requests' context, for wrap.
+func (t *connTracker) connContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// wrap returns h, counting each request's connection out of the fresh
+// ones when the request reaches it.
+func (t *connTracker) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
+			t.out(c)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// track is the http.Server ConnState hook: a new connection is fresh; one
+// that is idle (it served a request), closed or hijacked no longer is.
 func (t *connTracker) track(c net.Conn, st http.ConnState) {
-	if st != http.StateNew && st != http.StateActive && st != http.StateClosed && st != http.StateHijacked {
-		return // StateIdle: the connection was counted out when it went active
+	switch st {
+	case http.StateNew:
+		t.mu.Lock()
+		t.fresh[c] = struct{}{}
+		t.mu.Unlock()
+	case http.StateIdle, http.StateClosed, http.StateHijacked:
+		t.out(c)
 	}
+}
+
+// out counts c out of the fresh connections.
+func (t *connTracker) out(c net.Conn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if st == http.StateNew {
-		t.fresh[c] = struct{}{}
-		return
-	}
 	if _, ok := t.fresh[c]; !ok {
 		return
 	}
@@ -371,7 +422,7 @@ func (t *connTracker) track(c net.Conn, st http.ConnState) {
 }
 
 // waitNoneNew returns when every accepted connection has had a request
-// read (or closed), or when ctx is done.
+// handed to the handler (or closed), or when ctx is done.
 func (t *connTracker) waitNoneNew(ctx context.Context) {
 	t.mu.Lock()
 	if len(t.fresh) == 0 {

@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -456,23 +457,26 @@ func TestConnTracker(t *testing.T) {
 	tr.track(c2, http.StateNew)
 	tr.track(c3, http.StateNew)
 	tr.track(c3, http.StateActive)
-	tr.track(c3, http.StateIdle) // counted out already
+	tr.track(c3, http.StateIdle) // served a request
 	done := make(chan struct{})
 	go func() {
 		tr.waitNoneNew(context.Background())
 		close(done)
 	}()
 	tr.track(c1, http.StateActive)
-	select {
-	case <-done:
-		t.Fatal("waitNoneNew returned while c2 had no request read")
-	default:
-	}
 	tr.track(c2, http.StateClosed)
 	select {
 	case <-done:
+		t.Fatal("waitNoneNew returned while c1's request, read, had not reached the handler")
+	default:
+	}
+	handler := tr.wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	r := httptest.NewRequest(http.MethodGet, "/healthz", nil)
+	handler.ServeHTTP(httptest.NewRecorder(), r.WithContext(tr.connContext(r.Context(), c1)))
+	select {
+	case <-done:
 	case <-time.After(10 * time.Second):
-		t.Fatal("waitNoneNew did not return once every connection had its request read")
+		t.Fatal("waitNoneNew did not return once every connection had its request handled")
 	}
 
 	tr.track(c1, http.StateNew)

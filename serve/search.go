@@ -120,7 +120,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, set *pkgSet, pin
 		}
 		out.id, out.candidate = sc.newID(), c
 		e.ids = append(e.ids, out.id)
-		e.line = appendAccessLine(e.line, now, out.id, ep, batch[:], len(results), &sub, &act, &res, q.rawContext, out.d, st)
+		e.line = append(appendAccessLine(e.line, now, out.id, ep, batch[:], len(results), &sub, &act, &res, q.rawContext, out.d, st), '\n')
 		results = append(results, out)
 	}
 	sc.results = results

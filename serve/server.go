@@ -29,6 +29,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/coulomb/flex-auth/decisionlog"
 	"github.com/coulomb/flex-auth/policy"
 )
 
@@ -61,6 +62,14 @@ type Options struct {
 	// LogTimeout bounds how long a decision waits for its log line to be
 	// written; past it, the answer is 503. Zero is DefaultLogTimeout.
 	LogTimeout time.Duration
+	// LogSigner, when set, signs checkpoints of the decision log's hash
+	// chain every CheckpointLines records (DefaultCheckpointLines when
+	// 0), CheckpointInterval after the last one when records were
+	// written since (DefaultCheckpointInterval when 0), before the log
+	// file is switched on reopen, and when the log is closed.
+	LogSigner          *decisionlog.Signer
+	CheckpointLines    int
+	CheckpointInterval time.Duration
 	// ReloadTimeout bounds a reload; zero is DefaultReloadTimeout.
 	ReloadTimeout time.Duration
 	// Poll is how often a remote source (Source.Remote) is polled; zero
@@ -183,7 +192,10 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.log = newDecisionLog(opts.DecisionLog, logConfig{sync: opts.LogSync, timeout: opts.LogTimeout, clock: s.clock, logger: s.logger,
-		onError: func(n int) { s.metrics.logErrors.Add(float64(n)) }, onStuck: s.metrics.setLogStuck, rescue: s.rescue})
+		onError: func(n int) { s.metrics.logErrors.Add(float64(n)) }, onStuck: s.metrics.setLogStuck, rescue: s.rescue,
+		onFlush: func(lines int) { s.metrics.logFlushes.Inc(); s.metrics.logFlushed.Add(float64(lines)) },
+		signer:  opts.LogSigner, ckLines: opts.CheckpointLines, ckInterval: opts.CheckpointInterval})
+	s.metrics.reg.MustRegister(chainCollector{s.log})
 	if s.afterLoad != nil {
 		s.afterLoad()
 	}
@@ -418,9 +430,28 @@ type ReloadHealth struct {
 
 // LogHealth says what is wrong with the decision log, if anything: writes
 // failing or stuck, or the latest reopen failing. Either makes the status
-// degraded. It is an addition to the contract's /healthz members.
+// degraded. It also says where the log's hash chain stands, for an outside
+// system to record (flex-auth log verify --head SEQ:HASH proves a log
+// still holds it). It is an addition to the contract's /healthz members.
 type LogHealth struct {
 	LastError *string `json:"last_error"`
+	// Seq is the seq of the last record written, Head the hash of the
+	// last line (see decisionlog.Head).
+	Seq  uint64 `json:"seq"`
+	Head string `json:"head"`
+	// Checkpoint is where the chain stood after the last signed
+	// checkpoint, when the log is signed (--log-sign-key).
+	Checkpoint *CheckpointHealth `json:"checkpoint,omitempty"`
+}
+
+// CheckpointHealth is the last signed checkpoint: the chain's head after
+// it, and when it was written (zero before the first).
+type CheckpointHealth struct {
+	Seq  uint64    `json:"seq"`
+	Head string    `json:"head"`
+	At   time.Time `json:"at"`
+	// Key is the signing key's SHA256 fingerprint.
+	Key string `json:"key"`
 }
 
 // PackageHealth describes one package served: its digests, how requests
@@ -505,6 +536,11 @@ func (s *Server) healthz(w http.ResponseWriter) {
 	if e := s.log.Err(); e != "" {
 		h.Status = "degraded"
 		h.DecisionLog.LastError = &e
+	}
+	c := s.log.Chain()
+	h.DecisionLog.Seq, h.DecisionLog.Head = c.Head.Seq, c.Head.Hash.String()
+	if c.Signer != "" {
+		h.DecisionLog.Checkpoint = &CheckpointHealth{Seq: c.Checkpoint.Seq, Head: c.Checkpoint.Hash.String(), At: c.CheckpointAt, Key: c.Signer}
 	}
 	s.writeJSON(w, http.StatusOK, h)
 }
@@ -670,7 +706,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, st *state) {
 
 	newDecisionID(&sc.id)
 	e := sc.entry
-	e.line = appendLogLine(e.line[:0], s.clock(), sc.id[:], req, d, st)
+	e.line = append(appendLogLine(e.line[:0], s.clock(), sc.id[:], req, d, st), '\n')
 	if !s.record(w, r, e) {
 		return
 	}
@@ -777,52 +813,14 @@ func (s *Server) grant(st *state, req *policy.Request, d policy.Decision) (strin
 	return g.Principal, g.TTLHours, d
 }
 
-// logTimeLayout is RFC 3339 in UTC with a fixed nine-digit fraction, so
-// that lines sort as text and every time has a fraction.
-const logTimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
-
-// appendTime appends t in logTimeLayout. It is AppendFormat without the
-// layout interpretation, which was a third of the cost of a log line.
-func appendTime(b []byte, t time.Time) []byte {
-	t = t.UTC()
-	year, month, day := t.Date()
-	if year < 0 || year > 9999 {
-		return t.AppendFormat(b, logTimeLayout)
-	}
-	hour, minute, sec := t.Clock()
-	b = appendDigits(b, year, 4)
-	b = append(b, '-')
-	b = appendDigits(b, int(month), 2)
-	b = append(b, '-')
-	b = appendDigits(b, day, 2)
-	b = append(b, 'T')
-	b = appendDigits(b, hour, 2)
-	b = append(b, ':')
-	b = appendDigits(b, minute, 2)
-	b = append(b, ':')
-	b = appendDigits(b, sec, 2)
-	b = append(b, '.')
-	b = appendDigits(b, t.Nanosecond(), 9)
-	return append(b, 'Z')
-}
-
-// appendDigits appends n, which is not negative, zero-padded to width
-// digits.
-func appendDigits(b []byte, n, width int) []byte {
-	b = append(b, "000000000"[:width]...)
-	for i := len(b) - 1; n > 0; i-- {
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return b
-}
-
-// appendLogLine appends one decision log line, ending in '\n'. It never
-// contains request headers, and no value in it can break the line for any
-// common line-oriented reader: see escapeLineBreaks.
+// appendLogLine appends one decision record without its end: the
+// decision log links it to the chain (decisionlog.Link), which closes the
+// object and the line. It never contains request headers, and no value in
+// it can break the line for any common line-oriented reader: see
+// escapeLineBreaks.
 func appendLogLine(b []byte, now time.Time, id []byte, req *checkRequest, d policy.Decision, st *state) []byte {
 	b = append(b, `{"time":"`...)
-	b = appendTime(b, now)
+	b = decisionlog.AppendTime(b, now)
 	b = append(b, `","decision_id":"`...)
 	b = append(b, id...)
 	b = append(b, `","subject":`...)
@@ -848,8 +846,7 @@ func appendLogLine(b []byte, now time.Time, id []byte, req *checkRequest, d poli
 	b = appendString(b, string(d.Effect))
 	b = append(b, `,"reason":`...)
 	b = appendString(b, d.Reason)
-	b = append(b, st.tail...)
-	return append(b, "}\n"...)
+	return append(b, st.tail...)
 }
 
 // appendString appends s as a JSON string in its shortest form (RFC 8785):

@@ -273,6 +273,8 @@ func TestHealthzReadyz(t *testing.T) {
 		} `json:"reload"`
 		DecisionLog struct {
 			LastError *string `json:"last_error"`
+			Seq       uint64  `json:"seq"`
+			Head      string  `json:"head"`
 		} `json:"decision_log"`
 		Source struct {
 			Kind     string `json:"kind"`

@@ -58,7 +58,10 @@ AuthZEN metadata names (on a loopback address, the listener's URL).
 Every decision is written to the decision
 log (--log FILE; stdout by default or with -) before it is answered, and a
 decision that cannot be written, or not within --log-timeout, is refused
-with 503. SIGHUP reloads the registry and policy and reopens the log file;
+with 503. Every record of the log is linked to the line before it by a
+hash chain, continued when the server appends to an existing log and
+across reopened files; with --log-sign-key, signed checkpoints of the
+chain are written too. flex-auth log verify checks both. SIGHUP reloads the registry and policy and reopens the log file;
 --watch also reloads when either file changes. SIGTERM and SIGINT shut down
 gracefully, within --shutdown-timeout whatever the log or a reload is doing.
 Operational logs go to stderr.`,
@@ -107,6 +110,9 @@ Operational logs go to stderr.`,
 			}
 			c.Stdout = cmd.OutOrStdout()
 			c.Logger = logger
+			if p, ok := os.LookupEnv("FLEX_AUTH_SIGN_KEY_PASSPHRASE"); ok && c.LogSignKey != "" {
+				c.LogSignKeyPassphrase = []byte(p)
+			}
 			if err := serve.Run(cmd.Context(), c); err != nil {
 				if c.Source.Remote != nil {
 					// It may quote what a registry or server answered.
@@ -128,6 +134,9 @@ Operational logs go to stderr.`,
 	f.StringVar(&c.LogPath, "log", "-", "decision log `FILE`, appended to; - is stdout")
 	f.BoolVar(&c.LogSync, "log-sync", false, "fsync the decision log before answering each batch of decisions")
 	f.DurationVar(&c.LogTimeout, "log-timeout", serve.DefaultLogTimeout, "answer 503 when a decision's log line is not written within this time (a stuck log)")
+	f.StringVar(&c.LogSignKey, "log-sign-key", "", "sign checkpoints of the decision log's hash chain with this OpenSSH private key `FILE` (passphrase in $FLEX_AUTH_SIGN_KEY_PASSPHRASE); flex-auth log verify --key and ssh-keygen -Y verify -n flex-auth-log check them")
+	f.IntVar(&c.CheckpointLines, "log-checkpoint-lines", serve.DefaultCheckpointLines, "with --log-sign-key, a checkpoint every this many records")
+	f.DurationVar(&c.CheckpointInterval, "log-checkpoint-interval", serve.DefaultCheckpointInterval, "with --log-sign-key, a checkpoint this long after the last one when records were written since")
 	f.DurationVar(&c.ReloadTimeout, "reload-timeout", serve.DefaultReloadTimeout, "give up on a reload still reading its files after this time (a hung file system)")
 	f.BoolVar(&c.Watch, "watch", false, "reload when the registry or policy file changes")
 	f.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this certificate `FILE` (PEM, with --tls-key)")

@@ -80,16 +80,16 @@ func (s *Summary) Write(w io.Writer) error {
 		return err
 	}
 	v := s.Verdict
-	lost, unlogged, logged, tornHeld := -1, -1, -1, -1
+	lost, unlogged, logged, tornHeld, chain := -1, -1, -1, -1, "not verified"
 	if v != nil {
-		lost, unlogged, logged, tornHeld = len(v.Lost)+len(v.TornWithReceived), v.UnloggedAllows, v.Logged, len(v.TornWithReceived)
+		lost, unlogged, logged, tornHeld, chain = len(v.Lost)+len(v.TornWithReceived), v.UnloggedAllows, v.Logged, len(v.TornWithReceived), v.ChainState()
 	}
 	fmt.Fprintf(w, "\nchaos: %s, %d workers, %d cycles of %d faults (%s)\n", s.Elapsed.Round(time.Millisecond), s.Workers, s.Cycles, len(s.Faults), strings.Join(s.Faults, ", "))
 	for _, sk := range s.Skipped {
 		fmt.Fprintf(w, "skipped: %s\n", sk)
 	}
-	fmt.Fprintf(w, "requests: %d\ndecisions received: %d (%d allows)\ndecisions logged: %d\nfailures: %s\nunexpected failures: %d\ntorn log lines: %d, holding a received decision: %d\nserver exit after SIGTERM: %d\nlost: %d\nunlogged allows: %d\n",
-		s.Requests, s.Decisions, s.Allows, logged, FailureCounts(s.Failures), len(s.Unexpected), len(s.Torn), tornHeld, s.Exit, lost, unlogged)
+	fmt.Fprintf(w, "requests: %d\ndecisions received: %d (%d allows)\ndecisions logged: %d\nfailures: %s\nunexpected failures: %d\ntorn log lines: %d, holding a received decision: %d\nserver exit after SIGTERM: %d\nhash chain: %s\nlost: %d\nunlogged allows: %d\n",
+		s.Requests, s.Decisions, s.Allows, logged, FailureCounts(s.Failures), len(s.Unexpected), len(s.Torn), tornHeld, s.Exit, chain, lost, unlogged)
 	for i, u := range s.Unexpected {
 		if i == 10 {
 			fmt.Fprintf(w, "  ... %d more\n", len(s.Unexpected)-10)

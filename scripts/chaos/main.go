@@ -10,11 +10,12 @@
 // through a reload storm, registry changes and corruptions (truncated,
 // invalid, empty, deleted, swapped by symlink), a restore, a decision log
 // that cannot be written, and SIGKILL with a restart; then it stops the
-// server and verifies the log against what the clients received. It
-// prints a line per phase and a summary ending in "lost: N" and
-// "unlogged allows: N", and exits 1 unless both are 0, no request failed
-// outside a fault that allows it, and the server shut down cleanly. The
-// work lives in e2e/chaos.
+// server and verifies the log against what the clients received, and its
+// hash chain (as flex-auth log verify does). It prints a line per phase
+// and a summary ending in "hash chain: intact (...)", "lost: N" and
+// "unlogged allows: N", and exits 1 unless the chain is intact, both are
+// 0, no request failed outside a fault that allows it, and the server
+// shut down cleanly. The work lives in e2e/chaos.
 package main
 
 import (
