@@ -83,6 +83,8 @@ func newRootCmd() *cobra.Command {
 		newPolicyCmd(),
 		newServeCmd(),
 		newPublishCmd(),
+		newLogCmd(),
+		newReplayCmd(),
 	)
 	return root
 }

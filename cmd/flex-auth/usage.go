@@ -14,12 +14,17 @@ import (
 
 // usageExitCodes are the exit codes of usage errors where they are not 1:
 // the commands whose contract gives exit 1 a meaning of its own (drift
-// found, a deny, an invalid pair not published) exit 2, so that a typo in
+// found, a deny, an invalid pair not published, a tampered log, decisions
+// that would change) exit 2, so that a typo in
 // a CI step can never read as a result (CONTRACT section 4).
 var usageExitCodes = map[string]int{
 	"flex-auth drift":   2,
 	"flex-auth check":   2,
 	"flex-auth publish": 2,
+	// log verify: 1 is a tampered log; replay: 1 is decisions that
+	// would change.
+	"flex-auth log verify": 2,
+	"flex-auth replay":     2,
 }
 
 // usageError is err as a usage error of cmd: followed by where to read the
