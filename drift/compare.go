@@ -153,6 +153,10 @@ type Report struct {
 	Want []byte
 	// want is the snapshot whose canonical form is Want.
 	want *registry.Snapshot
+	// Sections are reported after the comparison, in every format: the
+	// impact of EXPECTED on recorded decisions, when drift is given some.
+	// They do not change whether ACTUAL is in sync.
+	Sections []Section
 }
 
 // InSync reports whether ACTUAL is what EXPECTED says it should be: the

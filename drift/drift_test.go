@@ -362,26 +362,6 @@ func TestDiffNoNewlineAtEnd(t *testing.T) {
 	}
 }
 
-func TestEscapeWorkflowCommand(t *testing.T) {
-	tests := []struct {
-		in, data, prop string
-	}{
-		{"plain", "plain", "plain"},
-		{"50% a:b, c", "50%25 a:b, c", "50%25 a%3Ab%2C c"},
-		{"line\r\nnext", `line\r\nnext`, `line\r\nnext`},
-		{"%0A", "%250A", "%250A"},
-		{"esc \x1b[2J::error::x", `esc \x1b[2J::error::x`, `esc \x1b[2J%3A%3Aerror%3A%3Ax`},
-	}
-	for _, tt := range tests {
-		if got := escapeData(tt.in); got != tt.data {
-			t.Errorf("escapeData(%q) = %q, want %q", tt.in, got, tt.data)
-		}
-		if got := escapeProperty(tt.in); got != tt.prop {
-			t.Errorf("escapeProperty(%q) = %q, want %q", tt.in, got, tt.prop)
-		}
-	}
-}
-
 // TestGitHubAnnotations checks the count limit, and that each annotation
 // names the ACTUAL file's line of what it is about.
 func TestGitHubAnnotations(t *testing.T) {

@@ -8,34 +8,27 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/coulomb/flex-auth/internal/render"
 	"github.com/coulomb/flex-auth/internal/termsafe"
 )
 
 // A Format is an output format of a report.
-type Format string
+type Format = render.Format
 
 // The report formats.
 const (
-	Text     Format = "text"
-	JSON     Format = "json"
-	Markdown Format = "markdown"
-	GitHub   Format = "github"
+	Text     = render.Text
+	JSON     = render.JSON
+	Markdown = render.Markdown
+	GitHub   = render.GitHub
 )
 
 // Formats lists the formats in the order the help shows them.
-var Formats = []Format{Text, JSON, Markdown, GitHub}
+var Formats = render.Formats
 
 // ParseFormat returns the format named s.
-func ParseFormat(s string) (Format, error) {
-	for _, f := range Formats {
-		if string(f) == s {
-			return f, nil
-		}
-	}
-	return "", fmt.Errorf("unknown format %q: want text, json, markdown or github", s)
-}
+func ParseFormat(s string) (Format, error) { return render.ParseFormat(s) }
 
 // GitHub's size limits for what a report may be posted as.
 const (
@@ -47,6 +40,27 @@ const (
 	// maxAnnotations: GitHub shows at most 10 error annotations per step.
 	maxAnnotations = 10
 )
+
+// A Section is a report of its own that a drift report carries after the
+// comparison, in every format: the impact of EXPECTED on recorded
+// decisions (replay.Report), when drift is given some.
+type Section interface {
+	// Name is the section's member in the JSON report ("impact"), and
+	// Title its heading in the text report.
+	Name() string
+	Title() string
+	// TextReport is the section for a terminal, escaped.
+	TextReport() string
+	// Markdown is the section in at most limit bytes.
+	Markdown(limit int) string
+	// JSONValue is the section's value in the JSON report.
+	JSONValue() any
+	// WriteGitHub writes the section's workflow commands.
+	WriteGitHub(w io.Writer) error
+	// Notable reports whether the section is worth a pull-request comment
+	// on its own, when ACTUAL is in sync.
+	Notable() bool
+}
 
 // Render writes the report in format f. summary, if not nil, receives the
 // Markdown report for GitHub's step summary (format github only).
@@ -61,6 +75,11 @@ func (r *Report) Render(w io.Writer, f Format, summary io.Writer) error {
 		bw.WriteString(r.Markdown(MaxCommentBytes))
 	case GitHub:
 		r.writeGitHub(bw)
+		for _, s := range r.Sections {
+			if err := s.WriteGitHub(bw); err != nil {
+				return err
+			}
+		}
 		if summary != nil {
 			if _, err := io.WriteString(summary, r.Markdown(MaxSummaryBytes)); err != nil {
 				return fmt.Errorf("write step summary: %w", err)
@@ -68,8 +87,25 @@ func (r *Report) Render(w io.Writer, f Format, summary io.Writer) error {
 		}
 	default:
 		r.writeText(bw)
+		for _, s := range r.Sections {
+			bw.WriteString("\n" + s.Title() + "\n" + s.TextReport())
+		}
 	}
 	return bw.Flush()
+}
+
+// Notable reports whether the report is worth a pull-request comment:
+// ACTUAL drifted, or a section has something to say.
+func (r *Report) Notable() bool {
+	if !r.InSync() {
+		return true
+	}
+	for _, s := range r.Sections {
+		if s.Notable() {
+			return true
+		}
+	}
+	return false
 }
 
 // Summary returns the report's one-line verdict.
@@ -162,6 +198,7 @@ type jsonReport struct {
 	Changes       []jsonChange  `json:"changes"`
 	Findings      []jsonFinding `json:"findings"`
 	Diff          string        `json:"diff"`
+	// Then a member per section, by its name.
 }
 
 type jsonSide struct {
@@ -217,34 +254,24 @@ func (r *Report) writeJSON(w io.Writer) error {
 	if err := enc.Encode(out); err != nil {
 		return err
 	}
-	_, err := w.Write(escapeJSON(buf.Bytes()))
+	if len(r.Sections) > 0 {
+		// After the report's members, one per section.
+		buf.Truncate(bytes.LastIndexByte(buf.Bytes(), '}'))
+		buf.Truncate(len(bytes.TrimRight(buf.Bytes(), "\n")))
+		for _, s := range r.Sections {
+			fmt.Fprintf(&buf, ",\n  %q: ", s.Name())
+			senc := json.NewEncoder(&buf)
+			senc.SetEscapeHTML(false)
+			senc.SetIndent("  ", "  ")
+			if err := senc.Encode(s.JSONValue()); err != nil {
+				return err
+			}
+			buf.Truncate(len(bytes.TrimRight(buf.Bytes(), "\n")))
+		}
+		buf.WriteString("\n}\n")
+	}
+	_, err := w.Write(render.EscapeJSON(buf.Bytes()))
 	return err
-}
-
-// escapeJSON writes as \u escapes, in encoded JSON, the characters that a
-// terminal would act on and encoding/json leaves as they are (DEL, the C1
-// controls, the bidirectional controls): the JSON means the same, and
-// prints safely.
-func escapeJSON(data []byte) []byte {
-	var out []byte
-	done := 0
-	for i := 0; i < len(data); {
-		if data[i] < 0x7f {
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRune(data[i:])
-		if termsafe.Escaped(r) {
-			out = append(out, data[done:i]...)
-			out = fmt.Appendf(out, `\u%04x`, r)
-			done = i + size
-		}
-		i += size
-	}
-	if out == nil {
-		return data
-	}
-	return append(out, data[done:]...)
 }
 
 // fixHint says how to bring ACTUAL in line, for people reading a report;
@@ -254,7 +281,7 @@ func (r *Report) fixHint(md bool) string {
 	case File:
 		cmd := shellQuote("flex-auth", "drift", r.Expected.Source, r.Actual.Source, "--write")
 		if md {
-			cmd = code(cmd)
+			cmd = render.Code(cmd)
 		}
 		return "To fix, rewrite ACTUAL from EXPECTED: " + cmd + ", then commit the result."
 	case Runtime:
@@ -262,7 +289,7 @@ func (r *Report) fixHint(md bool) string {
 	case Publication:
 		cmd := "flex-auth publish --registry SNAPSHOT --policy PACKAGE --sign-key KEY " + r.Actual.Source
 		if md {
-			cmd = code(cmd)
+			cmd = render.Code(cmd)
 		}
 		return "To fix, publish EXPECTED's snapshot with its policy package: " + cmd + ", then run drift again."
 	}
@@ -344,14 +371,14 @@ func (r *Report) writeGitHub(w *bufio.Writer) {
 	}
 	for i, n := range notes {
 		if i == maxAnnotations {
-			w.WriteString("::notice title=Registry drift::" + escapeData(fmt.Sprintf("%d more drift findings are not annotated; the log below and the job summary list them all", len(notes)-maxAnnotations)) + "\n")
+			w.WriteString("::notice title=Registry drift::" + render.WorkflowData(fmt.Sprintf("%d more drift findings are not annotated; the log below and the job summary list them all", len(notes)-maxAnnotations)) + "\n")
 			break
 		}
-		props := "title=" + escapeProperty(n.title)
+		props := "title=" + render.WorkflowProperty(n.title)
 		if r.Actual.IsFile() {
-			props = "file=" + escapeProperty(r.Actual.Source) + ",line=" + strconv.Itoa(max(n.line, 1)) + "," + props
+			props = "file=" + render.WorkflowProperty(r.Actual.Source) + ",line=" + strconv.Itoa(max(n.line, 1)) + "," + props
 		}
-		w.WriteString("::error " + props + "::" + escapeData(n.msg) + "\n")
+		w.WriteString("::error " + props + "::" + render.WorkflowData(n.msg) + "\n")
 	}
 	line(w, r.Summary())
 	for _, l := range r.findingLines() {
@@ -362,54 +389,53 @@ func (r *Report) writeGitHub(w *bufio.Writer) {
 	}
 	line(w, r.fixHint(false))
 	if r.Diff != "" {
-		w.WriteString("::group::Unified diff: ACTUAL " + escapeData(r.Actual.Source) + " -> EXPECTED " + escapeData(r.Expected.Source) + "\n")
+		w.WriteString("::group::Unified diff: ACTUAL " + render.WorkflowData(r.Actual.Source) + " -> EXPECTED " + render.WorkflowData(r.Expected.Source) + "\n")
 		w.WriteString(termsafe.Text(r.Diff))
 		w.WriteString("::endgroup::\n")
 	}
 }
 
-// escapeData makes s one workflow command message: the characters a log
-// viewer or terminal would act on, CR and LF among them, are escaped
-// (termsafe.Line), so that no value can end the command or start another,
-// and % is escaped as the runner's toolkit escapes it.
-func escapeData(s string) string {
-	return strings.ReplaceAll(termsafe.Line(s), "%", "%25")
-}
-
-// escapeProperty escapes a workflow command property value: as data, and
-// also : and , which separate properties.
-func escapeProperty(s string) string {
-	return propertyEscaper.Replace(termsafe.Line(s))
-}
-
-var propertyEscaper = strings.NewReplacer("%", "%25", ":", "%3A", ",", "%2C")
-
 // Markdown returns the report as GitHub-flavoured Markdown of at most limit
 // bytes: a verdict, a table of the two sides, the findings, a table of the
-// changes and the diff in a fenced diff block. What does not fit is cut,
-// change rows first down to half the room, then the diff at a line, each
-// with a note saying so.
+// changes and the diff in a fenced diff block, then the sections. What
+// does not fit is cut, change rows first down to half the room, then the
+// diff at a line, each with a note saying so; the sections have at most
+// half the room.
 func (r *Report) Markdown(limit int) string {
+	if len(r.Sections) == 0 {
+		return r.comparisonMarkdown(limit)
+	}
+	// The sections take at most half the room, shared; the comparison
+	// the rest.
+	var tail strings.Builder
+	for _, sec := range r.Sections {
+		tail.WriteString("\n" + sec.Markdown(limit/2/len(r.Sections)-1))
+	}
+	return r.comparisonMarkdown(limit-tail.Len()) + tail.String()
+}
+
+// comparisonMarkdown is Markdown without the sections.
+func (r *Report) comparisonMarkdown(limit int) string {
 	diff := termsafe.Text(r.Diff)
 	var head strings.Builder
 	if r.InSync() {
-		fmt.Fprintf(&head, "### ✅ Registry in sync: %s matches %s\n\n", code(r.Actual.Source), code(r.Expected.Source))
+		fmt.Fprintf(&head, "### ✅ Registry in sync: %s matches %s\n\n", render.Code(r.Actual.Source), render.Code(r.Expected.Source))
 	} else {
-		fmt.Fprintf(&head, "### ❌ Registry drift: %s does not match %s\n\n", code(r.Actual.Source), code(r.Expected.Source))
+		fmt.Fprintf(&head, "### ❌ Registry drift: %s does not match %s\n\n", render.Code(r.Actual.Source), render.Code(r.Expected.Source))
 	}
 	head.WriteString("| | EXPECTED (what should be) | ACTUAL (what is) |\n| --- | --- | --- |\n")
-	fmt.Fprintf(&head, "| source | %s (%s) | %s (%s) |\n", cell(code(r.Expected.Source)), r.Expected.Kind, cell(code(r.Actual.Source)), r.Actual.Kind)
+	fmt.Fprintf(&head, "| source | %s (%s) | %s (%s) |\n", render.Cell(render.Code(r.Expected.Source)), r.Expected.Kind, render.Cell(render.Code(r.Actual.Source)), r.Actual.Kind)
 	fmt.Fprintf(&head, "| digest | %s | %s |\n", digestCell(r.Expected), digestCell(r.Actual))
 	fmt.Fprintf(&head, "| actors | %d | %d |\n", len(r.Expected.Snapshot.Actors), len(r.Actual.Snapshot.Actors))
-	fmt.Fprintf(&head, "| policy package | %s | %s |\n", code(r.Expected.Snapshot.PolicyPackage), code(r.Actual.Snapshot.PolicyPackage))
+	fmt.Fprintf(&head, "| policy package | %s | %s |\n", render.Code(r.Expected.Snapshot.PolicyPackage), render.Code(r.Actual.Snapshot.PolicyPackage))
 	if r.InSync() {
-		return cutBytes(head.String(), limit)
+		return render.Cut(head.String(), limit)
 	}
 	head.WriteString("\n**" + r.counts() + "**\n")
 	if len(r.Findings) > 0 {
 		head.WriteString("\n")
 		for _, f := range r.Findings {
-			head.WriteString("- **" + f.Label(r.FormattingOnly()) + "**: " + mdText(f.Message) + "\n")
+			head.WriteString("- **" + f.Label(r.FormattingOnly()) + "**: " + render.Plain(f.Message) + "\n")
 		}
 	}
 
@@ -425,13 +451,13 @@ func (r *Report) Markdown(limit int) string {
 		default:
 			sign = "~"
 		}
-		rows[i] = "| " + sign + " | " + cell(code(c.Name())) + " | " + cell(valueCell(c.Before)) + " | " + cell(valueCell(c.After)) + " |\n"
+		rows[i] = "| " + sign + " | " + render.Cell(render.Code(c.Name())) + " | " + render.Cell(valueCell(c.Before)) + " | " + render.Cell(valueCell(c.After)) + " |\n"
 		rowBytes += len(rows[i])
 	}
 	const tableHead = "\n| | changed | ACTUAL (before) | EXPECTED (after) |\n| --- | --- | --- | --- |\n"
 	hint := "\n" + r.fixHint(true) + "\n"
 
-	fence := fenceFor(diff)
+	fence := render.Fence(diff)
 	diffHead, diffTail := "\n"+fence+"diff\n", fence+"\n"
 	diffLines := strings.SplitAfter(diff, "\n")
 	if n := len(diffLines); n > 0 && diffLines[n-1] == "" {
@@ -465,11 +491,11 @@ func (r *Report) Markdown(limit int) string {
 	}
 	diffNote := func(shown int) string {
 		return fmt.Sprintf("\n_The diff was cut to fit GitHub's limit of %d characters: %d of %d lines shown. Run %s for all of it._\n",
-			limit, shown, len(diffLines), code(shellQuote("flex-auth", "drift", r.Expected.Source, r.Actual.Source)))
+			limit, shown, len(diffLines), render.Code(shellQuote("flex-auth", "drift", r.Expected.Source, r.Actual.Source)))
 	}
 	room := limit - head.Len() - len(hint) - len(tableHead) - len(rowsNote(len(rows))) - len(diffHead) - len(diffTail) - len(diffNote(len(diffLines)))
 	if room < 0 {
-		return cutBytes(head.String()+hint, limit)
+		return render.Cut(head.String()+hint, limit)
 	}
 	rowRoom := room
 	if diff != "" {
@@ -503,75 +529,19 @@ func (r *Report) Markdown(limit int) string {
 			b.WriteString(diffNote(shown))
 		}
 	}
-	return cutBytes(b.String(), limit)
+	return render.Cut(b.String(), limit)
 }
-
-// cutBytes cuts s to at most n bytes at a rune boundary; only reached with
-// absurdly long source names.
-func cutBytes(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
-// code formats s as a Markdown code span, fenced by more backticks than s
-// contains in a row, with the characters a terminal would act on escaped
-// (termsafe.Line): the Markdown is also read raw, in a terminal or a log.
-func code(s string) string {
-	s = termsafe.Line(s)
-	fence := strings.Repeat("`", longestRun(s, '`')+1)
-	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
-		return fence + " " + s + " " + fence
-	}
-	return fence + s + fence
-}
-
-// fenceFor returns a code fence longer than any backtick run in s.
-func fenceFor(s string) string {
-	return strings.Repeat("`", max(3, longestRun(s, '`')+1))
-}
-
-func longestRun(s string, c byte) int {
-	best, run := 0, 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			run++
-			best = max(best, run)
-		} else {
-			run = 0
-		}
-	}
-	return best
-}
-
-// cell makes text safe inside a table cell: a | would end the cell, a
-// newline the row.
-func cell(s string) string {
-	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
-}
-
-// mdText escapes the characters that would turn plain text into markup,
-// after those a terminal would act on (termsafe.Line).
-func mdText(s string) string {
-	return mdEscaper.Replace(termsafe.Line(s))
-}
-
-var mdEscaper = strings.NewReplacer(`\`, `\\`, "*", `\*`, "_", `\_`, "`", "\\`", "<", "&lt;", "[", `\[`)
 
 func digestCell(s *Side) string {
 	if s.DigestMatches() {
-		return code(s.Snapshot.Digest)
+		return render.Code(s.Snapshot.Digest)
 	}
-	return code(s.Snapshot.Digest) + " (content: " + code(s.ContentDigest) + ")"
+	return render.Code(s.Snapshot.Digest) + " (content: " + render.Code(s.ContentDigest) + ")"
 }
 
 func valueCell(v any) string {
 	if v == nil {
 		return ""
 	}
-	return code(FormatValue(v))
+	return render.Code(FormatValue(v))
 }

@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -53,6 +55,20 @@ func TestAction(t *testing.T) {
 	drifted := filepath.Join(dir, "drifted.json")
 	writeFile(t, drifted, withBridgeTTL(t, loadFixture(t), 12).Canonical())
 	inventory := "../examples/ops-warden/inventory.yaml"
+	// The drifted snapshot is what this pull request's inventory makes.
+	lowered := filepath.Join(dir, "lowered.json")
+	writeFile(t, lowered, readFile(t, drifted))
+	loweredImpact := func() string {
+		code, out, errOut := runCLI(t, nil, "replay", "--log", decisionSample, "--registry", lowered, "--policy", fixturePolicy, "--format", "json")
+		if code != 1 {
+			t.Fatalf("replay under the lowered lifetime: exit %d\n%s", code, errOut)
+		}
+		var r struct{ Changed int }
+		if err := json.Unmarshal([]byte(out), &r); err != nil || r.Changed == 0 {
+			t.Fatalf("replay: %v %s", err, out)
+		}
+		return strconv.Itoa(r.Changed)
+	}()
 
 	tests := []struct {
 		name          string
@@ -73,6 +89,14 @@ func TestAction(t *testing.T) {
 		{"this repository's pull request gets one", map[string]string{"ACTUAL": drifted, "SAME_REPO_PR": "true"}, 2, "exit-code=2\nin-sync=false\nchanges=2\n", "", "", false},
 		{"comment forced", map[string]string{"ACTUAL": drifted, "COMMENT": "true"}, 2, "exit-code=2\nin-sync=false\nchanges=2\n", "", "", false},
 		{"bad comment input", map[string]string{"ACTUAL": drifted, "COMMENT": "yes"}, 2, "", "::error::comment must be auto, true or false, not yes", "", true},
+		// The decision sample replayed: under the pair it was recorded
+		// with nothing changes; the drifted snapshot is ACTUAL, EXPECTED
+		// the inventory, so the impact is the same.
+		{"impact, nothing would change", map[string]string{"ACTUAL": drifted, "POLICY": fixturePolicy, "DECISIONS": decisionSample + "\n"}, 1,
+			"exit-code=1\nin-sync=false\nchanges=2\nimpact-changed=0\n", "none of 1000 recorded decisions would change", "", true},
+		{"impact, a lowered lifetime", map[string]string{"EXPECTED": lowered, "ACTUAL": drifted, "POLICY": fixturePolicy, "DECISIONS": decisionSample}, 0,
+			"exit-code=0\nin-sync=true\nchanges=0\nimpact-changed=" + loweredImpact + "\n", "::warning title=Recorded decisions would change%3A agt-state-hub-bridge::", "", true},
+		{"decisions without policy", map[string]string{"ACTUAL": drifted, "DECISIONS": decisionSample}, 2, "", "::error::decisions needs policy", "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,7 +105,7 @@ func TestAction(t *testing.T) {
 			env := map[string]string{
 				"PATH": filepath.Dir(flexAuth) + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME": tmp,
 				"RUNNER_TEMP": tmp, "GITHUB_OUTPUT": output, "EXPECTED": inventory, "FORMAT": "github",
-				"COMMENT": "auto", "FAIL_ON_DRIFT": "true", "SAME_REPO_PR": "false", "GITHUB_TOKEN": "",
+				"COMMENT": "auto", "FAIL_ON_DRIFT": "true", "SAME_REPO_PR": "false", "GITHUB_TOKEN": "", "POLICY": "", "DECISIONS": "",
 			}
 			for k, v := range tt.env {
 				env[k] = v

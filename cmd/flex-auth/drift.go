@@ -11,9 +11,12 @@ import (
 
 	"github.com/coulomb/flex-auth/drift"
 	"github.com/coulomb/flex-auth/internal/readfile"
+	"github.com/coulomb/flex-auth/internal/render"
 	"github.com/coulomb/flex-auth/internal/termsafe"
+	"github.com/coulomb/flex-auth/policy"
 	"github.com/coulomb/flex-auth/prcomment"
 	"github.com/coulomb/flex-auth/registry"
+	"github.com/coulomb/flex-auth/replay"
 	"github.com/spf13/cobra"
 )
 
@@ -25,6 +28,8 @@ func newDriftCmd() *cobra.Command {
 		policyPackage string
 		timeout       time.Duration
 		plainHTTP     bool
+		policyFile    string
+		decisions     []string
 	)
 	cmd := &cobra.Command{
 		Use:   "drift EXPECTED ACTUAL",
@@ -35,6 +40,14 @@ inventory (.yaml, .yml), a snapshot file (.json), a running flex-auth
 as flex-auth publish pushed it; --plain-http for a registry on localhost).
 ACTUAL is in sync when it has the same
 content and, as a file, exactly the canonical bytes.
+
+With --decisions (decision logs, such as a sample of production's) and
+--policy (the policy package that goes with EXPECTED), the report gains
+the impact on recorded decisions: replay decides each again under
+EXPECTED's registry and that package, and says which would change
+(flex-auth replay). It does not change the exit status, unless decisions
+cannot be decided again (2); a pull-request comment is also made when
+decisions would change though ACTUAL is in sync.
 
 Exit status: 0 in sync, 1 drift, 2 error (unreadable or invalid input,
 unreachable service, bad flags, failure to write or to comment).`,
@@ -50,6 +63,9 @@ unreachable service, bad flags, failure to write or to comment).`,
 			if err := registry.CheckPackageName(policyPackage); err != nil {
 				return usageError(cmd, fmt.Errorf("policy package: %w", err))
 			}
+			if len(decisions) > 0 && policyFile == "" {
+				return usageError(cmd, errors.New("--decisions needs --policy: the policy package that decides them again with EXPECTED's registry"))
+			}
 			var gh prcomment.Config
 			if comment {
 				if gh, err = githubFromEnv(); err != nil {
@@ -60,6 +76,13 @@ unreachable service, bad flags, failure to write or to comment).`,
 			if err != nil {
 				return driftFailed(err)
 			}
+			var impact *replay.Report
+			if len(decisions) > 0 {
+				if impact, err = driftImpact(rep, policyFile, decisions); err != nil {
+					return driftFailed(err)
+				}
+				rep.Sections = append(rep.Sections, impact)
+			}
 			if err := renderDrift(cmd.OutOrStdout(), rep, f); err != nil {
 				return driftFailed(err)
 			}
@@ -67,6 +90,9 @@ unreachable service, bad flags, failure to write or to comment).`,
 				if err := postDriftComment(cmd, gh, rep); err != nil {
 					return driftFailed(err)
 				}
+			}
+			if impact != nil && !impact.Complete() {
+				return driftFailed(fmt.Errorf("impact on recorded decisions: %w (see the report)", replay.ErrIncomplete))
 			}
 			if write {
 				return writeDrift(cmd, rep)
@@ -83,14 +109,35 @@ unreachable service, bad flags, failure to write or to comment).`,
 	cmd.Flags().StringVar(&policyPackage, "policy-package", registry.DefaultPolicyPackage, "policy package that inventories are generated for")
 	cmd.Flags().DurationVar(&timeout, "timeout", drift.DefaultTimeout, "time limit for fetching a running flex-auth's registry, or a publication")
 	cmd.Flags().BoolVar(&plainHTTP, "plain-http", false, "talk HTTP, not HTTPS, to the registry of an oci:// side (a registry on localhost)")
+	cmd.Flags().StringVar(&policyFile, "policy", "", "the policy package `FILE` that goes with EXPECTED (for --decisions)")
+	cmd.Flags().StringArrayVar(&decisions, "decisions", nil, "decision log `FILE` to replay under EXPECTED and --policy: the report gains the impact on recorded decisions (repeatable)")
 	return cmd
 }
 
+// driftImpact replays the decision logs under EXPECTED's registry and the
+// policy package in policyFile.
+func driftImpact(rep *drift.Report, policyFile string, decisions []string) (*replay.Report, error) {
+	pkg, err := policy.Load(policyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--policy: %w", err)
+	}
+	ev, err := policy.NewEvaluator(pkg, rep.Expected.Snapshot)
+	if err != nil {
+		return nil, fmt.Errorf("--policy %s with EXPECTED %s: %w", policyFile, rep.Expected.Source, err)
+	}
+	imp, err := runReplay(decisions, []*policy.Evaluator{ev}, replay.DefaultMaxExamples)
+	if err != nil {
+		return nil, fmt.Errorf("impact on recorded decisions: %w", err)
+	}
+	return imp, nil
+}
+
 // postDriftComment keeps the pull request's drift comment for ACTUAL up to
-// date: created on drift, edited on every run, never created when in sync.
+// date: created on drift (or when recorded decisions would change), edited
+// on every run, never created when in sync with nothing to say.
 func postDriftComment(cmd *cobra.Command, gh prcomment.Config, rep *drift.Report) error {
 	key := commentKey(rep.Actual)
-	res, err := prcomment.Upsert(cmd.Context(), gh, key, rep.Markdown(prcomment.Room(key)), !rep.InSync())
+	res, err := prcomment.Upsert(cmd.Context(), gh, key, rep.Markdown(prcomment.Room(key)), rep.Notable())
 	if err != nil {
 		return fmt.Errorf("--github-comment: %w", err)
 	}
@@ -139,16 +186,23 @@ func checkDriftFlags(actual string, write, comment bool) error {
 // renderDrift writes the report, and for the github format also appends
 // the Markdown report to the job's step summary.
 func renderDrift(w io.Writer, rep *drift.Report, f drift.Format) error {
-	var summary io.Writer
-	if path := os.Getenv("GITHUB_STEP_SUMMARY"); f == drift.GitHub && path != "" {
-		sf, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-		if err != nil {
-			return fmt.Errorf("open step summary: %w", err)
-		}
-		defer sf.Close()
-		summary = sf
+	return withStepSummary(f, func(summary io.Writer) error { return rep.Render(w, f, summary) })
+}
+
+// withStepSummary calls write with the job's step summary
+// ($GITHUB_STEP_SUMMARY), opened for appending, when the format is github
+// and the variable is set; else with nil.
+func withStepSummary(f render.Format, write func(summary io.Writer) error) error {
+	path := os.Getenv("GITHUB_STEP_SUMMARY")
+	if f != render.GitHub || path == "" {
+		return write(nil)
 	}
-	return rep.Render(w, f, summary)
+	sf, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("open step summary: %w", err)
+	}
+	defer sf.Close()
+	return write(sf)
 }
 
 // commentKey names ACTUAL for the sticky comment's marker, so that

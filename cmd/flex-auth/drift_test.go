@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -75,6 +76,7 @@ func TestDriftBinary(t *testing.T) {
 	t.Run("write", func(t *testing.T) { testDriftWrite(t, bin, dir) })
 	t.Run("github format", func(t *testing.T) { testDriftGitHubFormat(t, bin, dir) })
 	t.Run("github comment", func(t *testing.T) { testDriftGitHubComment(t, bin, dir) })
+	t.Run("impact on recorded decisions", func(t *testing.T) { testDriftImpact(t, bin, t.TempDir()) })
 	t.Run("runbook commands", func(t *testing.T) { testDriftDocCommands(t, bin) })
 }
 
@@ -347,5 +349,77 @@ func testDriftDocCommands(t *testing.T, bin string) {
 				t.Errorf("%s: %v\n%s", command, err, out)
 			}
 		})
+	}
+}
+
+// testDriftImpact gives drift the example's decision sample: a pull
+// request that lowers the bridge's maximum lifetime shows, in every
+// format and in the comment, which recorded decisions it would turn to
+// denies; one that changes nothing is in sync, with nothing to comment.
+func testDriftImpact(t *testing.T, bin, dir string) {
+	const (
+		sample = "../../examples/ops-warden/decision_sample.jsonl"
+		pkg    = "../../examples/ops-warden/policy_package.md"
+	)
+	inv, err := os.ReadFile(driftInventory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lowered := strings.Replace(string(inv), "    ttl_hours: 24\n    max_ttl_hours: 24\n", "    ttl_hours: 12\n    max_ttl_hours: 12\n", 1)
+	if lowered == string(inv) {
+		t.Fatal("the example inventory no longer has the bridge's lifetimes where this test changes them")
+	}
+	expected := filepath.Join(dir, "inventory.yaml")
+	os.WriteFile(expected, []byte(lowered), 0o644)
+	impact := []string{"--policy", pkg, "--decisions", sample}
+
+	r := runDrift(t, bin, nil, append([]string{"drift", expected, driftFixture}, impact...)...)
+	if r.code != 1 || !strings.Contains(r.stdout, "\nImpact on recorded decisions\nreplay: 1000 decisions") ||
+		!strings.Contains(r.stdout, "agt-state-hub-bridge: allow signing_policy_matched -> deny ttl_out_of_bounds:") {
+		t.Errorf("text: exit %d, want 1 and the impact:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runDrift(t, bin, nil, append([]string{"drift", expected, driftFixture, "--format", "json"}, impact...)...)
+	var js struct {
+		InSync bool `json:"in_sync"`
+		Impact struct {
+			Decisions int `json:"decisions"`
+			Changed   int `json:"changed"`
+		} `json:"impact"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &js); err != nil || js.InSync || js.Impact.Decisions != 1000 || js.Impact.Changed == 0 {
+		t.Errorf("json: %v %+v\n%s", err, js, r.stdout)
+	}
+
+	gh := prcommenttest.NewServer("coulomb", "flex-auth", 7, "ghs_test")
+	defer gh.Close()
+	event := filepath.Join(dir, "event.json")
+	os.WriteFile(event, []byte(`{"number": 7, "pull_request": {"number": 7}}`), 0o644)
+	summary := filepath.Join(dir, "summary.md")
+	env := []string{"GITHUB_TOKEN=ghs_test", "GITHUB_REPOSITORY=coulomb/flex-auth", "GITHUB_EVENT_PATH=" + event, "GITHUB_API_URL=" + gh.URL, "GITHUB_STEP_SUMMARY=" + summary}
+	actual := filepath.Join(dir, "snapshot.json")
+	copyFile(t, driftFixture, actual)
+
+	// The policy package changes nothing, the registry is in sync: nothing
+	// to say, no comment.
+	r = runDrift(t, bin, env, append([]string{"drift", driftInventory, actual, "--format", "github", "--github-comment"}, impact...)...)
+	if r.code != 0 || len(gh.Comments()) != 0 {
+		t.Fatalf("in sync, nothing would change: exit %d, comments %+v\n%s%s", r.code, gh.Comments(), r.stdout, r.stderr)
+	}
+	// The snapshot regenerated with the pull request's inventory: in sync,
+	// but recorded decisions would change: a comment says so.
+	if r := runDrift(t, bin, nil, "generate", expected, "-o", actual); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	r = runDrift(t, bin, env, append([]string{"drift", expected, actual, "--format", "github", "--github-comment"}, impact...)...)
+	cs := gh.Comments()
+	if r.code != 0 || len(cs) != 1 || !strings.Contains(cs[0].Body, "### ✅ Registry in sync") || !strings.Contains(cs[0].Body, "### ⚠️ Impact on recorded decisions:") ||
+		!strings.Contains(r.stdout, "::warning title=Recorded decisions would change%3A agt-state-hub-bridge::") {
+		t.Errorf("in sync, decisions would change: exit %d, comments %+v\n%s%s", r.code, cs, r.stdout, r.stderr)
+	}
+	if data, _ := os.ReadFile(summary); !strings.Contains(string(data), "Impact on recorded decisions") {
+		t.Errorf("step summary: %s", data)
+	}
+	if r := runDrift(t, bin, nil, "drift", expected, actual, "--decisions", sample); r.code != 2 || !strings.Contains(r.stderr, "--decisions needs --policy") {
+		t.Errorf("--decisions without --policy: exit %d, %s", r.code, r.stderr)
 	}
 }
