@@ -176,7 +176,7 @@ func (c *Client) Check(ctx context.Context, req Request) (*Decision, error) {
 	if err != nil {
 		return nil, fmt.Errorf("check: encode request: %w", err)
 	}
-	data, err := c.do(ctx, http.MethodPost, "/v1/check", body, maxAnswerBytes)
+	data, _, err := c.do(ctx, http.MethodPost, "/v1/check", body, maxAnswerBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +190,7 @@ func (c *Client) Check(ctx context.Context, req Request) (*Decision, error) {
 // Health fetches GET /healthz. A degraded service is not an error: the
 // caller decides what degraded means to it (see Health.OK).
 func (c *Client) Health(ctx context.Context) (*Health, error) {
-	data, err := c.do(ctx, http.MethodGet, "/healthz", nil, maxAnswerBytes)
+	data, _, err := c.do(ctx, http.MethodGet, "/healthz", nil, maxAnswerBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -218,9 +218,88 @@ func (c *Client) Registry(ctx context.Context) (*registry.Snapshot, error) {
 // RegistryJSON fetches GET /v1/registry and returns the snapshot as the
 // service sent it, within the registry size limit, for a caller that reads
 // it as it reads a file (drift reports a digest that does not match as
-// drift, not as an error). Registry validates it.
+// drift, not as an error). Registry validates it; RegistryWithPolicy also
+// says which policy the service serves it with.
 func (c *Client) RegistryJSON(ctx context.Context) ([]byte, error) {
-	return c.do(ctx, http.MethodGet, "/v1/registry", nil, maxRegistryBytes)
+	data, _, err := c.do(ctx, http.MethodGet, "/v1/registry", nil, maxRegistryBytes)
+	return data, err
+}
+
+// The headers of GET /v1/registry that name the policy package the
+// registry is served for, and that package's digest: the snapshot itself
+// names the package (policy_package), not the policy served.
+const (
+	HeaderPackage      = "X-Flex-Auth-Package"
+	HeaderPolicyDigest = "X-Flex-Auth-Policy-Digest"
+)
+
+// A ServedRegistry is the answer of GET /v1/registry: the snapshot as the
+// service sent it, and the policy package the service serves it with.
+type ServedRegistry struct {
+	// JSON is the snapshot as sent, within the registry size limit, not
+	// validated (see RegistryJSON).
+	JSON []byte
+	// Policy is the package and its digest the headers HeaderPackage and
+	// HeaderPolicyDigest name; nil when the service sends neither (a
+	// flex-auth from before they were added, or a proxy that drops them).
+	Policy *PolicyStatus
+}
+
+// RegistryWithPolicy is RegistryJSON with the policy package the service
+// serves the registry with. The headers are optional, but when sent they
+// must be well formed: both of them, once each, a package name and a
+// "sha256:" digest; anything else is a *ProtocolError, never a policy.
+func (c *Client) RegistryWithPolicy(ctx context.Context) (*ServedRegistry, error) {
+	data, h, err := c.do(ctx, http.MethodGet, "/v1/registry", nil, maxRegistryBytes)
+	if err != nil {
+		return nil, err
+	}
+	p, err := servedPolicy(h)
+	if err != nil {
+		return nil, &ProtocolError{Op: "GET " + c.endpoint("/v1/registry"), Err: err}
+	}
+	return &ServedRegistry{JSON: data, Policy: p}, nil
+}
+
+// servedPolicy reads the policy headers of a registry answer: nil when
+// neither is sent.
+func servedPolicy(h http.Header) (*PolicyStatus, error) {
+	pkg, digest := h.Values(HeaderPackage), h.Values(HeaderPolicyDigest)
+	if len(pkg) == 0 && len(digest) == 0 {
+		return nil, nil
+	}
+	one := func(name string, values []string, check func(string) error) (string, error) {
+		switch {
+		case len(values) == 0:
+			return "", fmt.Errorf("header %s is missing, though %s is sent", name, otherHeader(name))
+		case len(values) > 1:
+			return "", fmt.Errorf("header %s is sent %d times, want once", name, len(values))
+		case len(values[0]) > maxExcerpt:
+			return "", fmt.Errorf("header %s: %d bytes, too long", name, len(values[0]))
+		}
+		if err := check(values[0]); err != nil {
+			return "", fmt.Errorf("header %s: %w", name, err)
+		}
+		return values[0], nil
+	}
+	var (
+		p   PolicyStatus
+		err error
+	)
+	if p.Package, err = one(HeaderPackage, pkg, registry.CheckPackageName); err != nil {
+		return nil, err
+	}
+	if p.Digest, err = one(HeaderPolicyDigest, digest, checkDigest); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+func otherHeader(name string) string {
+	if name == HeaderPackage {
+		return HeaderPolicyDigest
+	}
+	return HeaderPackage
 }
 
 // endpoint returns the URL of an API path of the service, fit for
@@ -231,8 +310,9 @@ func (c *Client) endpoint(path string) string {
 	return redact.URL(u.String())
 }
 
-// do sends one request and returns the body of a 200 JSON answer.
-func (c *Client) do(ctx context.Context, method, path string, body []byte, limit int64) ([]byte, error) {
+// do sends one request and returns the body and headers of a 200 JSON
+// answer.
+func (c *Client) do(ctx context.Context, method, path string, body []byte, limit int64) ([]byte, http.Header, error) {
 	if c.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
@@ -247,7 +327,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, limit
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), r)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
@@ -255,23 +335,23 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, limit
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, &UnreachableError{Op: op, Timeout: c.timeout, Err: unwrapURLError(err)}
+		return nil, nil, &UnreachableError{Op: op, Timeout: c.timeout, Err: unwrapURLError(err)}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, &UnreachableError{Op: op, Timeout: c.timeout, Err: fmt.Errorf("reading the answer: %w", unwrapURLError(err))}
+		return nil, nil, &UnreachableError{Op: op, Timeout: c.timeout, Err: fmt.Errorf("reading the answer: %w", unwrapURLError(err))}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, newStatusError(op, resp, data)
+		return nil, nil, newStatusError(op, resp, data)
 	}
 	if int64(len(data)) > limit {
-		return nil, &ProtocolError{Op: op, Err: fmt.Errorf("answer larger than %d bytes", limit)}
+		return nil, nil, &ProtocolError{Op: op, Err: fmt.Errorf("answer larger than %d bytes", limit)}
 	}
 	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return nil, &ProtocolError{Op: op, Err: fmt.Errorf("answer has Content-Type %q, want application/json", resp.Header.Get("Content-Type"))}
+		return nil, nil, &ProtocolError{Op: op, Err: fmt.Errorf("answer has Content-Type %q, want application/json", resp.Header.Get("Content-Type"))}
 	}
-	return data, nil
+	return data, resp.Header, nil
 }
 
 // unwrapURLError drops the *url.Error wrapper, whose text repeats the

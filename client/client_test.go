@@ -446,6 +446,21 @@ func TestHealth(t *testing.T) {
 	}
 }
 
+// checkProtocolError checks that err is a *ProtocolError containing
+// want, or nil when want is "", and reports whether there is an answer to
+// check.
+func checkProtocolError(t *testing.T, err error, want string) bool {
+	t.Helper()
+	var pe *ProtocolError
+	switch {
+	case want != "" && (!errors.As(err, &pe) || !strings.Contains(err.Error(), want)):
+		t.Fatalf("got error %v, want a *ProtocolError containing %q", err, want)
+	case want == "" && err != nil:
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
 func TestRegistry(t *testing.T) {
 	fixture, err := os.ReadFile("../examples/ops-warden/production_registry_snapshot.json")
 	if err != nil {
@@ -462,19 +477,75 @@ func TestRegistry(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newTestClient(t, answer(200, tt.body))
 			s, err := c.Registry(context.Background())
-			if tt.wantErr != "" {
-				var pe *ProtocolError
-				if !errors.As(err, &pe) || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("got error %v, want a *ProtocolError containing %q", err, tt.wantErr)
-				}
+			if !checkProtocolError(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if a := s.Lookup("agt-state-hub-bridge"); a == nil || a.MaxTTLHours != 24 {
 				t.Errorf("got actor %+v, want agt-state-hub-bridge with max_ttl_hours 24", a)
 			}
 		})
+	}
+}
+
+func TestRegistryWithPolicy(t *testing.T) {
+	fixture, err := os.ReadFile("../examples/ops-warden/production_registry_snapshot.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pkg = "ops-warden/ssh-signing"
+	tests := []struct {
+		name    string
+		headers map[string][]string
+		want    *PolicyStatus
+		wantErr string
+	}{
+		{name: "both headers", headers: map[string][]string{HeaderPackage: {pkg}, HeaderPolicyDigest: {testPolicyDigest}}, want: &PolicyStatus{Package: pkg, Digest: testPolicyDigest}},
+		{name: "neither header", want: nil},
+		{name: "package only", headers: map[string][]string{HeaderPackage: {pkg}}, wantErr: "header X-Flex-Auth-Policy-Digest is missing, though X-Flex-Auth-Package is sent"},
+		{name: "digest only", headers: map[string][]string{HeaderPolicyDigest: {testPolicyDigest}}, wantErr: "header X-Flex-Auth-Package is missing"},
+		{name: "digest twice", headers: map[string][]string{HeaderPackage: {pkg}, HeaderPolicyDigest: {testPolicyDigest, testRegistryDigest}}, wantErr: "header X-Flex-Auth-Policy-Digest is sent 2 times, want once"},
+		{name: "digest not sha256", headers: map[string][]string{HeaderPackage: {pkg}, HeaderPolicyDigest: {"md5:abc"}}, wantErr: `header X-Flex-Auth-Policy-Digest: want "sha256:" and 64 lowercase hex digits, got "md5:abc"`},
+		{name: "digest upper case", headers: map[string][]string{HeaderPackage: {pkg}, HeaderPolicyDigest: {strings.ToUpper(testPolicyDigest)}}, wantErr: "header X-Flex-Auth-Policy-Digest: want"},
+		{name: "package invalid", headers: map[string][]string{HeaderPackage: {"Ops Warden"}, HeaderPolicyDigest: {testPolicyDigest}}, wantErr: "header X-Flex-Auth-Package: invalid name"},
+		{name: "package too long", headers: map[string][]string{HeaderPackage: {strings.Repeat("a", 4096)}, HeaderPolicyDigest: {testPolicyDigest}}, wantErr: "header X-Flex-Auth-Package: 4096 bytes, too long"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method != http.MethodGet || r.URL.Path != "/v1/registry" {
+					t.Errorf("got %s %s, want GET /v1/registry", r.Method, r.URL.Path)
+				}
+				for k, vs := range tt.headers {
+					w.Header()[k] = vs
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.Write(fixture)
+			}))
+			got, err := c.RegistryWithPolicy(context.Background())
+			if !checkProtocolError(t, err, tt.wantErr) {
+				return
+			}
+			if string(got.JSON) != string(fixture) {
+				t.Errorf("got %d bytes of snapshot, want the %d bytes sent", len(got.JSON), len(fixture))
+			}
+			if (got.Policy == nil) != (tt.want == nil) || got.Policy != nil && *got.Policy != *tt.want {
+				t.Errorf("got policy %+v, want %+v", got.Policy, tt.want)
+			}
+		})
+	}
+}
+
+// TestRegistryWithPolicyKeepsTheLimits: the registry's size limit and the
+// refusal of redirects hold for RegistryWithPolicy as for RegistryJSON.
+func TestRegistryWithPolicyKeepsTheLimits(t *testing.T) {
+	big := newTestClient(t, answer(200, `"`+strings.Repeat("x", maxRegistryBytes)+`"`))
+	var pe *ProtocolError
+	if _, err := big.RegistryWithPolicy(context.Background()); !errors.As(err, &pe) || !strings.Contains(err.Error(), "answer larger than") {
+		t.Errorf("over the limit: got %v, want a *ProtocolError saying it is too large", err)
+	}
+	moved := newTestClient(t, http.RedirectHandler("http://elsewhere.example/v1/registry", http.StatusFound))
+	var se *StatusError
+	if _, err := moved.RegistryWithPolicy(context.Background()); !errors.As(err, &se) || se.StatusCode != http.StatusFound || se.Location == "" {
+		t.Errorf("redirect: got %v, want a *StatusError 302 naming the location", err)
 	}
 }
