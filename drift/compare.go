@@ -1,9 +1,10 @@
 // Package drift compares two registries, EXPECTED (what should be) and
-// ACTUAL (what is), each an inventory, a snapshot file or a running
-// flex-auth, and reports the difference: a change list addressed by actor
-// name, findings about the ACTUAL file itself (formatting, hand edits), and
-// a unified diff, rendered as text, JSON, Markdown or GitHub workflow
-// commands (CONTRACT section 5).
+// ACTUAL (what is), each an inventory, a snapshot file, a running
+// flex-auth or a publication, and reports the difference: a change list
+// addressed by actor name, findings about the ACTUAL file itself
+// (formatting, hand edits) and, given the checked-in policy package, about
+// the policy a side serves, and a unified diff, rendered as text, JSON,
+// Markdown or GitHub workflow commands (CONTRACT section 5).
 //
 // Direction: an add is in EXPECTED only, a remove in ACTUAL only, and a
 // change goes from ACTUAL's value (before) to EXPECTED's (after), the way
@@ -112,6 +113,9 @@ const (
 	Formatting FindingKind = "formatting"
 	// EditedByHand: a file's digest does not match its content.
 	EditedByHand FindingKind = "edited_by_hand"
+	// PolicyDrift: a side serves, or carries, another policy package than
+	// the checked-in one that goes with EXPECTED.
+	PolicyDrift FindingKind = "policy"
 )
 
 // A Finding is drift that the change list cannot show.
@@ -131,6 +135,8 @@ func (f Finding) Label(onlyFinding bool) string {
 	switch {
 	case f.Kind == EditedByHand:
 		return "edited by hand"
+	case f.Kind == PolicyDrift:
+		return "policy differs"
 	case onlyFinding:
 		return "formatting only"
 	}
@@ -157,6 +163,11 @@ type Report struct {
 	// impact of EXPECTED on recorded decisions, when drift is given some.
 	// They do not change whether ACTUAL is in sync.
 	Sections []Section
+	// Policy is the checked-in policy package that goes with EXPECTED,
+	// nil when none was given (ComparePolicy).
+	Policy *Policy
+	// Notes say what was not compared, and why: they are not drift.
+	Notes []string
 }
 
 // InSync reports whether ACTUAL is what EXPECTED says it should be: the
@@ -169,8 +180,17 @@ func (r *Report) FormattingOnly() bool {
 	return len(r.Changes) == 0 && len(r.Findings) == 1 && r.Findings[0].Kind == Formatting
 }
 
-// Compare compares EXPECTED with ACTUAL.
-func Compare(expected, actual *Side) *Report {
+// Compare compares EXPECTED with ACTUAL, without a checked-in policy
+// package: ComparePolicy(expected, actual, nil).
+func Compare(expected, actual *Side) *Report { return ComparePolicy(expected, actual, nil) }
+
+// ComparePolicy compares EXPECTED with ACTUAL: their registries, and the
+// policy package each side serves (Side.Policy) with want, the checked-in
+// package that goes with EXPECTED. A side that serves another package
+// than want is drift, a PolicyDrift finding; an ACTUAL that does not say
+// which policy it serves is a note. Without want, two sides serving
+// different packages are a note, not drift.
+func ComparePolicy(expected, actual *Side, want *Policy) *Report {
 	r := &Report{Expected: expected, Actual: actual}
 	e, a := expected.Snapshot, actual.Snapshot
 	top := func(member, before, after string) {
@@ -212,6 +232,7 @@ func Compare(expected, actual *Side) *Report {
 	if actual.Kind == File && !actual.Canonical {
 		r.Findings = append(r.Findings, formattingFinding(actual, r.Want, len(r.Changes) == 0 && len(r.Findings) == 0))
 	}
+	r.comparePolicies(want)
 
 	r.Diff = unifiedDiff(actual, r.want, r.Want, expected.Source)
 	return r

@@ -484,12 +484,17 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
-func registryServer(t *testing.T, body []byte, status int) *httptest.Server {
+// registryServer answers GET /v1/registry with status and body, and the
+// header given as name and value pairs.
+func registryServer(t *testing.T, body []byte, status int, header ...string) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/registry" {
 			http.NotFound(w, r)
 			return
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			w.Header().Set(header[i], header[i+1])
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
@@ -528,14 +533,8 @@ func TestRuntime(t *testing.T) {
 				srv = registryServer(t, tt.body, tt.status)
 			}
 			r, err := Run(context.Background(), "../examples/ops-warden/inventory.yaml", srv.URL+tt.suffix, Options{})
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("got error %v, want one containing %q", err, tt.wantErr)
-				}
+			if !checkRunError(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if r.InSync() != tt.inSync {
 				t.Errorf("InSync() = %v, want %v", r.InSync(), tt.inSync)
@@ -745,5 +744,214 @@ func TestLabel(t *testing.T) {
 		if got := Label(tt.source); got != tt.want {
 			t.Errorf("Label(%q) = %q, want %q", tt.source, got, tt.want)
 		}
+	}
+}
+
+// TestComparePolicy checks every way the policies of the sides and the
+// checked-in package can relate: drift only against the checked-in
+// package, a note where a policy cannot be compared or is compared with
+// nothing checked in.
+func TestComparePolicy(t *testing.T) {
+	const pkg = registry.DefaultPolicyPackage
+	snap := registry.New("ops-warden", pkg, []registry.Actor{actor("agt-a", 4)}).Canonical()
+	side := func(kind Kind, source, digest string, pkgName ...string) *Side {
+		s, err := decode(source, kind, snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if digest != "" {
+			s.Policy = &Policy{Package: pkg, Digest: digest}
+			if len(pkgName) > 0 {
+				s.Policy.Package = pkgName[0]
+			}
+		}
+		return s
+	}
+	file := func() *Side { return side(File, "snapshot.json", "") }
+	inv := func() *Side { return side(Inventory, "inventory.yaml", "") }
+	rt := func(digest string, pkgName ...string) *Side { return side(Runtime, runtimeSource, digest, pkgName...) }
+	pub := func(digest string) *Side { return side(Publication, publicationSource, digest) }
+	tests := []struct {
+		name             string
+		expected, actual *Side
+		checkedIn        bool
+		inSync           bool
+		findings         []string // side of each policy finding
+		inFinding        []string
+		notes            []string // a part of each note
+	}{
+		{name: "files, nothing checked in", expected: inv(), actual: file(), inSync: true},
+		{name: "service, nothing checked in", expected: inv(), actual: rt(otherDigest), inSync: true},
+		{name: "two services serving the same, nothing checked in", expected: pub(otherDigest), actual: rt(otherDigest), inSync: true},
+		{name: "two services serving different ones, nothing checked in", expected: pub(otherDigest), actual: rt(checkedInDigest), inSync: true,
+			notes: []string{"policy not compared: EXPECTED " + publicationSource + " carries policy " + pkg + " " + otherDigest + ", ACTUAL " + runtimeSource + " serves " + pkg + " " + checkedInDigest}},
+		{name: "service serves the checked-in package", expected: inv(), actual: rt(checkedInDigest), checkedIn: true, inSync: true},
+		{name: "service serves another", expected: inv(), actual: rt(otherDigest), checkedIn: true, findings: []string{"actual"},
+			inFinding: []string{"ACTUAL " + runtimeSource + " serves policy " + pkg + " " + otherDigest, "not the checked-in examples/ops-warden/policy_package.md (" + pkg + " " + checkedInDigest + ")", "reload it"}},
+		{name: "service serves another package", expected: inv(), actual: rt(otherDigest, "ops-warden/legacy-signing"), checkedIn: true, findings: []string{"actual"},
+			inFinding: []string{"serves policy ops-warden/legacy-signing " + otherDigest, "(" + pkg + " " + checkedInDigest + ")"}},
+		{name: "publication carries another", expected: inv(), actual: pub(otherDigest), checkedIn: true, findings: []string{"actual"},
+			inFinding: []string{"ACTUAL " + publicationSource + " carries policy", "flex-auth publish --policy examples/ops-warden/policy_package.md"}},
+		{name: "service without the header", expected: inv(), actual: rt(""), checkedIn: true, inSync: true,
+			notes: []string{"ACTUAL " + runtimeSource + " does not say which policy it serves (no X-Flex-Auth-Policy-Digest header"}},
+		{name: "snapshot file", expected: inv(), actual: file(), checkedIn: true, inSync: true,
+			notes: []string{"ACTUAL snapshot.json is a snapshot file, which names its policy package but not the policy's digest; the checked-in examples/ops-warden/policy_package.md is " + pkg + " " + checkedInDigest}},
+		{name: "inventory", expected: file(), actual: inv(), checkedIn: true, inSync: true, notes: []string{"ACTUAL inventory.yaml is an inventory"}},
+		{name: "EXPECTED carries another", expected: pub(otherDigest), actual: rt(checkedInDigest), checkedIn: true, findings: []string{"expected"},
+			inFinding: []string{"EXPECTED " + publicationSource + " carries policy " + pkg + " " + otherDigest + ", but the checked-in examples/ops-warden/policy_package.md, given as its package, is " + pkg + " " + checkedInDigest}},
+		{name: "both serve another", expected: pub(otherDigest), actual: rt(otherDigest), checkedIn: true, findings: []string{"expected", "actual"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var want *Policy
+			if tt.checkedIn {
+				want = checkedInPolicy
+			}
+			r := ComparePolicy(tt.expected, tt.actual, want)
+			if r.InSync() != tt.inSync {
+				t.Errorf("InSync() = %v, want %v; findings %+v", r.InSync(), tt.inSync, r.Findings)
+			}
+			var sides []string
+			for _, f := range r.Findings {
+				if f.Kind != PolicyDrift {
+					t.Errorf("got a %s finding, want policy findings only", f.Kind)
+					continue
+				}
+				sides = append(sides, f.Side)
+				if f.Line != 0 {
+					t.Errorf("policy finding at line %d, want none", f.Line)
+				}
+				if strings.Contains(f.Message, "\n") {
+					t.Errorf("finding on more than one line: %q", f.Message)
+				}
+			}
+			if got, want := fmt.Sprint(sides), fmt.Sprint(tt.findings); got != want {
+				t.Errorf("policy findings on sides %s, want %s", got, want)
+			}
+			var msgs strings.Builder
+			for _, f := range r.Findings {
+				msgs.WriteString(f.Message + "\n")
+			}
+			for _, s := range tt.inFinding {
+				if !strings.Contains(msgs.String(), s) {
+					t.Errorf("findings %q: want %q in them", msgs.String(), s)
+				}
+			}
+			if len(r.Notes) != len(tt.notes) {
+				t.Fatalf("got notes %q, want %d", r.Notes, len(tt.notes))
+			}
+			for i, n := range tt.notes {
+				if !strings.Contains(r.Notes[i], n) {
+					t.Errorf("note %q: want %q in it", r.Notes[i], n)
+				}
+			}
+			// The registries are the same: the policy is all that may drift,
+			// so the report says policy drift, and how to fix it.
+			md := r.Markdown(MaxCommentBytes)
+			switch {
+			case !tt.inSync && !strings.HasPrefix(md, "### ❌ Policy drift: "):
+				t.Errorf("Markdown heading: %s", md)
+			case tt.inSync && strings.Contains(md, "Policy drift"):
+				t.Errorf("Markdown of an in-sync report says policy drift: %s", md)
+			}
+			if tt.expected.Policy != nil || tt.actual.Policy != nil || tt.checkedIn {
+				if !strings.Contains(md, "\n| policy digest | ") {
+					t.Errorf("Markdown without the policy digest row:\n%s", md)
+				}
+			} else if strings.Contains(md, "policy digest") {
+				t.Errorf("Markdown with a policy digest row though no policy is known:\n%s", md)
+			}
+		})
+	}
+}
+
+// checkRunError checks Run's error against want, "" for none, and
+// reports whether there is a report to check.
+func checkRunError(t *testing.T, err error, want string) bool {
+	t.Helper()
+	switch {
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Fatalf("got error %v, want one containing %q", err, want)
+	case want == "" && err != nil:
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+// TestRunPolicy runs drift against services serving the example's
+// registry with a policy: the headers are read, compared with the
+// checked-in package, and a bad header or a checked-in package of
+// another name is an error.
+func TestRunPolicy(t *testing.T) {
+	data := fixture(t)
+	const inventory = "../examples/ops-warden/inventory.yaml"
+	pkg := registry.DefaultPolicyPackage
+	tests := []struct {
+		name        string
+		pkg, digest string
+		want        *Policy
+		inSync      bool
+		notes       int
+		wantErr     string
+	}{
+		{name: "same policy", pkg: pkg, digest: checkedInDigest, want: checkedInPolicy, inSync: true},
+		{name: "another policy", pkg: pkg, digest: otherDigest, want: checkedInPolicy},
+		{name: "no header", want: checkedInPolicy, inSync: true, notes: 1},
+		{name: "another policy, nothing checked in", pkg: pkg, digest: otherDigest, inSync: true},
+		{name: "malformed header", pkg: pkg, digest: "sha256:nothex", want: checkedInPolicy, wantErr: "malformed answer: header X-Flex-Auth-Policy-Digest: want"},
+		{name: "checked-in package of another name", pkg: pkg, digest: checkedInDigest, want: &Policy{Package: "ops-warden/other", Digest: checkedInDigest, File: "other.md"},
+			wantErr: "policy other.md is package ops-warden/other, but EXPECTED ../examples/ops-warden/inventory.yaml is a registry for ops-warden/ssh-signing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var header []string
+			if tt.digest != "" {
+				header = []string{"X-Flex-Auth-Package", tt.pkg, "X-Flex-Auth-Policy-Digest", tt.digest}
+			}
+			srv := registryServer(t, data, http.StatusOK, header...)
+			r, err := Run(context.Background(), inventory, srv.URL, Options{Policy: tt.want})
+			if !checkRunError(t, err, tt.wantErr) {
+				return
+			}
+			if r.InSync() != tt.inSync || len(r.Notes) != tt.notes {
+				t.Errorf("got in sync %v, notes %q; want %v and %d notes", r.InSync(), r.Notes, tt.inSync, tt.notes)
+			}
+			if tt.digest != "" && (r.Actual.Policy == nil || r.Actual.Policy.Digest != tt.digest || r.Actual.Policy.Package != tt.pkg) {
+				t.Errorf("ACTUAL's policy: got %+v, want %s %s", r.Actual.Policy, tt.pkg, tt.digest)
+			}
+			if r.Policy != tt.want {
+				t.Errorf("report's checked-in policy: got %+v, want %+v", r.Policy, tt.want)
+			}
+			// The policy is the service's to fix: --write is refused as before.
+			if _, err := r.Write(); !errors.Is(err, ErrNotWritable) {
+				t.Errorf("Write to a runtime: got %v, want ErrNotWritable", err)
+			}
+		})
+	}
+}
+
+// TestWriteWithPolicyFinding: a policy finding about EXPECTED does not
+// make --write rewrite an ACTUAL file that is in sync.
+func TestWriteWithPolicyFinding(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "actual.json")
+	data := fixture(t)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Load(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := decode(publicationSource, Publication, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Policy = &Policy{Package: registry.DefaultPolicyPackage, Digest: otherDigest}
+	r := ComparePolicy(e, a, checkedInPolicy)
+	if r.InSync() || len(r.Findings) != 1 || r.Findings[0].Side != "expected" {
+		t.Fatalf("got findings %+v, want one about EXPECTED's policy", r.Findings)
+	}
+	if changed, err := r.Write(); err != nil || changed {
+		t.Errorf("Write: got changed %v, error %v; want nothing written", changed, err)
 	}
 }

@@ -91,6 +91,88 @@ func largeReport(t testing.TB) *Report {
 	return Compare(es, as)
 }
 
+// Policy digests for the policy cases: the checked-in package's, and
+// another.
+var (
+	checkedInDigest = "sha256:" + strings.Repeat("1", 64)
+	otherDigest     = "sha256:" + strings.Repeat("2", 64)
+)
+
+// checkedInPolicy is the checked-in package of the policy cases.
+var checkedInPolicy = &Policy{Package: registry.DefaultPolicyPackage, Digest: checkedInDigest, File: "examples/ops-warden/policy_package.md"}
+
+// A policyCase compares a case directory's EXPECTED with its ACTUAL's
+// registry as a running flex-auth or a publication serves it, with the
+// policy digests given ("" when a side does not say), and with the
+// checked-in package or not (drift --policy).
+type policyCase struct {
+	name, dir              string
+	expectedKind           Kind // File or Inventory: as in the directory
+	kind                   Kind
+	expected, actual       string // the policy digests the sides serve
+	checkedIn              bool
+	inSync, policyCompared bool
+	findings               []FindingKind
+	notes                  int
+}
+
+const (
+	runtimeSource     = "http://127.0.0.1:8080"
+	publicationSource = "oci://127.0.0.1:5000/flex-auth/publication:production"
+)
+
+var policyCases = []policyCase{
+	{name: "policy-in-sync", dir: "in-sync", kind: Runtime, actual: checkedInDigest, checkedIn: true, inSync: true, policyCompared: true},
+	{name: "policy-drift", dir: "in-sync", kind: Runtime, actual: otherDigest, checkedIn: true, policyCompared: true, findings: []FindingKind{PolicyDrift}},
+	{name: "policy-unstated", dir: "in-sync", kind: Runtime, checkedIn: true, inSync: true, notes: 1},
+	{name: "policy-registry-drift", dir: "member-changed", kind: Publication, actual: otherDigest, checkedIn: true, policyCompared: true, findings: []FindingKind{PolicyDrift}},
+	{name: "policy-served-differ", dir: "in-sync", expectedKind: Publication, kind: Runtime, expected: otherDigest, actual: checkedInDigest, inSync: true, notes: 1},
+}
+
+// served makes a side of the snapshot a case file holds (an inventory
+// generated), as a service or publication at source serves it, with the
+// policy digest ("" for none).
+func served(t testing.TB, side *Side, kind Kind, source, digest string) *Side {
+	t.Helper()
+	s, err := decode(source, kind, side.Snapshot.Canonical())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if digest != "" {
+		s.Policy = &Policy{Package: s.Snapshot.PolicyPackage, Digest: digest}
+	}
+	return s
+}
+
+func (pc policyCase) report(t testing.TB) *Report {
+	t.Helper()
+	dir := filepath.Join("testdata", "cases", pc.dir)
+	expected, _ := filepath.Glob(filepath.Join(dir, "expected.*"))
+	if len(expected) != 1 {
+		t.Fatalf("%s: got %d expected.* files, want 1", dir, len(expected))
+	}
+	e, err := Load(context.Background(), filepath.ToSlash(expected[0]), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Load(context.Background(), filepath.ToSlash(filepath.Join(dir, "actual.json")), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pc.expectedKind == Publication {
+		e = served(t, e, Publication, publicationSource, pc.expected)
+	}
+	source := runtimeSource
+	if pc.kind == Publication {
+		source = publicationSource
+	}
+	var want *Policy
+	if pc.checkedIn {
+		want = checkedInPolicy
+	}
+	return ComparePolicy(e, served(t, a, pc.kind, source, pc.actual), want)
+}
+
 func checkGolden(t *testing.T, path string, got []byte) {
 	t.Helper()
 	if *update {
@@ -114,11 +196,17 @@ func checkGolden(t *testing.T, path string, got []byte) {
 // TestGolden renders every case in every format and compares with
 // testdata/golden/<case>.<ext>.
 func TestGolden(t *testing.T) {
-	names := append(append([]string{}, goldenCases...), "large")
+	reports := map[string]func(testing.TB) *Report{"large": largeReport}
+	names := append([]string{}, goldenCases...)
+	for _, pc := range policyCases {
+		names = append(names, pc.name)
+		reports[pc.name] = pc.report
+	}
+	names = append(names, "large")
 	for _, name := range names {
 		var r *Report
-		if name == "large" {
-			r = largeReport(t)
+		if report, ok := reports[name]; ok {
+			r = report(t)
 		} else {
 			r = caseReport(t, name)
 		}
@@ -185,6 +273,34 @@ func TestGoldenVerdicts(t *testing.T) {
 			}
 			if got, want := r.Diff == "", tt.inSync; got != want {
 				t.Errorf("empty diff: got %v, want %v (in sync)", got, want)
+			}
+		})
+	}
+}
+
+// TestPolicyGoldenVerdicts pins what each policy case is, independently
+// of the rendering.
+func TestPolicyGoldenVerdicts(t *testing.T) {
+	for _, pc := range policyCases {
+		t.Run(pc.name, func(t *testing.T) {
+			r := pc.report(t)
+			if got := r.InSync(); got != pc.inSync {
+				t.Errorf("InSync() = %v, want %v", got, pc.inSync)
+			}
+			if got := r.policyCompared(); got != pc.policyCompared {
+				t.Errorf("policyCompared() = %v, want %v", got, pc.policyCompared)
+			}
+			var kinds []FindingKind
+			for _, f := range r.Findings {
+				if f.Kind == PolicyDrift {
+					kinds = append(kinds, f.Kind)
+				}
+			}
+			if got, want := fmt.Sprint(kinds), fmt.Sprint(pc.findings); got != want {
+				t.Errorf("policy findings: got %s, want %s", got, want)
+			}
+			if len(r.Notes) != pc.notes {
+				t.Errorf("got notes %q, want %d", r.Notes, pc.notes)
 			}
 		})
 	}

@@ -67,6 +67,12 @@ type Side struct {
 	// digestOK reports whether Snapshot.Digest is one that registry's
 	// Verify accepts.
 	digestOK bool
+	// Policy is the policy package the side says goes with its registry:
+	// the one a running flex-auth serves it with (the headers of its
+	// answer), or the one a publication carries (its statement). Nil when
+	// the side does not say: a file, or a flex-auth that sends no such
+	// headers.
+	Policy *Policy
 
 	// inventory is an inventory side's inventory, with its lines.
 	inventory *inventory.Inventory
@@ -92,6 +98,10 @@ type Options struct {
 	// PlainHTTP talks HTTP, not HTTPS, to the registry of an oci://
 	// side.
 	PlainHTTP bool
+	// Policy is the checked-in policy package that goes with EXPECTED
+	// (CheckedIn), nil for none: Run compares the policy each side
+	// serves with it (ComparePolicy).
+	Policy *Policy
 }
 
 // KindOf tells from a source's name what it is: an http:// or https://
@@ -261,15 +271,18 @@ func fetch(ctx context.Context, base string, opt Options) (*Side, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fetch registry %s: %w", endpoint, err)
 	}
-	body, err := c.RegistryJSON(ctx)
+	answer, err := c.RegistryWithPolicy(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("fetch registry %s: %s", endpoint, fetchFailure(err))
 	}
-	side, err := decode(endpoint, Runtime, body)
+	side, err := decode(endpoint, Runtime, answer.JSON)
 	if err != nil {
 		return nil, fmt.Errorf("fetch registry %s: invalid snapshot:\n%w", endpoint, err)
 	}
 	side.Source = Label(base)
+	if p := answer.Policy; p != nil {
+		side.Policy = &Policy{Package: p.Package, Digest: p.Digest}
+	}
 	return side, nil
 }
 

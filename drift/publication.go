@@ -35,5 +35,6 @@ func pull(ctx context.Context, source string, opt Options) (*Side, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fetch publication %s: %w", ref.At(string(desc.Digest)), err)
 	}
+	side.Policy = &Policy{Package: p.Statement.Package, Digest: p.Statement.PolicyDigest}
 	return side, nil
 }

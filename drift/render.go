@@ -111,8 +111,12 @@ func (r *Report) Notable() bool {
 // Summary returns the report's one-line verdict.
 func (r *Report) Summary() string {
 	if r.InSync() {
-		return fmt.Sprintf("in sync: ACTUAL %s matches EXPECTED %s (%s, %s)",
-			r.Actual.Source, r.Expected.Source, r.Expected.ContentDigest, plural(len(r.Expected.Snapshot.Actors), "actor"))
+		policy := ""
+		if r.policyCompared() {
+			policy = ", policy " + r.Policy.String()
+		}
+		return fmt.Sprintf("in sync: ACTUAL %s matches EXPECTED %s (%s, %s%s)",
+			r.Actual.Source, r.Expected.Source, r.Expected.ContentDigest, plural(len(r.Expected.Snapshot.Actors), "actor"), policy)
 	}
 	return fmt.Sprintf("drift: ACTUAL %s does not match EXPECTED %s: %s", r.Actual.Source, r.Expected.Source, r.counts())
 }
@@ -160,15 +164,15 @@ func (r *Report) findingLines() []string {
 	return lines
 }
 
-// writeText writes the verdict, the findings, the change list and the
-// unified diff.
+// writeText writes the verdict, the findings, the notes, the change list
+// and the unified diff.
 func (r *Report) writeText(w *bufio.Writer) {
 	line(w, r.Summary())
-	if r.InSync() {
-		return
-	}
 	for _, l := range r.findingLines() {
 		line(w, l)
+	}
+	for _, n := range r.Notes {
+		line(w, "note: "+n)
 	}
 	for _, c := range r.Changes {
 		line(w, c.String())
@@ -188,8 +192,9 @@ func line(w *bufio.Writer, s string) {
 }
 
 // The JSON report, format_version 1. Members beyond the contract's are
-// optional: kind, actors and content_digest (only when it differs from
-// digest) on each side, and findings.
+// optional: kind, actors, content_digest (only when it differs from
+// digest) and policy (only when known) on each side, findings, and notes
+// (only when there are some).
 type jsonReport struct {
 	FormatVersion int           `json:"format_version"`
 	InSync        bool          `json:"in_sync"`
@@ -197,16 +202,27 @@ type jsonReport struct {
 	Actual        jsonSide      `json:"actual"`
 	Changes       []jsonChange  `json:"changes"`
 	Findings      []jsonFinding `json:"findings"`
+	Notes         []string      `json:"notes,omitempty"`
 	Diff          string        `json:"diff"`
 	// Then a member per section, by its name.
 }
 
 type jsonSide struct {
-	Source        string `json:"source"`
-	Kind          string `json:"kind"`
-	Digest        string `json:"digest"`
-	ContentDigest string `json:"content_digest,omitempty"`
-	Actors        int    `json:"actors"`
+	Source        string      `json:"source"`
+	Kind          string      `json:"kind"`
+	Digest        string      `json:"digest"`
+	ContentDigest string      `json:"content_digest,omitempty"`
+	Actors        int         `json:"actors"`
+	Policy        *jsonPolicy `json:"policy,omitempty"`
+}
+
+// jsonPolicy is the policy that goes with a side: for EXPECTED the
+// checked-in package when one is given (with its file), else the one it
+// serves.
+type jsonPolicy struct {
+	Package string `json:"package"`
+	Digest  string `json:"digest"`
+	File    string `json:"file,omitempty"`
 }
 
 type jsonChange struct {
@@ -223,10 +239,13 @@ type jsonFinding struct {
 	Message string      `json:"message"`
 }
 
-func newJSONSide(s *Side) jsonSide {
+func newJSONSide(s *Side, p *Policy) jsonSide {
 	js := jsonSide{Source: s.Source, Kind: s.Kind.String(), Digest: s.Snapshot.Digest, Actors: len(s.Snapshot.Actors)}
 	if !s.DigestMatches() {
 		js.ContentDigest = s.ContentDigest
+	}
+	if p != nil {
+		js.Policy = &jsonPolicy{Package: p.Package, Digest: p.Digest, File: p.File}
 	}
 	return js
 }
@@ -235,10 +254,11 @@ func (r *Report) writeJSON(w io.Writer) error {
 	out := jsonReport{
 		FormatVersion: 1,
 		InSync:        r.InSync(),
-		Expected:      newJSONSide(r.Expected),
-		Actual:        newJSONSide(r.Actual),
+		Expected:      newJSONSide(r.Expected, r.expectedPolicy()),
+		Actual:        newJSONSide(r.Actual, r.Actual.Policy),
 		Changes:       make([]jsonChange, len(r.Changes)),
 		Findings:      make([]jsonFinding, len(r.Findings)),
+		Notes:         r.Notes,
 		Diff:          r.Diff,
 	}
 	for i, c := range r.Changes {
@@ -277,21 +297,25 @@ func (r *Report) writeJSON(w io.Writer) error {
 // fixHint says how to bring ACTUAL in line, for people reading a report;
 // in Markdown when md is set.
 func (r *Report) fixHint(md bool) string {
+	if r.registryInSync() {
+		return r.policyHint(md)
+	}
 	switch r.Actual.Kind {
 	case File:
 		cmd := shellQuote("flex-auth", "drift", r.Expected.Source, r.Actual.Source, "--write")
-		if md {
-			cmd = render.Code(cmd)
-		}
-		return "To fix, rewrite ACTUAL from EXPECTED: " + cmd + ", then commit the result."
+		return "To fix, rewrite ACTUAL from EXPECTED: " + codeIf(md, cmd) + ", then commit the result."
 	case Runtime:
+		if r.policyDrifted("actual") {
+			return "To fix, deploy EXPECTED's snapshot and the checked-in policy package " + codeIf(md, r.Policy.File) + " to the service and reload it (SIGHUP or --watch), then run drift again."
+		}
 		return "To fix, deploy EXPECTED's snapshot to the service and reload it (SIGHUP or --watch), then run drift again."
 	case Publication:
-		cmd := "flex-auth publish --registry SNAPSHOT --policy PACKAGE --sign-key KEY " + r.Actual.Source
-		if md {
-			cmd = render.Code(cmd)
+		pkg := "PACKAGE"
+		if r.Policy != nil {
+			pkg = shellQuote(r.Policy.File)
 		}
-		return "To fix, publish EXPECTED's snapshot with its policy package: " + cmd + ", then run drift again."
+		cmd := "flex-auth publish --registry SNAPSHOT --policy " + pkg + " --sign-key KEY " + r.Actual.Source
+		return "To fix, publish EXPECTED's snapshot with its policy package: " + codeIf(md, cmd) + ", then run drift again."
 	}
 	return "ACTUAL is an inventory, owned by ops-warden: update it, or EXPECTED, so that they agree."
 }
@@ -343,7 +367,11 @@ func (r *Report) annotation(c Change) (title, msg string) {
 // file's lines, the verdict and change list, and the diff in a group.
 func (r *Report) writeGitHub(w *bufio.Writer) {
 	if r.InSync() {
+		r.writeNotices(w)
 		line(w, r.Summary())
+		for _, n := range r.Notes {
+			line(w, "note: "+n)
+		}
 		return
 	}
 	var pos positions = topOnly{}
@@ -363,7 +391,11 @@ func (r *Report) writeGitHub(w *bufio.Writer) {
 		if f.Side != "actual" {
 			line = 1 // about EXPECTED: shown at the top of ACTUAL
 		}
-		notes = append(notes, note{line, "Registry drift: " + f.Label(r.FormattingOnly()), f.Message})
+		title := "Registry drift: " + f.Label(r.FormattingOnly())
+		if f.Kind == PolicyDrift {
+			title = "Policy drift"
+		}
+		notes = append(notes, note{line, title, f.Message})
 	}
 	for _, c := range r.Changes {
 		title, msg := r.annotation(c)
@@ -380,9 +412,13 @@ func (r *Report) writeGitHub(w *bufio.Writer) {
 		}
 		w.WriteString("::error " + props + "::" + render.WorkflowData(n.msg) + "\n")
 	}
+	r.writeNotices(w)
 	line(w, r.Summary())
 	for _, l := range r.findingLines() {
 		line(w, l)
+	}
+	for _, n := range r.Notes {
+		line(w, "note: "+n)
 	}
 	for _, c := range r.Changes {
 		line(w, c.String())
@@ -392,6 +428,13 @@ func (r *Report) writeGitHub(w *bufio.Writer) {
 		w.WriteString("::group::Unified diff: ACTUAL " + render.WorkflowData(r.Actual.Source) + " -> EXPECTED " + render.WorkflowData(r.Expected.Source) + "\n")
 		w.WriteString(termsafe.Text(r.Diff))
 		w.WriteString("::endgroup::\n")
+	}
+}
+
+// writeNotices writes a notice per note: what was not compared.
+func (r *Report) writeNotices(w *bufio.Writer) {
+	for _, n := range r.Notes {
+		w.WriteString("::notice title=Not compared::" + render.WorkflowData(n) + "\n")
 	}
 }
 
@@ -418,9 +461,14 @@ func (r *Report) Markdown(limit int) string {
 func (r *Report) comparisonMarkdown(limit int) string {
 	diff := termsafe.Text(r.Diff)
 	var head strings.Builder
-	if r.InSync() {
+	switch {
+	case r.InSync() && r.policyCompared():
+		fmt.Fprintf(&head, "### ✅ Registry and policy in sync: %s matches %s\n\n", render.Code(r.Actual.Source), render.Code(r.Expected.Source))
+	case r.InSync():
 		fmt.Fprintf(&head, "### ✅ Registry in sync: %s matches %s\n\n", render.Code(r.Actual.Source), render.Code(r.Expected.Source))
-	} else {
+	case r.registryInSync():
+		fmt.Fprintf(&head, "### ❌ Policy drift: %s does not match %s\n\n", render.Code(r.Actual.Source), render.Code(r.Expected.Source))
+	default:
 		fmt.Fprintf(&head, "### ❌ Registry drift: %s does not match %s\n\n", render.Code(r.Actual.Source), render.Code(r.Expected.Source))
 	}
 	head.WriteString("| | EXPECTED (what should be) | ACTUAL (what is) |\n| --- | --- | --- |\n")
@@ -428,6 +476,12 @@ func (r *Report) comparisonMarkdown(limit int) string {
 	fmt.Fprintf(&head, "| digest | %s | %s |\n", digestCell(r.Expected), digestCell(r.Actual))
 	fmt.Fprintf(&head, "| actors | %d | %d |\n", len(r.Expected.Snapshot.Actors), len(r.Actual.Snapshot.Actors))
 	fmt.Fprintf(&head, "| policy package | %s | %s |\n", render.Code(r.Expected.Snapshot.PolicyPackage), render.Code(r.Actual.Snapshot.PolicyPackage))
+	if e, a := r.expectedPolicy(), r.Actual.Policy; e != nil || a != nil {
+		fmt.Fprintf(&head, "| policy digest | %s | %s |\n", render.Cell(policyCell(e)), render.Cell(policyCell(a)))
+	}
+	for _, n := range r.Notes {
+		head.WriteString("\n**Note**: " + render.Plain(n) + "\n")
+	}
 	if r.InSync() {
 		return render.Cut(head.String(), limit)
 	}

@@ -15,7 +15,7 @@ var ErrNotWritable = errors.New("only a snapshot file (.json) can be rewritten")
 // directory, synced, renamed over it, keeping the file's permissions). It
 // refuses an ACTUAL that is not a snapshot file, and an EXPECTED file
 // edited by hand, whose content nobody generated. It reports whether the
-// file changed.
+// file changed: not when its registry is in sync, whatever the policies.
 func (r *Report) Write() (bool, error) {
 	a := r.Actual
 	if a.Kind != File {
@@ -24,7 +24,8 @@ func (r *Report) Write() (bool, error) {
 	if !r.Expected.DigestMatches() {
 		return false, fmt.Errorf("write %s: EXPECTED %s was edited by hand (its digest does not match its content); regenerate it first", a.Source, r.Expected.Source)
 	}
-	if r.InSync() {
+	// A policy finding here is about EXPECTED: a file says no policy.
+	if r.registryInSync() {
 		return false, nil
 	}
 	if err := generate.WriteFile(a.Source, r.want); err != nil {

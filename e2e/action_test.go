@@ -97,6 +97,10 @@ func TestAction(t *testing.T) {
 		{"impact, a lowered lifetime", map[string]string{"EXPECTED": lowered, "ACTUAL": drifted, "POLICY": fixturePolicy, "DECISIONS": decisionSample}, 0,
 			"exit-code=0\nin-sync=true\nchanges=0\nimpact-changed=" + loweredImpact + "\n", "::warning title=Recorded decisions would change%3A agt-state-hub-bridge::", "", true},
 		{"decisions without policy", map[string]string{"ACTUAL": drifted, "DECISIONS": decisionSample}, 2, "", "::error::decisions needs policy", "", true},
+		// The policy alone: a snapshot file does not say which policy goes
+		// with it, so it is not compared, and the report says so.
+		{"policy without decisions", map[string]string{"ACTUAL": fixtureRegistry, "POLICY": fixturePolicy}, 0, "exit-code=0\nin-sync=true\nchanges=0\n",
+			"::notice title=Not compared::policy not compared: ACTUAL " + fixtureRegistry + " is a snapshot file", "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

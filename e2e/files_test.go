@@ -90,6 +90,7 @@ func TestCommandsReadOnlyFiles(t *testing.T) {
 		{"drift, the GitHub event", ".json", readfile.MaxGitHubEventBytes, 2,
 			[]string{"GITHUB_TOKEN=t", "GITHUB_REPOSITORY=o/r", "GITHUB_EVENT_PATH=X", "GITHUB_API_URL=" + closedURL(t)},
 			[]string{"drift", "../examples/ops-warden/inventory.yaml", fixtureRegistry, "--github-comment"}},
+		{"drift, the policy", ".md", readfile.MaxPolicyBytes, 2, nil, []string{"drift", "../examples/ops-warden/inventory.yaml", fixtureRegistry, "--policy", "X"}},
 		{"serve, the registry", ".json", readfile.MaxRegistryBytes, 1, nil, []string{"serve", "--addr", "127.0.0.1:0", "--log", log, "--registry", "X", "--policy", fixturePolicy}},
 		{"serve, the policy", ".md", readfile.MaxPolicyBytes, 1, nil, []string{"serve", "--addr", "127.0.0.1:0", "--log", log, "--registry", fixtureRegistry, "--policy", "X"}},
 		{"serve, the TLS certificate", ".pem", readfile.MaxPEMBytes, 1, nil, []string{"serve", "--addr", "127.0.0.1:0", "--log", log, "--tls-cert", "X", "--tls-key", pki.ServerKey}},

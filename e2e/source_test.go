@@ -100,6 +100,15 @@ func TestServeFromSource(t *testing.T) {
 	if code, stdout, stderr := runCLI(t, nil, "drift", direct, r.URL, "--plain-http"); code != 0 {
 		t.Errorf("drift oci:// REPLICA: exit %d, want 0 (in sync)\n%s%s", code, stdout, stderr)
 	}
+	// With the checked-in policy package, the publication's statement
+	// and the replica's answer are compared with it too.
+	if code, stdout, stderr := runCLI(t, nil, "drift", direct, r.URL, "--plain-http", "--policy", second.Policy); code != 0 || !strings.Contains(stdout, second.PolicyDigest+")") {
+		t.Errorf("drift oci:// REPLICA --policy: exit %d, want 0 (in sync)\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := runCLI(t, nil, "drift", second.Registry, direct, "--plain-http", "--policy", first.Policy); code != 1 ||
+		!strings.Contains(stdout, "! policy differs: ACTUAL "+direct+" carries policy ops-warden/ssh-signing "+second.PolicyDigest+", not the checked-in "+first.Policy) {
+		t.Errorf("drift SNAPSHOT oci:// --policy OLD: exit %d, want 1 (policy drift)\n%s%s", code, stdout, stderr)
+	}
 	code, stdout, _ := runCLI(t, nil, "drift", first.Registry, direct, "--plain-http", "--format", "json")
 	var rep struct {
 		InSync bool `json:"in_sync"`

@@ -41,13 +41,21 @@ as flex-auth publish pushed it; --plain-http for a registry on localhost).
 ACTUAL is in sync when it has the same
 content and, as a file, exactly the canonical bytes.
 
+With --policy (the checked-in policy package that goes with EXPECTED),
+the policy is compared too: a running flex-auth that serves another
+package (its X-Flex-Auth-Policy-Digest header), or a publication that
+carries another (its statement), is drift, on either side. A side that
+does not say which policy it serves (a file, an older flex-auth) is not
+compared, and the report says so. Without --policy, policies are shown
+but never drift.
+
 With --decisions (decision logs, such as a sample of production's) and
---policy (the policy package that goes with EXPECTED), the report gains
-the impact on recorded decisions: replay decides each again under
-EXPECTED's registry and that package, and says which would change
-(flex-auth replay). It does not change the exit status, unless decisions
-cannot be decided again (2); a pull-request comment is also made when
-decisions would change though ACTUAL is in sync.
+--policy, the report gains the impact on recorded decisions: replay
+decides each again under EXPECTED's registry and that package, and says
+which would change (flex-auth replay). It does not change the exit
+status, unless decisions cannot be decided again (2); a pull-request
+comment is also made when decisions would change though ACTUAL is in
+sync.
 
 Exit status: 0 in sync, 1 drift, 2 error (unreadable or invalid input,
 unreachable service, bad flags, failure to write or to comment).`,
@@ -72,13 +80,21 @@ unreachable service, bad flags, failure to write or to comment).`,
 					return driftFailed(fmt.Errorf("--github-comment: %w", err))
 				}
 			}
-			rep, err := drift.Run(cmd.Context(), args[0], args[1], drift.Options{PolicyPackage: policyPackage, Timeout: timeout, PlainHTTP: plainHTTP})
+			opt := drift.Options{PolicyPackage: policyPackage, Timeout: timeout, PlainHTTP: plainHTTP}
+			var pkg *policy.Package
+			if policyFile != "" {
+				if pkg, err = policy.Load(policyFile); err != nil {
+					return driftFailed(fmt.Errorf("--policy: %w", err))
+				}
+				opt.Policy = drift.CheckedIn(pkg)
+			}
+			rep, err := drift.Run(cmd.Context(), args[0], args[1], opt)
 			if err != nil {
 				return driftFailed(err)
 			}
 			var impact *replay.Report
 			if len(decisions) > 0 {
-				if impact, err = driftImpact(rep, policyFile, decisions); err != nil {
+				if impact, err = driftImpact(rep, pkg, decisions); err != nil {
 					return driftFailed(err)
 				}
 				rep.Sections = append(rep.Sections, impact)
@@ -109,21 +125,17 @@ unreachable service, bad flags, failure to write or to comment).`,
 	cmd.Flags().StringVar(&policyPackage, "policy-package", registry.DefaultPolicyPackage, "policy package that inventories are generated for")
 	cmd.Flags().DurationVar(&timeout, "timeout", drift.DefaultTimeout, "time limit for fetching a running flex-auth's registry, or a publication")
 	cmd.Flags().BoolVar(&plainHTTP, "plain-http", false, "talk HTTP, not HTTPS, to the registry of an oci:// side (a registry on localhost)")
-	cmd.Flags().StringVar(&policyFile, "policy", "", "the policy package `FILE` that goes with EXPECTED (for --decisions)")
+	cmd.Flags().StringVar(&policyFile, "policy", "", "the checked-in policy package `FILE` that goes with EXPECTED: a running flex-auth or publication serving another is drift (and --decisions replays under it)")
 	cmd.Flags().StringArrayVar(&decisions, "decisions", nil, "decision log `FILE` to replay under EXPECTED and --policy: the report gains the impact on recorded decisions (repeatable)")
 	return cmd
 }
 
 // driftImpact replays the decision logs under EXPECTED's registry and the
-// policy package in policyFile.
-func driftImpact(rep *drift.Report, policyFile string, decisions []string) (*replay.Report, error) {
-	pkg, err := policy.Load(policyFile)
-	if err != nil {
-		return nil, fmt.Errorf("--policy: %w", err)
-	}
+// policy package pkg.
+func driftImpact(rep *drift.Report, pkg *policy.Package, decisions []string) (*replay.Report, error) {
 	ev, err := policy.NewEvaluator(pkg, rep.Expected.Snapshot)
 	if err != nil {
-		return nil, fmt.Errorf("--policy %s with EXPECTED %s: %w", policyFile, rep.Expected.Source, err)
+		return nil, fmt.Errorf("--policy %s with EXPECTED %s: %w", pkg.File(), rep.Expected.Source, err)
 	}
 	imp, err := runReplay(decisions, []*policy.Evaluator{ev}, replay.DefaultMaxExamples)
 	if err != nil {

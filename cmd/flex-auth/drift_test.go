@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coulomb/flex-auth/policy"
 	"github.com/coulomb/flex-auth/prcomment"
 	"github.com/coulomb/flex-auth/prcomment/prcommenttest"
 )
@@ -124,6 +125,11 @@ func testDriftExitCodes(t *testing.T, bin, dir string) {
 		{"write to an inventory", []string{driftFixture, driftInventory, "--write"}, 2, "only a snapshot file can be rewritten"},
 		{"write and comment", []string{driftInventory, driftFixture, "--write", "--github-comment"}, 2, "do not go together"},
 		{"comment outside Actions", []string{driftInventory, driftFixture, "--github-comment"}, 2, "GITHUB_TOKEN is not set"},
+		{"policy without decisions", []string{driftInventory, driftFixture, "--policy", examplePolicyFile}, 0, ""},
+		{"policy missing", []string{driftInventory, driftFixture, "--policy", filepath.Join(dir, "missing.md")}, 2, "--policy: load policy package: "},
+		{"policy invalid", []string{driftInventory, driftFixture, "--policy", badInv}, 2, "--policy: "},
+		{"policy of another package", []string{driftInventory, driftFixture, "--policy", examplePolicyFile, "--policy-package", "ops-warden/other"}, 2,
+			"policy " + examplePolicyFile + " is package ops-warden/ssh-signing, but EXPECTED " + driftInventory + " is a registry for ops-warden/other"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -306,7 +312,15 @@ func testDriftDocCommands(t *testing.T, bin string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The service serves the example's policy package, as flex-auth names
+	// it: a command with --policy compares it.
+	pkg, err := policy.Load(examplePolicyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Flex-Auth-Package", pkg.Name())
+		w.Header().Set("X-Flex-Auth-Policy-Digest", pkg.Digest())
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(fixture)
 	}))
@@ -345,8 +359,12 @@ func testDriftDocCommands(t *testing.T, bin string) {
 					cmd.Env = append(cmd.Env, kv)
 				}
 			}
-			if out, err := cmd.CombinedOutput(); err != nil {
+			out, err := cmd.CombinedOutput()
+			if err != nil {
 				t.Errorf("%s: %v\n%s", command, err, out)
+			}
+			if strings.Contains(command, "--policy") && !strings.Contains(string(out), ", policy "+pkg.Name()+" "+pkg.Digest()+")") {
+				t.Errorf("%s: the policy was not compared:\n%s", command, out)
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -202,7 +203,8 @@ func rawServer(t *testing.T, response string) string {
 // TestDriftEscapesControlCharacters: what a remote answer or a file says
 // reaches the terminal and the CI log with its control characters
 // escaped: ESC sequences, BEL and CR in an error answer's message, body
-// and status line, a CR in a snapshot file's line endings, an ESC in a
+// and status line, and in the header naming the policy served (which
+// drift refuses), a CR in a snapshot file's line endings, an ESC in a
 // file's name.
 func TestDriftEscapesControlCharacters(t *testing.T) {
 	bin := flexAuthBinary(t)
@@ -223,13 +225,30 @@ func TestDriftEscapesControlCharacters(t *testing.T) {
 		{"error body", serve(500, "text/plain", "oops "+evil)},
 		{"status line", rawServer(t, "HTTP/1.1 503 "+strings.NewReplacer("\r", "", "\n", "").Replace(evil)+"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")},
 	}
+	// A registry served with a policy header that is not a package name.
+	registry, err := os.ReadFile(driftFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withPackage := func(pkg string) string {
+		return rawServer(t, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"+
+			"X-Flex-Auth-Package: "+pkg+"\r\nX-Flex-Auth-Policy-Digest: sha256:"+strings.Repeat("0", 64)+"\r\n"+
+			"Content-Length: "+strconv.Itoa(len(registry))+"\r\nConnection: close\r\n\r\n"+string(registry))
+	}
+	errorAnswers = append(errorAnswers,
+		struct{ name, url string }{"policy header", withPackage(strings.NewReplacer("\r", "", "\n", "").Replace(evil))},
+		// What HTTP lets through, to be refused by drift itself.
+		struct{ name, url string }{"policy header, bidi", withPackage("ops-warden/\u202egpj.exe\u009b31m")})
 	for _, tt := range errorAnswers {
 		t.Run(tt.name, func(t *testing.T) {
-			r := runDrift(t, bin, nil, "drift", driftFixture, tt.url)
+			r := runDrift(t, bin, nil, "drift", driftFixture, tt.url, "--policy", examplePolicyFile)
 			if r.code != 2 {
 				t.Fatalf("got exit %d, want 2\n%s", r.code, r.stderr)
 			}
 			checkTerminalSafe(t, "stderr", r.stderr)
+			if strings.HasPrefix(tt.name, "policy header, ") && !strings.Contains(r.stderr, "malformed answer: header X-Flex-Auth-Package: invalid name") {
+				t.Errorf("stderr %q: want the header refused by name", r.stderr)
+			}
 		})
 	}
 
