@@ -535,10 +535,23 @@ func TestRegistryWithPolicy(t *testing.T) {
 	}
 }
 
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
 // TestRegistryWithPolicyKeepsTheLimits: the registry's size limit and the
 // refusal of redirects hold for RegistryWithPolicy as for RegistryJSON.
 func TestRegistryWithPolicyKeepsTheLimits(t *testing.T) {
-	big := newTestClient(t, answer(200, `"`+strings.Repeat("x", maxRegistryBytes)+`"`))
+	// One byte over the limit, streamed; a generous time limit, as the
+	// answer is large and the machine may be busy.
+	big := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.CopyN(w, zeros{}, maxRegistryBytes+1)
+	}), WithTimeout(time.Minute))
 	var pe *ProtocolError
 	if _, err := big.RegistryWithPolicy(context.Background()); !errors.As(err, &pe) || !strings.Contains(err.Error(), "answer larger than") {
 		t.Errorf("over the limit: got %v, want a *ProtocolError saying it is too large", err)
