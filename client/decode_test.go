@@ -2,7 +2,10 @@ package client
 
 import (
 	"encoding/json"
+	"net/http"
 	"testing"
+
+	"github.com/coulomb/flex-auth/registry"
 )
 
 // FuzzParseDecision checks that whatever a server sends, an accepted
@@ -57,6 +60,39 @@ func FuzzParseHealth(f *testing.F) {
 		}
 		if h.Status != "ok" && h.Status != "degraded" || checkDigest(h.Registry.Digest) != nil || h.Registry.Actors < 0 {
 			t.Fatalf("accepted an invalid health answer %+v from %q", h, data)
+		}
+	})
+}
+
+// FuzzServedPolicy checks that whatever policy headers a server sends, a
+// policy is read only from both, once each, well formed, and exactly as
+// sent.
+func FuzzServedPolicy(f *testing.F) {
+	f.Add("ops-warden/ssh-signing", testPolicyDigest, 1, 1)
+	f.Add("ops-warden/ssh-signing", "", 1, 0)
+	f.Add("Ops Warden", testPolicyDigest, 1, 2)
+	f.Fuzz(func(t *testing.T, pkg, digest string, npkg, ndigest int) {
+		h := http.Header{}
+		for range npkg % 4 {
+			h.Add(HeaderPackage, pkg)
+		}
+		for range ndigest % 4 {
+			h.Add(HeaderPolicyDigest, digest)
+		}
+		p, err := servedPolicy(h)
+		switch {
+		case err != nil:
+			if len(h) == 0 {
+				t.Fatalf("no header, error %v", err)
+			}
+		case p == nil:
+			if len(h) != 0 {
+				t.Fatalf("headers %v read as no policy", h)
+			}
+		case len(h.Values(HeaderPackage)) != 1 || len(h.Values(HeaderPolicyDigest)) != 1:
+			t.Fatalf("headers %v read as policy %+v", h, p)
+		case p.Package != pkg || p.Digest != digest || registry.CheckPackageName(pkg) != nil || checkDigest(digest) != nil:
+			t.Fatalf("headers %v read as policy %+v", h, p)
 		}
 	})
 }
