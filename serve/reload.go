@@ -135,9 +135,15 @@ func (s *Server) reloadSlots(ctx context.Context, which []int, force, reopenLog 
 	ctx, cancel := context.WithTimeout(ctx, s.reloadTimeout)
 	defer cancel()
 
-	var reopen *job[error]
 	if reopenLog && s.log.file != nil {
-		reopen = startJob(func() error { return s.log.Reopen(ctx) }, nil, &s.stuckJobs)
+		reopen := startJob(func() error { return s.log.Reopen(ctx) }, nil, &s.stuckJobs)
+		// Waited for last, once the packages read are swapped in: a log
+		// whose file system hangs must not hold back a new registry.
+		defer func() {
+			if _, ok := reopen.wait(ctx, &s.stuckJobs); !ok {
+				s.log.reopenFailed(fmt.Errorf("open %s: %w", s.log.file.Path(), stopped(ctx, s.reloadTimeout)))
+			}
+		}()
 	}
 	load := startJob(func() []loaded {
 		// A reload holds two registries at once, and with the default
@@ -159,11 +165,6 @@ func (s *Server) reloadSlots(ctx context.Context, which []int, force, reopenLog 
 		s.logger.Info("a reload given up on has finished reading; what it read is discarded")
 	}, &s.stuckJobs)
 
-	if reopen != nil {
-		if _, ok := reopen.wait(ctx, &s.stuckJobs); !ok {
-			s.log.reopenFailed(fmt.Errorf("open %s: %w", s.log.file.Path(), stopped(ctx, s.reloadTimeout)))
-		}
-	}
 	res, ok := load.wait(ctx, &s.stuckJobs)
 	if !ok {
 		var errs []error
