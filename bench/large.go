@@ -90,7 +90,7 @@ func (b *bench) largeRun(ctx context.Context, round int) (*largeResult, error) {
 					if err := srv.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 						return err
 					}
-					seenAt, err = waitDigest(ctx, srv.addr, next.Digest, 10*time.Second)
+					seenAt, err = waitDigest(ctx, srv.addr, next.Digest, 10*time.Second, time.Millisecond)
 					return err
 				}()
 			}()
@@ -165,9 +165,9 @@ func parseHealthz(status int, body []byte) (string, error) {
 	return h.Registry.Digest, nil
 }
 
-// waitDigest polls /healthz on one keep-alive connection until it reports
-// digest, and returns when it first did.
-func waitDigest(ctx context.Context, addr, digest string, timeout time.Duration) (time.Time, error) {
+// waitDigest polls /healthz on one keep-alive connection, every
+// interval, until it reports digest, and returns when it first did.
+func waitDigest(ctx context.Context, addr, digest string, timeout, every time.Duration) (time.Time, error) {
 	c, err := dial(addr)
 	if err != nil {
 		return time.Time{}, err
@@ -175,7 +175,7 @@ func waitDigest(ctx context.Context, addr, digest string, timeout time.Duration)
 	defer c.close()
 	probe := encodeRequest("GET", addr, "/healthz", "", nil)
 	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(time.Millisecond)
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		status, body, err := c.roundTrip(probe)

@@ -54,53 +54,31 @@ const publicationPoll = time.Second
 // serves it under load, publishes another mid-run, and finally starts a
 // replica from the cache with the registry stopped.
 func (b *bench) publicationRun(ctx context.Context, round int) (*publicationResult, error) {
-	regBin, err := testregistry.Binary()
-	if err != nil {
-		return nil, fmt.Errorf("publication: the distribution registry: %w", err)
-	}
-	dir := filepath.Join(b.dir, fmt.Sprintf("publication-%d", round))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	reg, err := startRegistry(ctx, regBin, dir)
+	o, err := b.startOCI(ctx, fmt.Sprintf("publication-%d", round))
 	if err != nil {
 		return nil, err
 	}
-	defer reg.kill()
-	key, allowed, err := writeSigningKey(dir)
-	if err != nil {
-		return nil, err
-	}
-	pkg, err := policyPackageName(b.Policy)
-	if err != nil {
-		return nil, err
-	}
-	example, err := registry.Load(exampleRegistry)
-	if err != nil {
-		return nil, err
-	}
+	defer o.close()
 	snapshot := func(extra string) (*registry.Snapshot, string, error) {
-		big := largeSnapshot(b.LargeActors, pkg, extra)
-		s := registry.New(big.Source, pkg, append(big.Actors, example.Actors...))
-		path := filepath.Join(dir, "registry-"+extra+".json")
+		s := o.snapshot(b.LargeActors, extra)
+		path := filepath.Join(o.dir, "registry-"+extra+".json")
 		return s, path, writeFileAtomic(path, s.Canonical())
 	}
 	first, firstPath, err := snapshot(fmt.Sprintf("agt-bench-first-%d", round))
 	if err != nil {
 		return nil, err
 	}
-	ref := "oci://" + reg.addr + "/bench/publication:large"
+	ref := "oci://" + o.reg.addr + "/bench/publication:large"
 	res := &publicationResult{Actors: len(first.Actors), SnapshotBytes: int64(len(first.Canonical()))}
 	t0 := time.Now()
-	if err := b.publish(ctx, firstPath, key, ref); err != nil {
+	if err := o.publish(ctx, b.Bin, firstPath, b.Policy, ref); err != nil {
 		return nil, err
 	}
 	res.PublishMS = ms(time.Since(t0))
 
-	cache := filepath.Join(dir, "cache")
-	logFile := filepath.Join(dir, "decisions.log")
-	argv := []string{b.Bin, "serve", "--addr", "{addr}", "--source", ref, "--plain-http", "--verify-key", allowed,
+	cache := filepath.Join(o.dir, "cache")
+	logFile := filepath.Join(o.dir, "decisions.log")
+	argv := []string{b.Bin, "serve", "--addr", "{addr}", "--source", ref, "--plain-http", "--verify-key", o.allowed,
 		"--cache-dir", cache, "--poll", publicationPoll.String(), "--log", logFile}
 	t0 = time.Now()
 	srv, err := startServer(ctx, "flex-auth (publication)", argv, nil)
@@ -122,8 +100,7 @@ func (b *bench) publicationRun(ctx context.Context, round int) (*publicationResu
 	}
 	// The mix asks about the actors both publications have: its answers
 	// are the same from either.
-	common := largeSnapshot(b.LargeActors, pkg, "")
-	mix, err := buildMix(registry.New(common.Source, pkg, append(common.Actors, example.Actors...)), "127.0.0.1", largeMixActors)
+	mix, err := buildMix(o.snapshot(b.LargeActors, ""), "127.0.0.1", largeMixActors)
 	if err != nil {
 		return nil, err
 	}
@@ -142,11 +119,11 @@ func (b *bench) publicationRun(ctx context.Context, round int) (*publicationResu
 						return err
 					}
 					res.RSSUnderLoad = rss
-					if err := b.publish(ctx, secondPath, key, ref); err != nil {
+					if err := o.publish(ctx, b.Bin, secondPath, b.Policy, ref); err != nil {
 						return err
 					}
 					published := time.Now()
-					seen, err := waitDigest(ctx, srv.addr, second.Digest, 10*publicationPoll)
+					seen, err := waitDigest(ctx, srv.addr, second.Digest, 10*publicationPoll, time.Millisecond)
 					res.UpdateMS = ms(seen.Sub(published))
 					return err
 				}()
@@ -168,7 +145,7 @@ func (b *bench) publicationRun(ctx context.Context, round int) (*publicationResu
 	}
 
 	// A restart with the registry down serves the cache.
-	reg.kill()
+	o.reg.kill()
 	t0 = time.Now()
 	cached, err := startServer(ctx, "flex-auth (from the cache)", argv, nil)
 	if err != nil {
@@ -182,12 +159,66 @@ func (b *bench) publicationRun(ctx context.Context, round int) (*publicationResu
 	return res, cached.stop()
 }
 
+// An ociBench is what the modes that publish share: a distribution
+// registry on this machine, a publisher's key and the allowed_signers
+// file that trusts it, all in dir, and what a published registry needs.
+type ociBench struct {
+	dir          string
+	reg          *server
+	key, allowed string
+	// pkg is the policy package's name; example the example registry,
+	// whose actors every published registry holds, so that the package's
+	// tests pass (publish runs them).
+	pkg     string
+	example *registry.Snapshot
+}
+
+// startOCI starts a distribution registry with its storage in a new
+// directory, name, below the bench's, and makes a publisher's key.
+func (b *bench) startOCI(ctx context.Context, name string) (*ociBench, error) {
+	regBin, err := testregistry.Binary()
+	if err != nil {
+		return nil, fmt.Errorf("%s: the distribution registry: %w", name, err)
+	}
+	o := &ociBench{dir: filepath.Join(b.dir, name)}
+	if err := os.MkdirAll(o.dir, 0o755); err != nil {
+		return nil, err
+	}
+	if o.pkg, err = policyPackageName(b.Policy); err == nil {
+		o.example, err = registry.Load(exampleRegistry)
+	}
+	if err == nil {
+		o.key, o.allowed, err = writeSigningKey(o.dir)
+	}
+	if err == nil {
+		o.reg, err = startRegistry(ctx, regBin, o.dir)
+	}
+	if err != nil {
+		os.RemoveAll(o.dir)
+		return nil, err
+	}
+	return o, nil
+}
+
+// close stops the registry and removes the directory.
+func (o *ociBench) close() {
+	o.reg.kill()
+	os.RemoveAll(o.dir)
+}
+
+// snapshot returns a registry of n generated actors, the example's, and
+// extra when not empty.
+func (o *ociBench) snapshot(n int, extra string) *registry.Snapshot {
+	big := largeSnapshot(n, o.pkg, extra)
+	return registry.New(big.Source, o.pkg, append(big.Actors, o.example.Actors...))
+}
+
 var publishedRef = regexp.MustCompile(`^oci://\S+@sha256:[0-9a-f]{64}\n$`)
 
-// publish runs flex-auth publish of the registry at path with the
-// example policy.
-func (b *bench) publish(ctx context.Context, path, key, ref string) error {
-	out, err := exec.CommandContext(ctx, b.Bin, "publish", "--registry", path, "--policy", b.Policy, "--sign-key", key, "--plain-http", ref).Output()
+// publish runs bin's publish of the registry and policy package files
+// to ref, signed with the publisher's key.
+func (o *ociBench) publish(ctx context.Context, bin, registryFile, policyFile, ref string) error {
+	out, err := exec.CommandContext(ctx, bin, "publish", "--registry", registryFile, "--policy", policyFile, "--sign-key", o.key, "--plain-http", ref).Output()
 	if err != nil || !publishedRef.Match(out) {
 		var stderr []byte
 		if ee, ok := err.(*exec.ExitError); ok {
