@@ -34,7 +34,10 @@ func (r *request) answerIs(body []byte) bool {
 
 // A load describes one run of the load generator.
 type load struct {
-	addr     string
+	addr string
+	// addrs, when set, spreads the connections over several servers:
+	// connection i goes to addrs[i%len(addrs)], and addr is not used.
+	addrs    []string
 	requests []request
 	conns    int
 	warmup   time.Duration
@@ -48,6 +51,19 @@ type load struct {
 	// onMeasure, when set, is called at the start and at the end of the
 	// measured window, from the coordinating goroutine.
 	onMeasure func(start bool)
+	// onAnswer, when set, is given every answer with status 200, warm-up
+	// included, by the worker of its connection: the connection's index,
+	// when the request was sent and answered, and the body, which is
+	// valid only during the call.
+	onAnswer func(conn int, sent, done time.Time, body []byte)
+}
+
+// addrOf returns the address of connection i.
+func (l *load) addrOf(i int) string {
+	if len(l.addrs) > 0 {
+		return l.addrs[i%len(l.addrs)]
+	}
+	return l.addr
 }
 
 // An errorEvent is one failed request.
@@ -95,7 +111,7 @@ func (l *load) run(ctx context.Context) (*loadResult, error) {
 	}
 	conns := make([]*client, l.conns)
 	for i := range conns {
-		c, err := dial(l.addr)
+		c, err := dial(l.addrOf(i))
 		if err != nil {
 			for _, c := range conns[:i] {
 				c.close()
@@ -237,6 +253,9 @@ func (w *worker) loop(ctx context.Context) {
 		}
 		if status == 200 {
 			w.okTotal++
+			if w.onAnswer != nil {
+				w.onAnswer(w.id, sent, done, body)
+			}
 		}
 		switch {
 		case status != 200:
