@@ -17,7 +17,9 @@
 // under load, records the server's resident memory, and reloads the
 // registry with SIGHUP mid-run; the publication mode publishes such a
 // registry to an OCI registry on this machine and serves it with
-// --source.
+// --source; the convergence mode runs ten such replicas of a small
+// registry under load, publishes a new one, and times each until it
+// serves it.
 //
 // The load generator speaks HTTP/1.1 over raw connections (wire.go): on
 // a 2-core machine it shares the CPU with the server under test, and
@@ -83,6 +85,19 @@ type Config struct {
 	// restart from the cache.
 	Publication       bool
 	PublicationRounds int
+	// Convergence runs the convergence mode ConvergenceRounds times:
+	// ConvergenceReplicas replicas of serve --source polling one OCI
+	// registry on this machine every ConvergencePoll; their requests to
+	// it are counted for ConvergenceIdle (none when 0) with nothing new,
+	// then a new pair is published under load spread over them, and each
+	// is timed until it serves it. The registry holds ConvergenceActors
+	// generated actors besides the example's.
+	Convergence         bool
+	ConvergenceRounds   int
+	ConvergenceReplicas int
+	ConvergenceActors   int
+	ConvergencePoll     time.Duration
+	ConvergenceIdle     time.Duration
 	// Dir holds decision logs and generated files; "" is a new temporary
 	// directory, removed at the end unless Keep is set.
 	Dir  string
@@ -113,6 +128,9 @@ func (c *Config) Check() error {
 		if r == 'x' && c.XBin == "" {
 			return errors.New("scenario x needs -xbin")
 		}
+	}
+	if c.Convergence && (c.ConvergenceRounds < 1 || c.ConvergenceReplicas < 1 || c.ConvergencePoll <= 0 || c.ConvergenceIdle < 0 || c.ConvergenceActors < 0) {
+		return errors.New("-convergence-rounds and -convergence-replicas must be at least 1, -convergence-poll positive, -convergence-idle and -convergence-actors not negative")
 	}
 	for _, out := range c.Out {
 		if !strings.HasSuffix(out, ".json") && !strings.HasSuffix(out, ".md") {
@@ -170,7 +188,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) error {
 	if b.Target != "" {
 		return b.loadTarget(ctx)
 	}
-	needsFlexAuth := b.Large || b.Publication || strings.ContainsAny(b.Scenarios, "abeg")
+	needsFlexAuth := b.Large || b.Publication || b.Convergence || strings.ContainsAny(b.Scenarios, "abeg")
 	if b.Bin == "" && needsFlexAuth {
 		var err error
 		if b.Bin, err = buildFlexAuth(ctx, b.dir, "flex-auth"); err != nil {
@@ -208,6 +226,16 @@ func Run(ctx context.Context, cfg Config, w io.Writer) error {
 				return err
 			}
 			rep.Publication = append(rep.Publication, *p)
+		}
+	}
+	if b.Convergence {
+		for i := range b.ConvergenceRounds {
+			c, err := b.convergenceRun(ctx, i+1)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(b.w, convergenceLine(*c))
+			rep.Convergence = append(rep.Convergence, *c)
 		}
 	}
 	rep.writeText(b.w)

@@ -206,6 +206,7 @@ type report struct {
 	HalfLoadRate    float64             `json:"half_load_rate,omitempty"`
 	Large           []largeResult       `json:"large,omitempty"`
 	Publication     []publicationResult `json:"publication,omitempty"`
+	Convergence     []convergenceResult `json:"convergence,omitempty"`
 }
 
 // machine describes where the numbers were taken.
@@ -288,6 +289,99 @@ func (r *report) writeText(w io.Writer) {
 		}
 	}
 	r.writePublication(w)
+	for _, c := range r.Convergence {
+		fmt.Fprintln(w, convergenceLine(c))
+	}
+	if t := r.targets(); len(t) > 0 {
+		fmt.Fprintln(w, "against the targets:")
+		for _, t := range t {
+			fmt.Fprintf(w, "  %-6s %s: %s\n", t.verdict(), t.What, t.Measured)
+		}
+	}
+}
+
+// convergenceLine is the one-line report of a convergence round.
+func convergenceLine(c convergenceResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "convergence: %d replicas, %d actors, poll %s, load average %.1f: publish %.0f ms; every replica served the new publication %.0f..%.0f ms after publish returned (target %.0f ms); "+
+		"%d conns, %.0f req/s, %d errors; %d decisions (%d old pair, %d new), %d log lines, every decision's with the digests it was answered with",
+		c.Replicas, c.Actors, time.Duration(c.PollMS*float64(time.Millisecond)), c.Load1, c.PublishMS, slices.Min(c.ServedMS), c.MaxServedMS, c.targetMS(),
+		c.Conns, c.RPS, c.Errors, c.OldPair+c.NewPair, c.OldPair, c.NewPair, c.Logged)
+	if c.IdleSeconds > 0 {
+		fmt.Fprintf(&b, "; idle over %.0fs: %.1f registry requests per replica per minute, %.2f per poll", c.IdleSeconds, c.IdlePerMinute, c.idlePerPoll())
+	}
+	if c.FirstError != "" {
+		fmt.Fprintf(&b, "\n  first error: %s", c.FirstError)
+	}
+	return b.String()
+}
+
+// A target is a row of the "against the targets" table: a target of
+// BENCHMARKS.md, what this run measured of it, and whether that met it.
+type target struct {
+	What, Measured string
+	Met            bool
+}
+
+func (t target) verdict() string {
+	if t.Met {
+		return "met"
+	}
+	return "MISSED"
+}
+
+// targets returns the targets this run measured.
+func (r *report) targets() []target {
+	var ts []target
+	if r.RatioA > 0 {
+		ts = append(ts, target{"a/c >= 0.80, decision log to a file", fmt.Sprintf("%.3f (paired %.3f)", r.RatioA, r.PairedRatioA), r.RatioA >= 0.80})
+	}
+	if r.RatioB > 0 {
+		ts = append(ts, target{"b/c >= 0.50, --log-sync", fmt.Sprintf("%.3f (paired %.3f)", r.RatioB, r.PairedRatioB), r.RatioB >= 0.50})
+	}
+	if h := r.HalfLoad; h != nil {
+		ts = append(ts, target{"p99 <= 2 ms at 50% of a's maximum", fmt.Sprintf("%.2f ms at %.0f req/s", h.P99/1e3, r.HalfLoadRate), h.P99 <= 2e3})
+	}
+	if len(r.Large) > 0 {
+		var peak int64
+		var reload float64
+		var errs int64
+		for _, l := range r.Large {
+			peak, reload, errs = max(peak, l.PeakRSS), max(reload, l.ReloadMS), errs+l.ReloadErrors
+		}
+		ts = append(ts,
+			target{fmt.Sprintf("%d actors: peak RSS <= 150 MB", r.Large[0].Actors), fmt.Sprintf("%.1f MB", mb(peak)), peak <= 150<<20},
+			target{"reload visible on /healthz within 1 s of SIGHUP", fmt.Sprintf("%.0f ms", reload), reload <= 1000},
+			target{"zero failed requests during the reload", fmt.Sprint(errs), errs == 0})
+	}
+	if cs := r.Convergence; len(cs) > 0 {
+		var served []string
+		met, idleMet := true, true
+		var worst, idle []float64
+		var errs, decisions int64
+		for _, c := range cs {
+			served = append(served, fmt.Sprintf("%.0f", c.MaxServedMS))
+			met = met && c.MaxServedMS <= c.targetMS()
+			worst = append(worst, c.MaxServedMS)
+			errs, decisions = errs+c.Errors, decisions+c.OldPair+c.NewPair
+			if c.IdleSeconds > 0 {
+				idle = append(idle, c.IdlePerMinute)
+				idleMet = idleMet && c.idlePerPoll() == 1 && c.IdlePerMinute <= c.idleBound()
+			}
+		}
+		c := cs[0]
+		poll := time.Duration(c.PollMS * float64(time.Millisecond))
+		ts = append(ts,
+			target{fmt.Sprintf("%d replicas serve a new publication within the poll interval and a second", c.Replicas),
+				fmt.Sprintf("the last after %.0f ms at a %s poll (target %.0f ms; rounds: %s)", slices.Max(worst), poll, c.targetMS(), strings.Join(served, ", ")), met},
+			target{"zero failed requests while they converge", fmt.Sprintf("%d failed, %d decisions", errs, decisions), errs == 0},
+			target{"each answered decision's log line carries the digests of the pair that answered it", fmt.Sprintf("all %d", decisions), true})
+		if len(idle) > 0 {
+			ts = append(ts, target{"idle: one request to the registry per poll",
+				fmt.Sprintf("%.1f requests per replica per minute at a %s poll (at most %.1f), %.2f per poll", median(idle), poll, c.idleBound(), c.idlePerPoll()), idleMet})
+		}
+	}
+	return ts
 }
 
 // writePublication writes the publication mode's results as text.
@@ -374,6 +468,28 @@ func (r *report) writeMarkdown(w io.Writer) {
 			fmt.Fprintf(w, "| round %d | %d | %.1f | %.0f | %.0f | %.1f (%.1f) | %.0f | %.0f | %.1f | %.0f | %.1f | %d | %.0f |\n",
 				i+1, p.Actors, mb(p.SnapshotBytes), p.PublishMS, p.FirstPullMS, mb(p.RSSAtStart), mb(p.PeakAtStart), p.RPS, p.P99,
 				mb(p.RSSUnderLoad), p.UpdateMS, mb(p.PeakRSS), p.Errors, p.CacheStartMS)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(r.Convergence) > 0 {
+		fmt.Fprintln(w, "| convergence | replicas | actors | poll | load average | publish ms | served after publish ms (min..max) | target ms | conns | req/s | errors | decisions (old pair, new) | log lines | idle: registry requests per replica per minute (per poll) |")
+		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		for i, c := range r.Convergence {
+			idle := "-"
+			if c.IdleSeconds > 0 {
+				idle = fmt.Sprintf("%.1f over %.0fs (%.2f)", c.IdlePerMinute, c.IdleSeconds, c.idlePerPoll())
+			}
+			fmt.Fprintf(w, "| round %d | %d | %d | %s | %.1f | %.0f | %.0f..%.0f | %.0f | %d | %.0f | %d | %d (%d, %d) | %d | %s |\n",
+				i+1, c.Replicas, c.Actors, time.Duration(c.PollMS*float64(time.Millisecond)), c.Load1, c.PublishMS, slices.Min(c.ServedMS), c.MaxServedMS, c.targetMS(),
+				c.Conns, c.RPS, c.Errors, c.OldPair+c.NewPair, c.OldPair, c.NewPair, c.Logged, idle)
+		}
+		fmt.Fprintln(w)
+	}
+	if t := r.targets(); len(t) > 0 {
+		fmt.Fprintln(w, "| target | measured | |")
+		fmt.Fprintln(w, "| --- | --- | --- |")
+		for _, t := range t {
+			fmt.Fprintf(w, "| %s | %s | %s |\n", t.What, t.Measured, t.verdict())
 		}
 		fmt.Fprintln(w)
 	}

@@ -21,8 +21,12 @@
 // a generated 100,000-actor registry under load, records the server's
 // resident memory, and reloads the registry with SIGHUP mid-run; and times
 // AuthZEN searches over that registry. With -publication it publishes such a registry to
-// an OCI registry on this machine and serves it with --source. The work
-// lives in package bench.
+// an OCI registry on this machine and serves it with --source. With
+// -convergence it runs ten replicas polling such a registry, counts
+// their requests to it while nothing changes, then publishes a new pair
+// under load spread over them and times each until it serves it, against
+// the target of a poll interval and a second. The work lives in package
+// bench.
 package main
 
 import (
@@ -106,6 +110,12 @@ func parseFlags(args []string, stderr io.Writer) (cfg bench.Config, cpuprofile s
 	fs.IntVar(&cfg.LargeRounds, "large-rounds", 1, "runs of the large mode")
 	fs.BoolVar(&cfg.Publication, "publication", false, "also run the publication mode: publish a -large-actors registry to a CNCF distribution registry on this machine, pull it with serve --source, serve it under load, publish another, restart from the cache")
 	fs.IntVar(&cfg.PublicationRounds, "publication-rounds", 1, "runs of the publication mode")
+	fs.BoolVar(&cfg.Convergence, "convergence", false, "also run the convergence mode: -convergence-replicas replicas of serve --source polling a CNCF distribution registry on this machine, their idle requests to it counted, then a new publication under load spread over them, timed until each serves it")
+	fs.IntVar(&cfg.ConvergenceRounds, "convergence-rounds", 1, "runs of the convergence mode")
+	fs.IntVar(&cfg.ConvergenceReplicas, "convergence-replicas", 10, "replicas of the convergence mode")
+	fs.DurationVar(&cfg.ConvergencePoll, "convergence-poll", 2*time.Second, "the replicas' --poll in the convergence mode")
+	fs.DurationVar(&cfg.ConvergenceIdle, "convergence-idle", time.Minute, "how long the convergence mode counts the registry's requests with nothing new published (0: not at all)")
+	fs.IntVar(&cfg.ConvergenceActors, "convergence-actors", 0, "generated actors in the convergence mode's registry, besides the example's")
 	fs.StringVar(&cfg.Policy, "policy", "examples/ops-warden/policy_package.md", "policy package served with the large registry")
 	fs.StringVar(&cfg.Dir, "logdir", "", "directory for decision logs and generated files (default: a new temporary directory)")
 	fs.StringVar(&out, "out", "", "also write the results to these `files` (comma-separated): .json for everything, .md for the Markdown tables")

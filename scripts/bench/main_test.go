@@ -18,6 +18,9 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-out", "x.txt"}, "want a .json or .md file"},
 		{[]string{"-conns", "0"}, "at least 1"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"-convergence", "-convergence-replicas", "3", "-convergence-poll", "1s", "-convergence-idle", "0"}, ""},
+		{[]string{"-convergence", "-convergence-replicas", "0"}, "-convergence-replicas must be at least 1"},
+		{[]string{"-convergence", "-convergence-poll", "0s"}, "-convergence-poll positive"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
