@@ -16,10 +16,18 @@ const convergencePoll = 2 * time.Second
 
 // TestSourceConvergence runs ten replicas polling one registry while
 // load runs across them behind a Service. Idle, each poll is one request
-// to the registry; a new publication is served by every replica within a
-// poll interval and a second of its publication, no request fails, and
-// every answered decision's log line carries the digests of the pair
-// that answered it.
+// to the registry; every replica serves a new publication, no request
+// fails, no decision carries the new pair before it was published or the
+// old one after every replica served the new, and every answered
+// decision's log line carries the digests of the pair that answered it.
+//
+// The target, every replica within a poll interval and a second of the
+// publication, is a speed target: the bench tool checks it (go run
+// ./scripts/bench -convergence, ten replicas of the real binary against
+// the same registry, under its load generator) and reports the idle
+// requests per replica per minute. Here, beside the other tests under
+// -race on a shared machine, a replica fails the test only when it is
+// later than followSlack after the interval; the times are logged.
 func TestSourceConvergence(t *testing.T) {
 	// Not parallel: its bound is about timing, and the other tests of
 	// this package run load of their own.

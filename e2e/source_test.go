@@ -23,11 +23,11 @@ const (
 
 // followSlack is how late after its poll interval a replica may serve a
 // new publication before a test fails. The target, a poll and a second,
-// is measured by the bench tool (go run ./scripts/bench -publication) on
-// a quiet machine; under -race, beside the other packages' tests on two
-// cores, a replica can be seconds late without anything being wrong, so
-// the tests log what they saw and fail only on a replica that does not
-// follow at all.
+// is checked by the bench tool (go run ./scripts/bench -convergence for
+// ten replicas, -publication for one serving 100,000 actors); under
+// -race, beside the other packages' tests on two cores, a replica can be
+// seconds late without anything being wrong, so the tests log what they
+// saw and fail only on a replica that does not follow at all.
 const followSlack = 10 * time.Second
 
 // TestServeFromSource serves a publication and follows its tag: a new
