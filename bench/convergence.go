@@ -174,8 +174,10 @@ func (b *bench) convergenceRun(ctx context.Context, round int) (*convergenceResu
 	var publishAt time.Time
 	seen := make([]time.Time, n)
 	// The publish waits a second into the measured window, and the
-	// window lasts until well after a replica that took two intervals.
-	duration := max(b.Duration, 2*poll+4*time.Second)
+	// window lasts until the target and two seconds after it returned,
+	// when that took a second: a replica on time answers the new pair
+	// for a while under the load. Later replicas are timed all the same.
+	duration := max(b.Duration, poll+convergenceSlack+4*time.Second)
 	published := make(chan error, 1)
 	l := &load{addrs: addrs, requests: mix, conns: conns, warmup: b.Warmup, duration: duration, check: true,
 		onAnswer: answers.add,
