@@ -374,15 +374,48 @@ func TestSummaryAndReport(t *testing.T) {
 	var text, md bytes.Buffer
 	rep.writeText(&text)
 	rep.writeMarkdown(&md)
-	for _, want := range []string{"ratio a/c = 0.800 (paired 0.000)", "peak 100.0 MB", "reload visible in 12.5 ms"} {
+	for _, want := range []string{"ratio a/c = 0.800 (paired 0.000)", "peak 100.0 MB", "reload visible in 12.5 ms",
+		"against the targets:\n  met    a/c >= 0.80, decision log to a file: 0.800 (paired 0.000)\n  met    100000 actors: peak RSS <= 150 MB: 100.0 MB\n"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, text.String())
 		}
 	}
-	for _, want := range []string{"| a x | 3 | 800 |", "Ratio a/c = **0.800**", "| round 1 | 100000 |"} {
+	for _, want := range []string{"| a x | 3 | 800 |", "Ratio a/c = **0.800**", "| round 1 | 100000 |", "| reload visible on /healthz within 1 s of SIGHUP | 12 ms | met |"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown report lacks %q:\n%s", want, md.String())
 		}
+	}
+}
+
+// TestTargets checks each target of the report at its bound and past it.
+func TestTargets(t *testing.T) {
+	tests := []struct {
+		name string
+		rep  report
+		met  bool
+	}{
+		{"a/c at 0.80", report{RatioA: 0.80}, true},
+		{"a/c under 0.80", report{RatioA: 0.79}, false},
+		{"b/c at 0.50", report{RatioB: 0.50}, true},
+		{"b/c under 0.50", report{RatioB: 0.49}, false},
+		{"p99 at 2 ms", report{HalfLoad: &summary{P99: 2000}}, true},
+		{"p99 over 2 ms", report{HalfLoad: &summary{P99: 2001}}, false},
+		{"peak RSS at 150 MB", report{Large: []largeResult{{PeakRSS: 150 << 20}}}, true},
+		{"peak RSS over 150 MB", report{Large: []largeResult{{PeakRSS: 150<<20 + 1}}}, false},
+		{"a reload visible after 1 s", report{Large: []largeResult{{}, {ReloadMS: 1001}}}, false},
+		{"a failed request during a reload", report{Large: []largeResult{{}, {ReloadErrors: 1}}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := tt.rep.targets()
+			met := len(ts) > 0
+			for _, x := range ts {
+				met = met && x.Met
+			}
+			if met != tt.met {
+				t.Errorf("got %+v, want met %v", ts, tt.met)
+			}
+		})
 	}
 }
 
