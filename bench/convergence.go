@@ -73,6 +73,10 @@ type convergenceResult struct {
 	Logged  int   `json:"logged"`
 }
 
+func (c *convergenceResult) poll() time.Duration {
+	return time.Duration(c.PollMS * float64(time.Millisecond))
+}
+
 // targetMS is the target for MaxServedMS: the poll interval and a second.
 func (c *convergenceResult) targetMS() float64 { return c.PollMS + ms(convergenceSlack) }
 
