@@ -50,7 +50,7 @@ type Config struct {
 	// of the module in the working directory.
 	Bin string
 	// XBin is a second flex-auth binary (say, before a change), measured
-	// like a as scenario x.
+	// like a as scenario x, and like b as scenario y.
 	XBin string
 	// Self is the program that serves the bare handler when run with the
 	// arguments BareCommand and an address: the program calling Run, which
@@ -64,7 +64,8 @@ type Config struct {
 	// Rounds is the number of interleaved rounds of the scenarios;
 	// medians are reported.
 	Rounds int
-	// Scenarios lists the scenarios to run: any of a, b, c and x.
+	// Scenarios lists the scenarios to run: any of a, b, c, e, f, g, x
+	// and y.
 	Scenarios string
 	// HalfLoad measures a's latency in an open loop at 50% of a's median
 	// maximum rate, or at Rate when it is positive, with RateConns
@@ -123,10 +124,10 @@ func (c *Config) Check() error {
 	}
 	for _, r := range c.Scenarios {
 		if !strings.ContainsRune(allScenarios, r) {
-			return fmt.Errorf("-scenarios %q: unknown scenario %q; want a, b, c, e, f, g or x", c.Scenarios, r)
+			return fmt.Errorf("-scenarios %q: unknown scenario %q; want a, b, c, e, f, g, x or y", c.Scenarios, r)
 		}
-		if r == 'x' && c.XBin == "" {
-			return errors.New("scenario x needs -xbin")
+		if (r == 'x' || r == 'y') && c.XBin == "" {
+			return fmt.Errorf("scenario %c needs -xbin", r)
 		}
 	}
 	if c.Convergence && (c.ConvergenceRounds < 1 || c.ConvergenceReplicas < 1 || c.ConvergencePoll <= 0 || c.ConvergenceIdle < 0 || c.ConvergenceActors < 0) {
@@ -152,7 +153,7 @@ type bench struct {
 }
 
 // allScenarios are the scenarios, in the order of the reports.
-const allScenarios = "abcefgx"
+const allScenarios = "abcefgxy"
 
 // mixFor returns the request mix of a scenario.
 func (b *bench) mixFor(scenario string) []request {
@@ -278,6 +279,7 @@ var labels = map[string]string{
 	"a½": "flex-auth, log, 50% load",
 	"c½": "bare handler, same rate",
 	"x":  "-xbin flex-auth, log to file",
+	"y":  "-xbin flex-auth, --log-sync",
 	"e":  "flex-auth, AuthZEN evaluation",
 	"f":  "bare handler, AuthZEN body",
 	"g":  "flex-auth, AuthZEN batch of 100",
@@ -293,6 +295,8 @@ func (b *bench) argv(scenario string) []string {
 		return []string{b.Bin, "serve", "--addr", "{addr}", "--log", logFile, "--log-sync"}
 	case "x":
 		return []string{b.XBin, "serve", "--addr", "{addr}", "--log", logFile}
+	case "y":
+		return []string{b.XBin, "serve", "--addr", "{addr}", "--log", logFile, "--log-sync"}
 	}
 	return []string{b.Self, BareCommand, "{addr}"}
 }
@@ -339,6 +343,10 @@ func (b *bench) interleaved(ctx context.Context, rep *report) error {
 		if len(byScenario["x"]) > 0 {
 			rep.RatioX = med("x") / c
 			rep.PairedRatioX = pairedRatio(byScenario["x"], byScenario["c"])
+		}
+		if len(byScenario["y"]) > 0 {
+			rep.RatioY = med("y") / c
+			rep.PairedRatioY = pairedRatio(byScenario["y"], byScenario["c"])
 		}
 		if len(byScenario["e"]) > 0 {
 			rep.RatioEC = med("e") / c
@@ -503,9 +511,11 @@ func (b *bench) runOnce(ctx context.Context, scenario string, round int, rate fl
 	}
 	var handler checkHistogram
 	var haveHandler bool
-	if scenario == "a" || scenario == "b" || scenario == "x" {
+	var flush flushCounts
+	if strings.ContainsAny(scenario, "abxy") {
 		if status, body, err := get(srv.addr, "/metrics"); err == nil && status == 200 {
 			handler, haveHandler = parseCheckHistogram(body)
+			flush = parseFlushCounts(body)
 		}
 	}
 	if err := srv.stop(); err != nil {
@@ -514,6 +524,9 @@ func (b *bench) runOnce(ctx context.Context, scenario string, round int, rate fl
 	r := newRunResult(scenario, round, l, res)
 	if haveHandler {
 		r.HandlerP50, r.HandlerP99 = handler.quantile(0.50), handler.quantile(0.99)
+	}
+	if flush.flushes > 0 {
+		r.LinesPerFlush = flush.decisions / flush.flushes
 	}
 	r.Load1 = load1
 	if res.ok > 0 {

@@ -442,6 +442,31 @@ func TestPolicyPackageName(t *testing.T) {
 	}
 }
 
+func TestFlushCounts(t *testing.T) {
+	tests := []struct {
+		name, text         string
+		flushes, decisions float64
+	}{
+		{"counted", `# HELP flexauth_decision_log_flushes_total Flushes.
+# TYPE flexauth_decision_log_flushes_total counter
+flexauth_decision_log_flushes_total 40
+flexauth_decision_log_flushed_decisions_total 700
+flexauth_decisions_total{effect="allow",reason="x"} 7
+`, 40, 700},
+		{"no --log-sync", "flexauth_decision_log_flushes_total 0\nflexauth_decision_log_flushed_decisions_total 0\n", 0, 0},
+		{"an older flex-auth", "flexauth_decisions_total 1\n", 0, 0},
+		{"not a number", "flexauth_decision_log_flushes_total many\n", 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := parseFlushCounts([]byte(tt.text))
+			if got.flushes != tt.flushes || got.decisions != tt.decisions {
+				t.Errorf("got %+v, want %v flushes, %v decisions", got, tt.flushes, tt.decisions)
+			}
+		})
+	}
+}
+
 func TestCheckHistogram(t *testing.T) {
 	text := []byte(`# HELP flexauth_check_duration_seconds Time to answer.
 # TYPE flexauth_check_duration_seconds histogram

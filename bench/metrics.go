@@ -69,3 +69,36 @@ func (h checkHistogram) quantile(q float64) float64 {
 	}
 	return math.Inf(1)
 }
+
+// flushCounts are flex-auth's counters of decision log flushes (with
+// --log-sync): how many, and how many decisions they covered. Their
+// quotient is the group commit's batch: how many decisions share one
+// fdatasync.
+type flushCounts struct {
+	flushes, decisions float64
+}
+
+// parseFlushCounts reads the flush counters from a Prometheus text
+// exposition; zero when they are not there (no --log-sync, or a flex-auth
+// from before they were counted).
+func parseFlushCounts(text []byte) flushCounts {
+	var c flushCounts
+	sc := bufio.NewScanner(bytes.NewReader(text))
+	for sc.Scan() {
+		name, value, found := strings.Cut(sc.Text(), " ")
+		if !found {
+			continue
+		}
+		n, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "flexauth_decision_log_flushes_total":
+			c.flushes = n
+		case "flexauth_decision_log_flushed_decisions_total":
+			c.decisions = n
+		}
+	}
+	return c
+}

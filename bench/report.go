@@ -43,6 +43,10 @@ type runResult struct {
 	// decision answered with 200 over the whole run has a line.
 	Answered int64 `json:"answered"`
 	LogLines int64 `json:"log_lines,omitempty"`
+	// LinesPerFlush is, with --log-sync, the decisions a flush of the
+	// decision log covered on average over the whole run: the group
+	// commit's batch.
+	LinesPerFlush float64 `json:"lines_per_flush,omitempty"`
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
@@ -87,6 +91,9 @@ type summary struct {
 	ClientCPU float64 `json:"client_cpu_us_per_req"`
 	// HandlerP99 is the median of the runs' handler p99 bucket bounds.
 	HandlerP99 float64 `json:"handler_p99_us,omitempty"`
+	// LinesPerFlush is the median of the runs' decisions per flush
+	// (--log-sync).
+	LinesPerFlush float64 `json:"lines_per_flush,omitempty"`
 }
 
 func median(xs []float64) float64 {
@@ -125,6 +132,7 @@ func summarize(scenario, label string, runs []runResult) summary {
 	s.ServerCPU = median(col(func(r runResult) float64 { return r.ServerCPU }))
 	s.ClientCPU = median(col(func(r runResult) float64 { return r.ClientCPU }))
 	s.HandlerP99 = median(col(func(r runResult) float64 { return r.HandlerP99 }))
+	s.LinesPerFlush = median(col(func(r runResult) float64 { return r.LinesPerFlush }))
 	for _, r := range runs {
 		s.Errors += r.ErrorsTotal
 	}
@@ -192,6 +200,8 @@ type report struct {
 	PairedRatioB float64 `json:"paired_ratio_b_c"`
 	RatioX       float64 `json:"ratio_x_c,omitempty"`
 	PairedRatioX float64 `json:"paired_ratio_x_c,omitempty"`
+	RatioY       float64 `json:"ratio_y_c,omitempty"`
+	PairedRatioY float64 `json:"paired_ratio_y_c,omitempty"`
 	// RatioE is median(e)/median(f), an AuthZEN evaluation against the
 	// bare handler decoding the same body; RatioEC is median(e)/median(c).
 	// BatchGain is g's decisions per second (batchSize a request) over e's.
@@ -253,6 +263,14 @@ func (r *report) writeText(w io.Writer) {
 	}
 	if r.RatioX > 0 {
 		fmt.Fprintf(w, "ratio x/c = %.3f (paired %.3f)\n", r.RatioX, r.PairedRatioX)
+	}
+	if r.RatioY > 0 {
+		fmt.Fprintf(w, "ratio y/c = %.3f (paired %.3f)\n", r.RatioY, r.PairedRatioY)
+	}
+	for _, s := range r.Summaries {
+		if s.LinesPerFlush > 0 {
+			fmt.Fprintf(w, "%s: %.1f decisions per flush (median)\n", s.Scenario, s.LinesPerFlush)
+		}
 	}
 	if r.RatioE > 0 {
 		fmt.Fprintf(w, "ratio e/f = %.3f (paired %.3f)", r.RatioE, r.PairedRatioE)
@@ -429,6 +447,14 @@ func (r *report) writeMarkdown(w io.Writer) {
 	if r.RatioX > 0 {
 		fmt.Fprintf(w, "Ratio x/c = **%.3f** (paired per round: %.3f).\n\n", r.RatioX, r.PairedRatioX)
 	}
+	if r.RatioY > 0 {
+		fmt.Fprintf(w, "Ratio y/c = **%.3f** (paired per round: %.3f).\n\n", r.RatioY, r.PairedRatioY)
+	}
+	for _, s := range r.Summaries {
+		if s.LinesPerFlush > 0 {
+			fmt.Fprintf(w, "%s: %.1f decisions per flush (median of the runs).\n\n", s.Scenario, s.LinesPerFlush)
+		}
+	}
 	if r.RatioE > 0 {
 		fmt.Fprintf(w, "Ratio e/f = **%.3f** (paired per round: %.3f)", r.RatioE, r.PairedRatioE)
 		if r.RatioEC > 0 {
@@ -506,6 +532,9 @@ func runLine(r runResult) string {
 	}
 	if r.HandlerP99 > 0 {
 		fmt.Fprintf(&b, "  handler p99 <= %.0f µs", r.HandlerP99)
+	}
+	if r.LinesPerFlush > 0 {
+		fmt.Fprintf(&b, "  %.1f decisions/flush", r.LinesPerFlush)
 	}
 	if r.LogLines > 0 || r.Scenario == "a" || r.Scenario == "b" || r.Scenario == "e" || r.Scenario == "g" {
 		fmt.Fprintf(&b, "  answered %d, logged %d", r.Answered, r.LogLines)

@@ -14,9 +14,12 @@
 //	e  a's server asked the same requests as AuthZEN evaluations
 //	f  the bare handler decoding those AuthZEN bodies
 //	g  a's server asked them in AuthZEN batches of 100 evaluations
+//	x  -xbin's server (say, before a change), run like a
+//	y  -xbin's server run like b
 //
-// and prints each run, the medians, and the ratios a/c, b/c, e/f and the
-// decisions per second of g over e's. It then measures a's latency in an
+// and prints each run, the medians, the ratios a/c, b/c, x/c, y/c, e/f,
+// the decisions per second of g over e's and, with --log-sync, the
+// decisions each flush covered. It then measures a's latency in an
 // open loop at half of a's median maximum rate. With -large it also serves
 // a generated 100,000-actor registry under load, records the server's
 // resident memory, and reloads the registry with SIGHUP mid-run; and times
@@ -101,7 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg bench.Config, cpuprofile s
 	fs.DurationVar(&cfg.Duration, "duration", 5*time.Second, "measured time of each run")
 	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "unmeasured load before each run's measurement")
 	fs.IntVar(&cfg.Rounds, "rounds", 5, "interleaved rounds of the scenarios; medians are reported")
-	fs.StringVar(&cfg.Scenarios, "scenarios", "abc", "scenarios to run, any of a, b, c, e, f, g (and x, with -xbin)")
+	fs.StringVar(&cfg.Scenarios, "scenarios", "abc", "scenarios to run, any of a, b, c, e, f, g (and x and y, with -xbin)")
 	fs.BoolVar(&cfg.HalfLoad, "half-load", true, "measure a's latency in an open loop at 50% of a's median maximum rate (needs a)")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "open-loop rate of the half-load runs in requests per second (default: 50% of a's median maximum in this run)")
 	fs.IntVar(&cfg.RateConns, "rate-conns", 0, "connections of the half-load runs (default: -conns)")
@@ -122,7 +125,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg bench.Config, cpuprofile s
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the temporary directory")
 	fs.StringVar(&cfg.Profile, "profile", "", "instead of measuring, profile flex-auth (CPU and allocations) under the load of each of the scenarios a and b, into this `directory`")
 	fs.StringVar(&cpuprofile, "cpuprofile", "", "write the load generator's own CPU profile to this `file` (to check that it is not the bottleneck)")
-	fs.StringVar(&cfg.XBin, "xbin", "", "a second flex-auth `binary` (say, before a change) measured like a as scenario x, interleaved with the others; add x to -scenarios")
+	fs.StringVar(&cfg.XBin, "xbin", "", "a second flex-auth `binary` (say, before a change) measured like a as scenario x and like b as scenario y, interleaved with the others; add x or y to -scenarios")
 	fs.StringVar(&cfg.Target, "target", "", "only load the flex-auth server already running at this `host:port` for -duration (for profiling it)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, "", err

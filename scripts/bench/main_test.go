@@ -15,6 +15,8 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-conns", "8", "-rounds", "3", "-out", "x.md,y.json"}, ""},
 		{[]string{"-scenarios", "abd"}, `unknown scenario 'd'`},
 		{[]string{"-scenarios", "ax"}, "scenario x needs -xbin"},
+		{[]string{"-scenarios", "by"}, "scenario y needs -xbin"},
+		{[]string{"-scenarios", "bcy", "-xbin", "/tmp/flex-auth-before"}, ""},
 		{[]string{"-out", "x.txt"}, "want a .json or .md file"},
 		{[]string{"-conns", "0"}, "at least 1"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
