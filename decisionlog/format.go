@@ -55,33 +55,45 @@ func (h Hash) AppendText(b []byte) []byte {
 func (h Hash) IsZero() bool { return h == Hash{} }
 
 // ParseHash parses "sha256:" and 64 lowercase hex digits.
-func ParseHash(s string) (Hash, error) {
+func ParseHash(s string) (Hash, error) { return parseHash(s) }
+
+// parseHash is ParseHash for a string or the bytes of one: a log line's
+// prev is parsed where it is, without a copy.
+func parseHash[T string | []byte](s T) (Hash, error) {
 	var h Hash
-	if len(s) != len("sha256:")+2*len(h) || s[:7] != "sha256:" {
+	if len(s) != len("sha256:")+2*len(h) || string(s[:7]) != "sha256:" {
 		return h, errBadHash
 	}
+	digits := s[7:]
+	bad := byte(0)
 	for i := range h {
-		hi, lo := lowerHexDigit(s[7+2*i]), lowerHexDigit(s[8+2*i])
-		if hi > 15 || lo > 15 {
-			return Hash{}, errBadHash
-		}
-		h[i] = hi<<4 | lo
+		hi, lo := hexValue[digits[2*i]], hexValue[digits[2*i+1]]
+		bad |= hi | lo
+		h[i] = hi<<4 | lo&0x0f
+	}
+	if bad&0xf0 != 0 {
+		return Hash{}, errBadHash
 	}
 	return h, nil
 }
 
 var errBadHash = errors.New(`want "sha256:" and 64 lowercase hex digits`)
 
-// lowerHexDigit returns the value of a lowercase hex digit, or 255.
-func lowerHexDigit(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
+// hexValue maps a lowercase hex digit to its value, and every other byte
+// to 0xff. A table: the verifier parses a hash on every line.
+var hexValue = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case '0' <= c && c <= '9':
+			t[c] = byte(c - '0')
+		case 'a' <= c && c <= 'f':
+			t[c] = byte(c - 'a' + 10)
+		default:
+			t[c] = 0xff
+		}
 	}
-	return 255
-}
+	return t
+}()
 
 // A Head is where a chain stands after a line: Seq is the seq of the last
 // record (0 before the first), Hash the hash of the last whole line (the

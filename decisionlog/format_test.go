@@ -31,6 +31,40 @@ func TestChainRecord(t *testing.T) {
 	}
 }
 
+func TestParseHash(t *testing.T) {
+	h := HashOf([]byte("x\n"))
+	hex := h.String()[len("sha256:"):]
+	tests := []struct {
+		name, in string
+		ok       bool
+	}{
+		{"valid", "sha256:" + hex, true},
+		{"zero", "sha256:" + strings.Repeat("0", 64), true},
+		{"all f", "sha256:" + strings.Repeat("f", 64), true},
+		{"uppercase", "sha256:" + strings.ToUpper(hex), false},
+		{"one uppercase digit", "sha256:" + hex[:63] + "F", false},
+		{"not hex", "sha256:" + hex[:10] + "g" + hex[11:], false},
+		{"a byte over 0x7f", "sha256:" + hex[:63] + "\xe9", false},
+		{"a NUL", "sha256:" + hex[:31] + "\x00" + hex[32:], false},
+		{"short", "sha256:" + hex[:63], false},
+		{"long", "sha256:" + hex + "0", false},
+		{"another prefix", "sha512:" + hex, false},
+		{"no prefix", hex + "1234567", false},
+		{"empty", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseHash(tt.in)
+			if tt.ok && (err != nil || got.String() != tt.in) || !tt.ok && (err == nil || got != Hash{}) {
+				t.Errorf("ParseHash(%q): got %v, %v", tt.in, got, err)
+			}
+			if got2, err2 := parseHash([]byte(tt.in)); got2 != got || (err2 == nil) != (err == nil) {
+				t.Errorf("parseHash([]byte(%q)): got %v, %v; ParseHash gives %v, %v", tt.in, got2, err2, got, err)
+			}
+		})
+	}
+}
+
 func TestTornEnd(t *testing.T) {
 	h := Head{Seq: 3, Hash: HashOf([]byte("y\n"))}
 	tests := []struct {

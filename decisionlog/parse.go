@@ -198,7 +198,7 @@ func (p *Parser) Parse(line []byte, r *Record) error {
 		r.Kind = Invalid
 		return fmt.Errorf("prev %s: want a string", prev)
 	}
-	h, err := ParseHash(string(prev[1 : len(prev)-1]))
+	h, err := parseHash([]byte(prev[1 : len(prev)-1]))
 	if err != nil {
 		r.Kind = Invalid
 		return fmt.Errorf("prev %s: %v", prev, err)
