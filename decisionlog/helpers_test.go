@@ -109,10 +109,11 @@ func join(ls []string) []byte {
 // rechain links lines again from their first, as an attacker who changed
 // some and has no signing key does: every record gets the seq and prev
 // that follow, every torn line the hash of the line before it, every
-// checkpoint the text of its new place, with its old signature.
-func rechain(t *testing.T, ls []string) []byte {
+// checkpoint the text of its new place, with its old signature. With
+// stolen, the signing key, every checkpoint is signed anew.
+func rechain(t *testing.T, ls []string, stolen *Signer) []byte {
 	t.Helper()
-	var l builder
+	l := builder{signer: stolen}
 	var p Parser
 	for _, line := range ls {
 		var r Record
@@ -123,6 +124,8 @@ func rechain(t *testing.T, ls []string) []byte {
 		case r.Kind == Torn:
 			i := strings.LastIndex(line, TornMarker)
 			l.torn(line[:i])
+		case r.Kind == Checkpoint && stolen != nil:
+			l.checkpoint(t)
 		case r.Kind == Checkpoint:
 			start := len(l.b)
 			ts, _ := time.Parse(time.RFC3339Nano, String(r.Time))

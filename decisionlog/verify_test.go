@@ -137,17 +137,22 @@ func TestVerifyTampered(t *testing.T) {
 		{"recomputed after a change, no keys", func() []byte {
 			ls := slices.Clone(lines(data))
 			ls[2] = strings.Replace(ls[2], `"effect":"allow"`, `"effect":"deny"`, 1)
-			return rechain(t, ls)
+			return rechain(t, ls, nil)
 		}(), Options{}, 0, ""},
 		{"recomputed after a change, with keys", func() []byte {
 			ls := slices.Clone(lines(data))
 			ls[2] = strings.Replace(ls[2], `"effect":"allow"`, `"effect":"deny"`, 1)
-			return rechain(t, ls)
+			return rechain(t, ls, nil)
 		}(), Options{Keys: keys}, 6, "checkpoint signature: signature does not verify"},
 		{"recomputed after a deletion, checkpoints kept, with keys", func() []byte {
 			ls := slices.Clone(lines(data))
-			return rechain(t, slices.Delete(ls, 12, 13))
+			return rechain(t, slices.Delete(ls, 12, 13), nil)
 		}(), Options{Keys: keys}, 15, "checkpoint signature"},
+		{"recomputed after a change, signed again with the stolen key: not detectable", func() []byte {
+			ls := slices.Clone(lines(data))
+			ls[2] = strings.Replace(ls[2], `"effect":"allow"`, `"effect":"deny"`, 1)
+			return rechain(t, ls, s)
+		}(), Options{Keys: keys}, 0, ""},
 		{"checkpoint by a key not trusted", sampleLog(t, other), Options{Keys: keys}, 6, "not trusted"},
 		{"checkpoint by the other key, trusted", sampleLog(t, other), Options{Keys: otherKeys}, 0, ""},
 		{"the last line changed: not detectable", edit(func(ls []string) []string {
@@ -169,6 +174,29 @@ func TestVerifyTampered(t *testing.T) {
 				t.Errorf("got problem %v, want line %d and %q", r.Problem, tt.line, tt.why)
 			}
 		})
+	}
+}
+
+// TestVerifyLaterCheckpointsRemoved: an attacker without the key who
+// changes a record after a checkpoint, removes the checkpoints after it
+// and computes the hashes again leaves a log that verifies up to the
+// checkpoint before the change, with every record after it reported not
+// covered: what the checkpoints' cadence and a head recorded outside are
+// for.
+func TestVerifyLaterCheckpointsRemoved(t *testing.T) {
+	s, keys := newKey(t, 1)
+	data := sampleLog(t, s)
+	ls := lines(data)
+	head := Head{Seq: 17, Hash: HashOf([]byte(ls[17]))}
+	forged := slices.Clone(ls)
+	forged[12] = strings.Replace(forged[12], `"effect":"allow"`, `"effect":"deny"`, 1)
+	forged = slices.Delete(forged, 15, 16) // the checkpoint at line 16
+	r := verify(t, Options{Keys: keys}, file{"log", rechain(t, forged, nil)})
+	if !r.Intact() || r.Signed != 1 || r.LastSigned.Line != 6 || r.Uncovered != 10 {
+		t.Errorf("got %v, %d signed, last %v, %d uncovered; want intact, 1 signed at line 6, 10 uncovered", r.Problem, r.Signed, r.LastSigned, r.Uncovered)
+	}
+	if r := verify(t, Options{Keys: keys, Heads: []Head{head}}, file{"log", rechain(t, forged, nil)}); r.Intact() || r.HeadsFound[0] {
+		t.Errorf("with the head recorded before: got intact, want the head missing")
 	}
 }
 
