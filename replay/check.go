@@ -21,9 +21,9 @@ type checkDecider struct{ ev *policy.Evaluator }
 
 func (c checkDecider) decide(rec *decisionlog.Record, sc *scratch) (Outcome, error) {
 	req := policy.Request{
-		Subject:  decisionlog.String(rec.Subject),
-		Action:   decisionlog.String(rec.Action),
-		Resource: decisionlog.String(rec.Resource),
+		Subject:  sc.str(rec.Subject),
+		Action:   sc.str(rec.Action),
+		Resource: sc.str(rec.Resource),
 	}
 	if req.Subject == "" || req.Resource == "" || req.Action == "" {
 		return Outcome{}, errors.New("subject, action and resource must be non-empty strings")
@@ -61,7 +61,9 @@ func (c accessDecider) decide(rec *decisionlog.Record, sc *scratch) (Outcome, er
 }
 
 // object decodes raw, the member what, which must be a JSON object, as
-// serve decoded it from the request; nil for {}.
+// serve decoded it from the request; nil for {}. The object is the
+// worker's, shared with the other lines that hold the same text: the
+// policy only reads it.
 func (sc *scratch) object(what string, raw jsontext.Value) (map[string]any, error) {
 	if raw.Kind() != '{' {
 		return nil, fmt.Errorf("%s %.40s: want an object", what, raw)
@@ -69,14 +71,51 @@ func (sc *scratch) object(what string, raw jsontext.Value) (map[string]any, erro
 	if len(raw) <= 2 { // {}
 		return nil, nil
 	}
+	if m, ok := sc.objects[string(raw)]; ok {
+		return m, nil
+	}
 	sc.src = *bytes.NewBuffer(raw)
 	sc.dec.Reset(&sc.src)
 	v, err := contextValue(&sc.dec)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	return v.(map[string]any), nil
+	m := v.(map[string]any)
+	if len(raw) <= maxCachedLen && len(sc.objects) < maxCached {
+		if sc.objects == nil {
+			sc.objects = map[string]map[string]any{}
+		}
+		sc.objects[string(raw)] = m
+	}
+	return m, nil
 }
+
+// str returns the content of raw, a JSON string value, as
+// decisionlog.String does, from the worker's cache when a line before
+// held the same text.
+func (sc *scratch) str(raw jsontext.Value) string {
+	if s, ok := sc.strs[string(raw)]; ok {
+		return s
+	}
+	s := decisionlog.String(raw)
+	if len(raw) <= maxCachedLen && len(sc.strs) < maxCached {
+		if sc.strs == nil {
+			sc.strs = map[string]string{}
+		}
+		sc.strs[string(raw)] = s
+	}
+	return s
+}
+
+// A worker keeps the subjects, actions, resources and contexts it decoded,
+// by their JSON text: a log holds few distinct ones (its actors, their
+// principals and lifetimes), and decoding them again was a fifth of
+// replay's time. At most maxCached of each, of at most maxCachedLen bytes,
+// so that memory stays bounded whatever the log.
+const (
+	maxCached    = 4096
+	maxCachedLen = 512
+)
 
 // access returns the AuthZEN request a decision line records: the
 // entities of its authzen member and its context.

@@ -260,6 +260,9 @@ type scratch struct {
 	// for an AuthZEN model package, its data_digest.
 	policyDigest, dataDigest []byte
 	pair                     Pair
+	// Decoded before, by JSON text (see maxCached).
+	strs    map[string]string
+	objects map[string]map[string]any
 }
 
 // same reports whether the JSON string raw holds s, without allocating.

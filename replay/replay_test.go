@@ -276,3 +276,36 @@ func FuzzReplayDecidesAsServed(f *testing.F) {
 		}
 	})
 }
+
+// TestScratchCacheBounded: a worker decodes a subject or context it saw
+// before from its cache, and keeps at most maxCached of each, of at most
+// maxCachedLen bytes, whatever the log holds.
+func TestScratchCacheBounded(t *testing.T) {
+	var sc scratch
+	for i := range maxCached + 100 {
+		raw := fmt.Sprintf(`{"ttl_hours":%d,"principal":"p-%d"}`, i, i)
+		for range 2 { // the second from the cache, while it has room
+			m, err := sc.object("context", []byte(raw))
+			if err != nil || m["ttl_hours"] != int64(i) || m["principal"] != fmt.Sprintf("p-%d", i) {
+				t.Fatalf("%s: got %v, %v", raw, m, err)
+			}
+		}
+		s := fmt.Sprintf(`"agt-%d\u00e9"`, i)
+		for range 2 {
+			if got := sc.str([]byte(s)); got != fmt.Sprintf("agt-%dé", i) {
+				t.Fatalf("%s: got %q", s, got)
+			}
+		}
+	}
+	if len(sc.objects) != maxCached || len(sc.strs) != maxCached {
+		t.Errorf("cached %d objects and %d strings, want %d each", len(sc.objects), len(sc.strs), maxCached)
+	}
+	var fresh scratch
+	long := `{"note":"` + strings.Repeat("x", maxCachedLen) + `"}`
+	if m, err := fresh.object("context", []byte(long)); err != nil || len(m["note"].(string)) != maxCachedLen {
+		t.Fatalf("a long context: got %v, %v", m, err)
+	}
+	if len(fresh.objects) != 0 {
+		t.Errorf("a context over maxCachedLen bytes was cached")
+	}
+}
