@@ -44,10 +44,18 @@ var probes = []client.Request{
 
 const probeTTL24 = 0 // index in probes of the request whose effect tells the registries apart
 
+// loadPerWorker bounds each load worker's requests. The load runs for as
+// long as the test's waits take, which a busy machine stretches to
+// minutes while the workers keep answering: a budget the test can spend
+// ends the load before the test does, and the next phase waits for
+// answers that never come. A worker answers a few thousand requests a
+// second at most: this is most of an hour of it.
+const loadPerWorker = 10_000_000
+
 // startLoad starts workers sending probes to s until the test stops them.
 func startLoad(t *testing.T, url string, workers int) *chaos.Load {
 	t.Helper()
-	l, err := chaos.StartLoad(chaos.LoadConfig{URL: url, Workers: workers, PerWorker: 20_000, Requests: probes, Timeout: 10 * time.Second})
+	l, err := chaos.StartLoad(chaos.LoadConfig{URL: url, Workers: workers, PerWorker: loadPerWorker, Requests: probes, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +69,9 @@ func waitAnswered(t *testing.T, l *chaos.Load, phase string, n int) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	if !l.WaitAnswered(ctx, phase, n) {
+		if l.Ended() {
+			t.Fatalf("phase %q: %d requests answered, want %d: the load ended (each worker sends %d requests at most)", phase, l.Answered(phase), n, loadPerWorker)
+		}
 		t.Fatalf("phase %q: %d requests answered within %s, want %d", phase, l.Answered(phase), waitTimeout, n)
 	}
 }

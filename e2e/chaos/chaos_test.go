@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,6 +125,32 @@ func TestVerify(t *testing.T) {
 	}
 	if v := l.Verify([]Received{received(id1, "allow", "a"), received(id2, "deny", "d")}); v.OK() || len(v.GivenNotGiven) != 1 {
 		t.Errorf("got %s (ok %v), want a received decision marked not given reported", v, v.OK())
+	}
+}
+
+// TestWaitAnsweredLoadEnded checks that a wait for answers that can no
+// longer come, because each worker has sent its PerWorker requests, ends
+// at once and says so, rather than at its deadline.
+func TestWaitAnsweredLoadEnded(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	l, err := StartLoad(LoadConfig{URL: srv.URL, Workers: 2, PerWorker: 3, Requests: Probes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	if l.WaitAnswered(ctx, "start", 100) || ctx.Err() != nil {
+		t.Errorf("waiting for 100 answers of a load of 6: got %d answered, context %v; want false at once", l.Answered("start"), ctx.Err())
+	}
+	if !l.Ended() || l.Answered("start") != 6 {
+		t.Errorf("ended %v after %d answers, want ended after 6", l.Ended(), l.Answered("start"))
+	}
+	if !l.WaitAnswered(ctx, "start", 6) {
+		t.Errorf("waiting for the 6 answers there are: got false")
 	}
 }
 
