@@ -24,12 +24,20 @@ import (
 	"github.com/coulomb/flex-auth/e2e/chaos"
 )
 
-// Timings of the cluster, scaled down from deploy/base (a readiness probe
-// every 5s that fails twice, a 15s drain) to keep the test short: the
-// drain covers the probe's detection with the same margin.
+// Timings of the cluster. The probe period is scaled down from
+// deploy/base (every 5s) to keep the test short. A probe's timeout is not:
+// on a loaded machine a replica can take seconds to answer, which is the
+// scheduler's doing, and a probe that gave up sooner would take healthy
+// replicas out of the service (all of them at once, and the load fails
+// with no ready replica). A replica that answers nothing at all fails the
+// load's requests too, which wait as long. The drain covers what it
+// covers in a cluster: requests already on their way to a replica when
+// it leaves the endpoints (see service.terminate), which on this machine
+// is goroutine scheduling, not a probe's period and answer.
 const (
-	clusterProbePeriod = 50 * time.Millisecond
-	clusterDrainDelay  = 500 * time.Millisecond
+	clusterProbePeriod  = 50 * time.Millisecond
+	clusterProbeTimeout = 10 * time.Second
+	clusterDrainDelay   = time.Second
 	// convergenceBound is what the test allows for every replica to serve
 	// an updated ConfigMap after its volume was swapped: --watch's 100ms
 	// debounce and a reload of the example take a fraction of it, the
@@ -60,25 +68,35 @@ func (r *replica) start(t *testing.T) {
 }
 
 // A service stands in for a Kubernetes Service in front of the replicas:
-// a prober marks each replica ready while its /readyz answers 200 (the
-// kubelet's readiness probe and the endpoints it feeds), and each request
-// goes to the next ready replica in turn. A request whose connection is
-// refused (a replica between its exit and its restart) is sent to the
-// next one, as a client that retries on connection refused would.
+// a prober for each replica keeps as its endpoint the address whose
+// /readyz last answered 200 (the kubelet's readiness probe and the
+// endpoints it feeds), and each request goes to the next replica with an
+// endpoint. A
+// replica sent SIGTERM leaves the endpoints at once (terminate), as a
+// deleted pod does, without waiting for its probe to fail. A request
+// whose connection is refused (a replica between its exit and its
+// restart) is sent to the next one, as a client that retries on
+// connection refused would.
 type service struct {
-	replicas  []*replica
-	ready     []atomic.Bool
-	next      atomic.Uint64
-	retried   atomic.Int64 // requests sent again after a refused connection
-	transport *http.Transport
-	stop      chan struct{}
-	probers   sync.WaitGroup
+	replicas []*replica
+	// endpoints[i] is the address replica i is reached at while it is
+	// ready; nil while it is not.
+	endpoints []atomic.Pointer[string]
+	// terminated[i] is the address of replica i's process that was sent
+	// SIGTERM: never an endpoint again, whatever its probe says.
+	terminated []atomic.Pointer[string]
+	next       atomic.Uint64
+	retried    atomic.Int64 // requests sent again after a refused connection
+	transport  *http.Transport
+	stop       chan struct{}
+	probers    sync.WaitGroup
 }
 
 func newService(replicas []*replica) *service {
-	s := &service{replicas: replicas, ready: make([]atomic.Bool, len(replicas)), stop: make(chan struct{}),
+	s := &service{replicas: replicas, endpoints: make([]atomic.Pointer[string], len(replicas)),
+		terminated: make([]atomic.Pointer[string], len(replicas)), stop: make(chan struct{}),
 		transport: &http.Transport{MaxIdleConnsPerHost: 16}}
-	probe := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	probe := &http.Client{Timeout: clusterProbeTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
 	for i, r := range replicas {
 		s.probers.Add(1)
 		go func() {
@@ -86,11 +104,17 @@ func newService(replicas []*replica) *service {
 			tick := time.NewTicker(clusterProbePeriod)
 			defer tick.Stop()
 			for {
-				resp, err := probe.Get("http://" + *r.addr.Load() + "/readyz")
+				addr := r.addr.Load()
+				resp, err := probe.Get("http://" + *addr + "/readyz")
 				if err == nil {
 					resp.Body.Close()
 				}
-				s.ready[i].Store(err == nil && resp.StatusCode == 200)
+				switch ok := err == nil && resp.StatusCode == 200; {
+				case ok && s.terminated[i].Load() != addr:
+					s.endpoints[i].Store(addr)
+				case !ok:
+					s.endpoints[i].CompareAndSwap(addr, nil)
+				}
 				select {
 				case <-s.stop:
 					return
@@ -102,13 +126,21 @@ func newService(replicas []*replica) *service {
 	return s
 }
 
+// terminate takes replica i out of the endpoints, as deleting its pod
+// does, before the test sends it SIGTERM.
+func (s *service) terminate(i int) {
+	addr := s.replicas[i].addr.Load()
+	s.terminated[i].Store(addr)
+	s.endpoints[i].CompareAndSwap(addr, nil)
+}
+
 func (s *service) close() {
 	close(s.stop)
 	s.probers.Wait()
 	s.transport.CloseIdleConnections()
 }
 
-// RoundTrip sends req to the next ready replica.
+// RoundTrip sends req to the next replica with an endpoint.
 func (s *service) RoundTrip(req *http.Request) (*http.Response, error) {
 	body, err := io.ReadAll(req.Body)
 	req.Body.Close()
@@ -118,12 +150,12 @@ func (s *service) RoundTrip(req *http.Request) (*http.Response, error) {
 	n := len(s.replicas)
 	var lastErr error
 	for attempt := 0; attempt < 2*n; attempt++ {
-		i := int(s.next.Add(1) % uint64(n))
-		if !s.ready[i].Load() {
+		addr := s.endpoints[int(s.next.Add(1)%uint64(n))].Load()
+		if addr == nil {
 			continue
 		}
 		out := req.Clone(req.Context())
-		out.URL.Host = *s.replicas[i].addr.Load()
+		out.URL.Host = *addr
 		out.Host = "flex-auth.flex-auth.svc.cluster.local:8080"
 		out.Body = io.NopCloser(bytes.NewReader(body))
 		resp, err := s.transport.RoundTrip(out)
@@ -159,15 +191,15 @@ func startService(t *testing.T, replicas []*replica) (*service, string) {
 	return svc, front.URL
 }
 
-// waitReady waits until the service routes to replica i.
+// waitReady waits until the service routes to replica i's process.
 func (s *service) waitReady(t *testing.T, i int) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
-	for !s.ready[i].Load() {
+	for s.endpoints[i].Load() != s.replicas[i].addr.Load() {
 		if time.Now().After(deadline) {
 			t.Fatalf("replica %d not ready within %s", i, waitTimeout)
 		}
-		time.Sleep(clusterProbePeriod / 5) // polling the prober's flag
+		time.Sleep(clusterProbePeriod / 5) // polling the prober's endpoint
 	}
 }
 
@@ -230,6 +262,7 @@ func TestCluster(t *testing.T) {
 	load.SetPhase("rolling restart")
 	restartStart := time.Now()
 	for i, r := range replicas {
+		svc.terminate(i)
 		r.signal(sigterm)
 		if code := r.wait(); code != 0 {
 			t.Fatalf("replica %d: exit code %d after SIGTERM, want 0", i, code)
