@@ -34,9 +34,16 @@ import (
 // logTimeout is the --log-timeout of these tests.
 const logTimeout = time.Second
 
-// margin is what a bound may be exceeded by on a loaded machine: process
-// scheduling, not waiting.
-const margin = 2 * time.Second
+// margin is how much later than a configured timeout the tests accept
+// what the timeout ends: process scheduling, not waiting. Measured on a
+// loaded 2-core machine running the other packages' race-built tests,
+// the stuck write and the stuck reload end 1ms to 0.2s after their
+// timeout; the margin leaves room for a machine busier than that. What
+// the bounds guard against is a request, a reload or a shutdown that
+// waits for what is stuck, which never ends, and fails at the margin or
+// at waitTimeout, whichever comes first; the tests also check that the
+// timeout, not something earlier, ended it.
+const margin = 5 * time.Second
 
 var allowRequest = checkRequest{"iam:" + bridge, "ssh.sign", bridge, map[string]any{"ttl_hours": 24}}
 
@@ -377,8 +384,8 @@ func runStuckLog(t *testing.T, l stuckLog) {
 		wantEnvelope(t, "the request whose log write is stuck", r, 503, "decision_log_unavailable", s)
 		first = took
 	}
-	if first > logTimeout+margin {
-		t.Errorf("the request whose log write is stuck was answered after %s, want within about --log-timeout %s", first, logTimeout)
+	if first < logTimeout || first > logTimeout+margin {
+		t.Errorf("the request whose log write is stuck was answered after %s, want after --log-timeout %s (and within %s more)", first, logTimeout, margin)
 	}
 	// Stuck: refused at once.
 	var took []time.Duration
@@ -542,8 +549,8 @@ func TestStuckReload(t *testing.T) {
 	if e := str(hz, "reload.last_error"); !strings.Contains(e, "reload timeout") {
 		t.Errorf("reload.last_error: got %q, want it to say the reload did not finish within the reload timeout", e)
 	}
-	if failedAfter > reloadTimeout+margin {
-		t.Errorf("the stuck reload was reported after %s, want within about --reload-timeout %s", failedAfter, reloadTimeout)
+	if failedAfter < reloadTimeout || failedAfter > reloadTimeout+margin {
+		t.Errorf("the stuck reload was reported after %s, want after --reload-timeout %s (and within %s more)", failedAfter, reloadTimeout, margin)
 	}
 	if r := received(t, s.check(allowRequest)); r.RegistryDigest != digest {
 		t.Errorf("decision during the stuck reload from registry %s, want the last good %s", r.RegistryDigest, digest)
