@@ -383,7 +383,11 @@ func TestRunBuiltinAndStdout(t *testing.T) {
 }
 
 func TestRunDrainDelay(t *testing.T) {
-	r := startRun(t, RunConfig{Source: builtin, LogPath: filepath.Join(t.TempDir(), "log.jsonl"), DrainDelay: time.Second})
+	// The two requests below must be answered while the drain lasts,
+	// from when the test sees it begin: a few milliseconds on a quiet
+	// machine, and room for a busy one's scheduling.
+	const drain = 5 * time.Second
+	r := startRun(t, RunConfig{Source: builtin, LogPath: filepath.Join(t.TempDir(), "log.jsonl"), DrainDelay: drain})
 	base := "http://" + r.addr
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	get := func(path string) int {
@@ -397,6 +401,7 @@ func TestRunDrainDelay(t *testing.T) {
 	if got := get("/readyz"); got != 200 {
 		t.Fatalf("readyz: got %d, want 200", got)
 	}
+	cancelled := time.Now()
 	r.cancel()
 	waitFor(t, "the drain to begin", func() bool { return strings.Contains(r.logs.String(), "/readyz now answers 503") })
 	if got := get("/readyz"); got != 503 {
@@ -407,6 +412,9 @@ func TestRunDrainDelay(t *testing.T) {
 	}
 	if err := r.stop(t); err != nil {
 		t.Errorf("Run: got %v, want nil", err)
+	}
+	if took := time.Since(cancelled); took < drain {
+		t.Errorf("Run returned %s after its context was cancelled, want after the drain delay %s", took, drain)
 	}
 }
 
