@@ -95,6 +95,9 @@ func fixtureSnapshot(t *testing.T) *registry.Snapshot {
 	return s
 }
 
+// newRemoteServer serves from f with a reload timeout: a minute, where
+// the test is not about it, so that a refresh is never cut short on a
+// busy machine.
 func newRemoteServer(t *testing.T, f *fakeRemote, timeout time.Duration) *Server {
 	t.Helper()
 	s, err := New(Options{Source: Source{Remote: f}, DecisionLog: &syncBuffer{}, Clock: fixedClock, ReloadTimeout: timeout, LogTimeout: time.Minute})
@@ -112,7 +115,7 @@ func TestRemoteRefresh(t *testing.T) {
 	f := &fakeRemote{}
 	first := fixtureSnapshot(t)
 	f.queue(fakeAnswer{upd: f.update(t, first, "first")})
-	s := newRemoteServer(t, f, time.Second)
+	s := newRemoteServer(t, f, time.Minute)
 	ctx := context.Background()
 	h := health(t, s)
 	if h.Status != "ok" || h.Registry.Digest != first.Digest || h.Source.Kind != "oci" || h.Source.Location != f.String() ||
@@ -182,7 +185,7 @@ func TestRemoteStartUp(t *testing.T) {
 	upd := f.update(t, fixtureSnapshot(t), "cached")
 	upd.Warning = errors.New("serving the cached publication: connection refused")
 	f.queue(fakeAnswer{upd: upd})
-	s := newRemoteServer(t, f, time.Second)
+	s := newRemoteServer(t, f, time.Minute)
 	if h := health(t, s); h.Status != "degraded" || h.Reload.LastError == nil || !strings.Contains(*h.Reload.LastError, "serving the cached publication") {
 		t.Errorf("started from the cache: %+v", h)
 	}
