@@ -136,21 +136,26 @@ func TestCheckFailsClosed(t *testing.T) {
 	}))
 	t.Cleanup(hang.Close)
 	t.Cleanup(func() { close(release) }) // runs before hang.Close
+	// The services that answer are given 5s, the default --timeout: an
+	// answer over loopback takes milliseconds, but can take more than the
+	// hanging one's 200ms on a busy machine, which would fail them with
+	// the timeout instead of what they answered.
 	tests := []struct {
 		name, url string
+		timeout   string
 		wantErr   string
 	}{
-		{"closed port", closedURL(t), "unreachable"},
-		{"500", fake(500, `{"error": {"code": "internal", "message": "boom"}}`), "server answered 500"},
-		{"503 decision log unavailable", fake(503, `{"error": {"code": "decision_log_unavailable", "message": "x"}}`), "decision_log_unavailable"},
-		{"garbage", fake(200, `<html>allow</html>`), "malformed answer"},
-		{"allow without decision id", fake(200, `{"effect":"allow"}`), "decision_id: missing"},
-		{"timeout", hang.URL, "no answer within 200ms"},
+		{"closed port", closedURL(t), "5s", "unreachable"},
+		{"500", fake(500, `{"error": {"code": "internal", "message": "boom"}}`), "5s", "server answered 500"},
+		{"503 decision log unavailable", fake(503, `{"error": {"code": "decision_log_unavailable", "message": "x"}}`), "5s", "decision_log_unavailable"},
+		{"garbage", fake(200, `<html>allow</html>`), "5s", "malformed answer"},
+		{"allow without decision id", fake(200, `{"effect":"allow"}`), "5s", "decision_id: missing"},
+		{"timeout", hang.URL, "200ms", "no answer within 200ms"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			code, out, errOut := runCLI(t, cleanEnv, "check", "--url", tt.url, "--actor", bridge, "--ttl", "24", "--timeout", "200ms")
+			code, out, errOut := runCLI(t, cleanEnv, "check", "--url", tt.url, "--actor", bridge, "--ttl", "24", "--timeout", tt.timeout)
 			if code != 2 {
 				t.Errorf("exit: got %d, want 2\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 			}
@@ -161,7 +166,7 @@ func TestCheckFailsClosed(t *testing.T) {
 				t.Errorf("stdout: got %q, want no allow", out)
 			}
 			// The smoke against the same service fails (exit 1) and says why.
-			code, out, _ = runCLI(t, cleanEnv, "smoke", "--url", tt.url, "--actor", bridge, "--timeout", "200ms")
+			code, out, _ = runCLI(t, cleanEnv, "smoke", "--url", tt.url, "--actor", bridge, "--timeout", tt.timeout)
 			if code != 1 || !strings.Contains(out, "FAIL allow") {
 				t.Errorf("smoke: got exit %d\n%s\nwant exit 1 with a failed allow", code, out)
 			}
