@@ -107,7 +107,8 @@ func TestSourceConvergence(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			r.waitFor("the new publication is served", func() bool {
-				return str(r.health(), "policy.digest")+" "+str(r.health(), "registry.digest") == second.served()
+				h := r.health()
+				return str(h, "policy.digest")+" "+str(h, "registry.digest") == second.served()
 			})
 			took[i] = time.Since(published)
 		}()
