@@ -25,9 +25,11 @@ import (
 var flexAuth string
 
 // waitTimeout bounds every wait for a condition: start-up, a reload
-// becoming visible, an exit. Generous, because a loaded CI machine is slow;
-// a passing run never waits this long.
-const waitTimeout = 15 * time.Second
+// becoming visible, an exit. Generous, because a loaded CI machine is slow
+// (ten replicas given a third of one core took 10s to follow a
+// publication), and it costs a passing run nothing: a wait ends as soon
+// as its condition holds.
+const waitTimeout = 30 * time.Second
 
 const (
 	fixtureRegistry = "../examples/ops-warden/production_registry_snapshot.json"
