@@ -237,10 +237,12 @@ func altRegistry(t testing.TB, policyPackage string) *registry.Snapshot {
 	}})
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor polls cond until it holds or 30s pass: generous, for a busy
+// machine running -race, and free for a passing test, whose wait ends as
+// soon as cond holds.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -48,7 +48,7 @@ func TestServeCommand(t *testing.T) {
 		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--log", logPath}, strings.NewReader(""), stdout, stderr)
 	}()
 	var addr string
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // start-up compiles the policy, under -race
 	for addr == "" {
 		select {
 		case code := <-done:
