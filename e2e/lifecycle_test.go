@@ -5,13 +5,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coulomb/flex-auth/registry"
 )
@@ -240,6 +243,69 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 	lines, partial := readLog(t, readFile(t, s.Log))
 	if len(lines) != 1 || lines[0].str("decision_id") != str(d, "decision_id") || len(partial) > 0 {
 		t.Errorf("decision log: got %v + %q, want the one decision %s", lines, partial, str(d, "decision_id"))
+	}
+}
+
+// TestShutdownDrainClosesKeepAliveConnections: with --drain-delay,
+// SIGTERM keeps the process serving, and every answer meanwhile closes
+// its connection. A client's keep-alive connection is what a Kubernetes
+// Service keeps sending to a terminating pod (it routes connections, not
+// requests); closed after an answer during the drain, it is made again,
+// to a pod still ready. Left open, it would be closed as idle when the
+// drain ends, and a request sent on it at that moment lost.
+func TestShutdownDrainClosesKeepAliveConnections(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	// The request below must be answered while the drain lasts, from
+	// when the test sees it begin: room for a busy machine.
+	const drain = 5 * time.Second
+	s := startServer(t, "--drain-delay", drain.String())
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	body := `{"subject": "iam:agt-state-hub-bridge", "resource": "agt-state-hub-bridge", "context": {"ttl_hours": 24}}`
+	var ids []string
+	ask := func(when string) *http.Response {
+		t.Helper()
+		fmt.Fprintf(conn, "POST /v1/check HTTP/1.1\r\nHost: flex-auth\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		var d map[string]any
+		json.NewDecoder(resp.Body).Decode(&d)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || str(d, "effect") != "allow" {
+			t.Fatalf("%s: got %d %v, want 200 allow", when, resp.StatusCode, d)
+		}
+		ids = append(ids, str(d, "decision_id"))
+		return resp
+	}
+	// resp.Close: the answer said Connection: close (which ReadResponse
+	// takes out of the header).
+	if resp := ask("before SIGTERM"); resp.Close {
+		t.Fatalf("before SIGTERM: the answer closes the connection, want it kept alive")
+	}
+	s.signal(sigterm)
+	if s.waitStderr(regexp.MustCompile(`/readyz now answers 503`)) == nil {
+		t.Fatalf("no log line saying the drain began; stderr:\n%s", s.stderr)
+	}
+	if resp := ask("during the drain"); !resp.Close {
+		t.Errorf("during the drain: the answer keeps the connection alive, want Connection: close")
+	}
+	conn.SetReadDeadline(time.Now().Add(waitTimeout))
+	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("the connection after an answer during the drain: read %d bytes, %v; want it closed by the server", n, err)
+	}
+	if code := s.wait(); code != 0 {
+		t.Errorf("exit code after SIGTERM: got %d, want 0", code)
+	}
+	lines, _ := readLog(t, readFile(t, s.Log))
+	if len(lines) != 2 || lines[0].str("decision_id") != ids[0] || lines[1].str("decision_id") != ids[1] {
+		t.Errorf("decision log: got %v, want the two decisions %v", lines, ids)
 	}
 }
 

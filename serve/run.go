@@ -83,7 +83,10 @@ type RunConfig struct {
 	// DrainDelay keeps serving for this long after the context is
 	// cancelled, with /readyz answering 503, before the listener closes:
 	// time for load balancers (a Kubernetes readiness probe) to stop
-	// sending new requests. Zero closes at once.
+	// sending new requests. Meanwhile every answer closes its connection
+	// (HTTP/2: a GOAWAY), so that clients with keep-alive connections,
+	// which a load balancer that routes connections keeps sending here,
+	// connect again and are routed elsewhere. Zero closes at once.
 	DrainDelay time.Duration
 
 	Logger *slog.Logger
@@ -149,8 +152,9 @@ func Run(ctx context.Context, c RunConfig) error {
 	}
 	ln := &onceCloseListener{Listener: tcpLn}
 	conns := newConnTracker()
+	handler := &closingHandler{Handler: conns.wrap(srv)}
 	hs := &http.Server{
-		Handler:           conns.wrap(srv),
+		Handler:           handler,
 		ConnContext:       conns.connContext,
 		TLSConfig:         tlsConf,
 		ReadHeaderTimeout: orDefault(c.ReadHeaderTimeout, DefaultReadHeaderTimeout),
@@ -205,6 +209,7 @@ func Run(ctx context.Context, c RunConfig) error {
 	case <-ctx.Done():
 	}
 	logClosed = true // by shutdown, or abandoned if it hangs
+	handler.closing.Store(true)
 	if err := srv.shutdown(hs, ln, conns, served, c, logger); err != nil {
 		return err
 	}
@@ -338,6 +343,31 @@ func (s *Server) shutdown(hs *http.Server, ln net.Listener, conns *connTracker, 
 	}
 	logger.Info("stopped; decision log flushed")
 	return nil
+}
+
+// closingHandler answers with "Connection: close" once closing is set,
+// so that each connection closes after its answer: at shutdown, from the
+// start of the drain delay. A keep-alive connection otherwise stays with
+// this process until http.Server.Shutdown closes it as idle, and a
+// request the client sends on it at that moment is lost (an EOF or a
+// reset, which the client cannot tell from a request the server read):
+// a load balancer that routes connections, as a Kubernetes Service does,
+// never moves such a connection to a ready replica. Closed after an
+// answer during the drain, the connection is made again by the client,
+// to a replica the load balancer still routes to; only a connection
+// idle for the whole drain is left for Shutdown to close.
+type closingHandler struct {
+	http.Handler
+	closing atomic.Bool
+}
+
+func (h *closingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.closing.Load() {
+		// net/http closes an HTTP/1 connection after this answer, and
+		// sends an HTTP/2 client a GOAWAY instead of the header.
+		w.Header().Set("Connection", "close")
+	}
+	h.Handler.ServeHTTP(w, r)
 }
 
 // settleTimeout bounds the wait for accepted connections to send their

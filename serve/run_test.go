@@ -398,8 +398,23 @@ func TestRunDrainDelay(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
+	// closes reports whether an answer on a keep-alive connection says
+	// Connection: close.
+	keepAlive := &http.Transport{}
+	defer keepAlive.CloseIdleConnections()
+	closes := func() bool {
+		resp, err := (&http.Client{Transport: keepAlive}).Get(base + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.Close
+	}
 	if got := get("/readyz"); got != 200 {
 		t.Fatalf("readyz: got %d, want 200", got)
+	}
+	if closes() {
+		t.Errorf("an answer before the drain closes its keep-alive connection, want it kept")
 	}
 	cancelled := time.Now()
 	r.cancel()
@@ -409,6 +424,9 @@ func TestRunDrainDelay(t *testing.T) {
 	}
 	if got := get("/healthz"); got != 200 {
 		t.Errorf("healthz while draining: got %d, want 200 (still serving)", got)
+	}
+	if !closes() {
+		t.Errorf("an answer during the drain keeps its keep-alive connection, want Connection: close")
 	}
 	if err := r.stop(t); err != nil {
 		t.Errorf("Run: got %v, want nil", err)

@@ -143,7 +143,7 @@ Operational logs go to stderr.`,
 	f.StringVar(&c.TLSKey, "tls-key", "", "private key `FILE` of --tls-cert (PEM)")
 	f.StringVar(&c.ClientCA, "client-ca", "", "require client certificates signed by a CA in this `FILE` (PEM; mutual TLS)")
 	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", serve.DefaultShutdownTimeout, "how long requests in flight may take to finish, and the decision log to flush, at shutdown")
-	f.DurationVar(&c.DrainDelay, "drain-delay", 0, "at shutdown, keep serving this long with /readyz answering 503 before closing the listener")
+	f.DurationVar(&c.DrainDelay, "drain-delay", 0, "at shutdown, keep serving this long with /readyz answering 503, each answer closing its connection, before closing the listener")
 	f.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", serve.DefaultReadHeaderTimeout, "time allowed to read request headers")
 	f.DurationVar(&c.ReadTimeout, "read-timeout", serve.DefaultReadTimeout, "time allowed to read a whole request")
 	f.DurationVar(&c.WriteTimeout, "write-timeout", serve.DefaultWriteTimeout, "time allowed to answer a request")
