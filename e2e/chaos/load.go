@@ -37,7 +37,12 @@ type LoadConfig struct {
 
 // An Answer is the outcome of one request.
 type Answer struct {
-	Phase    string           // the phase when the answer came
+	Phase string // the phase when the answer came
+	// SentIn is the phase when the request was sent. A test that
+	// changes what is served, waits until it serves, then sets a phase,
+	// knows that requests sent in that phase get the change; one sent
+	// before may be answered after, with what was served before.
+	SentIn   string
 	Request  int              // index into LoadConfig.Requests
 	Decision *client.Decision // nil when no decision came back
 	Failure  string           // the kind of failure; "" with a decision
@@ -150,9 +155,9 @@ func (l *Load) work(w int) {
 		default:
 		}
 		k := (w + i) % len(l.cfg.Requests)
-		sent := time.Now()
+		sentIn, sent := *l.phase.Load(), time.Now()
 		d, err := l.c.Check(context.Background(), l.cfg.Requests[k])
-		a := Answer{Phase: *l.phase.Load(), Request: k, Decision: d, Err: err, Sent: sent, Done: time.Now()}
+		a := Answer{Phase: *l.phase.Load(), SentIn: sentIn, Request: k, Decision: d, Err: err, Sent: sent, Done: time.Now()}
 		if err != nil {
 			a.Decision, a.Failure = nil, FailureKind(err)
 		} else {
