@@ -225,6 +225,11 @@ func TestRemoteStuck(t *testing.T) {
 	close(f.block)
 	f.block = nil
 	f.mu.Unlock()
+	// The next poll is not about the timeout: 50ms is too little for a
+	// refresh under -race on a busy machine. The stuck fetch reads the
+	// timeout when it returns: change it once that has finished.
+	waitFor(t, "the stuck fetch to finish", func() bool { return s.stuckJobs.Load() == 0 })
+	s.reloadTimeout = time.Minute
 	if err := s.refresh(context.Background(), false, false); err != nil {
 		t.Errorf("the next poll: %v", err)
 	}
