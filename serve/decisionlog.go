@@ -74,9 +74,8 @@ type logEntry struct {
 	// Owned by the log while the entry waits.
 	due time.Time // answered 503 when not written by then
 	// ends holds the offset in the batch just past each of its lines;
-	// end is the last, 0 while the entry is not in the batch.
+	// empty while the entry is not in the batch.
 	ends []int
-	end  int
 }
 
 // decisions returns how many decisions e holds: one per record.
@@ -100,7 +99,6 @@ func (l *decisionLog) link(b []byte, e *logEntry, h decisionlog.Head) ([]byte, d
 		l.marks = append(l.marks, mark{len(b), h, markRecord})
 		e.ends = append(e.ends, len(b))
 	}
-	e.end = len(b)
 	return b, h
 }
 
@@ -493,7 +491,7 @@ func (l *decisionLog) lead(self *logEntry, now time.Time) (own error) {
 			l.release()
 			return errLogTimeout
 		}
-		self.end = 0
+		self.ends = self.ends[:0]
 		l.leader = self
 	}
 	if len(l.reopens) > 0 {
@@ -612,7 +610,7 @@ func (l *decisionLog) commit(self *logEntry, prefix int, h decisionlog.Head, ck 
 		// Written: the syncer flushes it, and answers the entries once
 		// it has, while the next leader writes.
 		l.dirty = true
-		if self != nil && l.rescuedc == nil && self.end > 0 {
+		if self != nil && l.rescuedc == nil && len(self.ends) > 0 {
 			l.unsynced = append(l.unsynced, self)
 			own = errSynced
 		}
@@ -636,7 +634,7 @@ func (l *decisionLog) commit(self *logEntry, prefix int, h decisionlog.Head, ck 
 		failed += e.decisions()
 		l.notGiven = wholeIDs(l.notGiven, e.ids, e.ends, written)
 	}
-	if self != nil && l.rescuedc == nil && self.end > 0 && own != errSynced {
+	if self != nil && l.rescuedc == nil && len(self.ends) > 0 && own != errSynced {
 		own = err
 		if err != nil {
 			lost(self)
@@ -990,7 +988,7 @@ func (l *decisionLog) expire() {
 			defer close(done)
 			l.rescue(w)
 		}(e.w)
-		if e.end > 0 {
+		if len(e.ends) > 0 {
 			l.early = append(l.early, earlyOf(e))
 		}
 		answered += e.decisions()
