@@ -2,15 +2,13 @@ package decisionlog
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/coulomb/flex-auth/internal/sshsig"
+	"github.com/coulomb/flex-auth/internal/sshsig/sshsigtest"
 )
 
 // t0 is when the test logs start.
@@ -77,15 +75,7 @@ func (l *builder) bytes() []byte { return bytes.Clone(l.b) }
 // newKey returns a signer and the trusted keys holding its public key.
 func newKey(t testing.TB, seed byte) (*Signer, *sshsig.Keys) {
 	t.Helper()
-	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := sshsig.ParseKeys("keys", ssh.MarshalAuthorizedKey(s.PublicKey()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, keys := sshsigtest.Key(t, seed)
 	return NewSigner(s), keys
 }
 

@@ -3,7 +3,6 @@ package publication
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -20,7 +19,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/coulomb/flex-auth/examples"
-	"github.com/coulomb/flex-auth/internal/sshsig"
+	"github.com/coulomb/flex-auth/internal/sshsig/sshsigtest"
 	"github.com/coulomb/flex-auth/internal/testregistry"
 	"github.com/coulomb/flex-auth/registry"
 )
@@ -46,24 +45,6 @@ func prepared(t *testing.T) *Content {
 		t.Fatal(err)
 	}
 	return c
-}
-
-// newSigner returns a new Ed25519 signer and the keys file trusting it.
-func newSigner(t *testing.T) (ssh.Signer, *sshsig.Keys) {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := sshsig.ParseKeys("trusted.pub", ssh.MarshalAuthorizedKey(s.PublicKey()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, keys
 }
 
 func seal(t *testing.T, c *Content, serial uint64, signer ssh.Signer) *Publication {
@@ -136,7 +117,7 @@ func TestPushPull(t *testing.T) {
 	reg := testregistry.Start(t)
 	ctx := context.Background()
 	repo := newRepo(t, reg, "flex-auth/publication:production")
-	signer, keys := newSigner(t)
+	signer, keys := sshsigtest.Key(t, 1)
 	c := prepared(t)
 
 	if st, _, err := repo.Current(ctx); err != nil || st != nil {
@@ -257,8 +238,8 @@ func replaceLayer(m *ocispec.Manifest, blobs map[digest.Digest][]byte, mediaType
 func TestPullRefuses(t *testing.T) {
 	reg := testregistry.Start(t)
 	ctx := context.Background()
-	signer, keys := newSigner(t)
-	otherSigner, _ := newSigner(t)
+	signer, keys := sshsigtest.Key(t, 1)
+	otherSigner, _ := sshsigtest.Key(t, 2)
 	c := prepared(t)
 	good := seal(t, c, 5, signer)
 	unsigned := seal(t, c, 5, nil)
@@ -429,7 +410,7 @@ func TestCache(t *testing.T) {
 	reg := testregistry.Start(t)
 	ctx := context.Background()
 	repo := newRepo(t, reg, "cached:v1")
-	signer, keys := newSigner(t)
+	signer, keys := sshsigtest.Key(t, 1)
 	c := prepared(t)
 	source := repo.Ref().String()
 	pull := func(serial uint64) *Publication {
@@ -482,7 +463,7 @@ func TestCache(t *testing.T) {
 	if _, err := cache.Load(ctx, "oci://elsewhere.invalid/x:y", VerifyOptions{}); err == nil || !strings.Contains(err.Error(), "not of oci://elsewhere.invalid/x:y") {
 		t.Errorf("another source: got %v", err)
 	}
-	_, otherKeys := newSigner(t)
+	_, otherKeys := sshsigtest.Key(t, 2)
 	if _, err := cache.Load(ctx, source, VerifyOptions{Keys: otherKeys}); !IsInvalid(err) {
 		t.Errorf("another key: got %v, want an InvalidError", err)
 	}
@@ -510,7 +491,7 @@ func TestCache(t *testing.T) {
 // TestSealedStatement checks what Seal signs.
 func TestSealedStatement(t *testing.T) {
 	c := prepared(t)
-	signer, keys := newSigner(t)
+	signer, keys := sshsigtest.Key(t, 1)
 	p := seal(t, c, 42, signer)
 	want := "flex-auth publication v1\npackage: ops-warden/ssh-signing\nserial: 42\nregistry: " + c.Snapshot.Digest +
 		"\nregistry-file: " + string(digest.FromBytes(c.Registry)) + "\npolicy: " + c.Package.Digest() + "\n"

@@ -2,7 +2,6 @@ package serve
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -10,10 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/coulomb/flex-auth/decisionlog"
 	"github.com/coulomb/flex-auth/internal/sshsig"
+	"github.com/coulomb/flex-auth/internal/sshsig/sshsigtest"
 )
 
 // verifyBytes verifies an in-memory decision log.
@@ -29,15 +27,7 @@ func verifyBytes(t testing.TB, data []byte, opt decisionlog.Options) *decisionlo
 // testSigner returns a checkpoint signer and the keys that trust it.
 func testSigner(t testing.TB) (*decisionlog.Signer, *sshsig.Keys) {
 	t.Helper()
-	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := sshsig.ParseKeys("keys", ssh.MarshalAuthorizedKey(s.PublicKey()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, keys := sshsigtest.Key(t, 7)
 	return decisionlog.NewSigner(s), keys
 }
 
