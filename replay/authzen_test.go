@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coulomb/flex-auth/decisionlog"
 	"github.com/coulomb/flex-auth/policy"
 	"github.com/coulomb/flex-auth/serve"
 )
@@ -125,5 +126,28 @@ func TestReplayAuthZEN(t *testing.T) {
 	g := r.Groups[0]
 	if g.Actor != "t1" || g.From != (Outcome{"allow", "editor_creates"}) || g.To != (Outcome{"deny", "not_permitted"}) {
 		t.Errorf("group: got %+v", g)
+	}
+}
+
+// TestAuthZENMembersNotCached: the authzen member of every line is its
+// own (a batch's id, a line's index), so keeping it would fill the
+// worker's cache and leave no room for the contexts it is for.
+func TestAuthZENMembersNotCached(t *testing.T) {
+	var sc scratch
+	var p decisionlog.Parser
+	var rec decisionlog.Record
+	for _, line := range bytes.SplitAfter(recordAuthZEN(t), []byte("\n")) {
+		if p.Parse(line, &rec) != nil || rec.Kind != decisionlog.Decision || rec.AuthZEN == nil {
+			continue
+		}
+		if _, err := sc.access(&rec); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := sc.objects[string(rec.AuthZEN)]; ok {
+			t.Fatalf("the authzen member %s was cached", rec.AuthZEN)
+		}
+	}
+	if len(sc.objects) == 0 {
+		t.Fatal("no context was cached: the test read no AuthZEN line with a context")
 	}
 }

@@ -74,13 +74,10 @@ func (sc *scratch) object(what string, raw jsontext.Value) (map[string]any, erro
 	if m, ok := sc.objects[string(raw)]; ok {
 		return m, nil
 	}
-	sc.src = *bytes.NewBuffer(raw)
-	sc.dec.Reset(&sc.src)
-	v, err := contextValue(&sc.dec)
+	m, err := sc.decode(what, raw)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return nil, err
 	}
-	m := v.(map[string]any)
 	if len(raw) <= maxCachedLen && len(sc.objects) < maxCached {
 		if sc.objects == nil {
 			sc.objects = map[string]map[string]any{}
@@ -88,6 +85,18 @@ func (sc *scratch) object(what string, raw jsontext.Value) (map[string]any, erro
 		sc.objects[string(raw)] = m
 	}
 	return m, nil
+}
+
+// decode decodes raw, the member what, a JSON object, as serve decoded it
+// from the request.
+func (sc *scratch) decode(what string, raw jsontext.Value) (map[string]any, error) {
+	sc.src = *bytes.NewBuffer(raw)
+	sc.dec.Reset(&sc.src)
+	v, err := contextValue(&sc.dec)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return v.(map[string]any), nil
 }
 
 // str returns the content of raw, a JSON string value, as
@@ -121,7 +130,12 @@ const (
 // entities of its authzen member and its context.
 func (sc *scratch) access(rec *decisionlog.Record) (policy.Access, error) {
 	var a policy.Access
-	az, err := sc.object("authzen", rec.AuthZEN)
+	if rec.AuthZEN.Kind() != '{' {
+		return a, fmt.Errorf("authzen %.40s: want an object", rec.AuthZEN)
+	}
+	// Not kept with the contexts: a batch's id and a line's index make
+	// every authzen member's text its own.
+	az, err := sc.decode("authzen", rec.AuthZEN)
 	if err != nil {
 		return a, err
 	}
