@@ -252,10 +252,6 @@ func (s *Server) authzen(w http.ResponseWriter, r *http.Request, ep endpoint, pi
 		s.writeError(w, errAZMediaType)
 		return
 	}
-	if r.ContentLength > MaxRequestBytes {
-		s.writeError(w, errTooLarge)
-		return
-	}
 	// One set from start to end: a reload does not change the package an
 	// evaluation is decided and reported with.
 	set := s.set.Load()

@@ -677,10 +677,6 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, st *state) {
 		s.writeError(w, errMediaType)
 		return
 	}
-	if r.ContentLength > MaxRequestBytes {
-		s.writeError(w, errTooLarge)
-		return
-	}
 	sc := scratchPool.Get().(*checkScratch)
 	defer s.putScratch(sc)
 
@@ -747,8 +743,12 @@ func (s *Server) putScratch(sc *checkScratch) {
 	scratchPool.Put(sc)
 }
 
-// readBody reads the request body into buf, up to MaxRequestBytes.
+// readBody reads the request body into buf, up to MaxRequestBytes; a
+// request whose Content-Length says more is refused unread.
 func readBody(w http.ResponseWriter, r *http.Request, buf []byte) ([]byte, *apiError) {
+	if r.ContentLength > MaxRequestBytes {
+		return buf, errTooLarge
+	}
 	body := http.MaxBytesReader(w, r.Body, MaxRequestBytes)
 	for {
 		if len(buf) == cap(buf) {
