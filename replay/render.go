@@ -76,7 +76,7 @@ func transitionLabel(t Transition) string {
 func (r *Report) pairText() string {
 	var ps []string
 	for _, p := range r.Pairs {
-		ps = append(ps, fmt.Sprintf("%s (policy %s, %s)", p.Package, p.PolicyDigest, p.Data()))
+		ps = append(ps, fmt.Sprintf("%s (policy %s, %s)", p.Package, p.PolicyDigest, p.dataText()))
 	}
 	return strings.Join(ps, "; ")
 }
@@ -87,7 +87,7 @@ func (r *Report) TextReport() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "replay: %s from %s, decided again under %s\n", plural(r.Decisions, "decision"), strings.Join(r.Files, ", "), r.pairText())
 	for _, p := range r.Recorded {
-		fmt.Fprintf(&b, "recorded under %s policy %s, %s: %d\n", p.Package, p.PolicyDigest, p.Data(), p.Count)
+		fmt.Fprintf(&b, "recorded under %s policy %s, %s: %d\n", p.Package, p.PolicyDigest, p.dataText(), p.Count)
 	}
 	r.writeIncomplete(&b)
 	fmt.Fprintf(&b, "%s\n", r.Summary())
@@ -170,7 +170,7 @@ func (r *Report) Markdown(limit int) string {
 		if i > 0 {
 			head.WriteString("; ")
 		}
-		kind, digest, _ := strings.Cut(p.Data(), " ")
+		kind, digest := p.Data()
 		fmt.Fprintf(&head, "%s (policy %s, %s %s)", render.Code(p.Package), render.Code(p.PolicyDigest), kind, render.Code(digest))
 	}
 	head.WriteString(".\n")

@@ -116,13 +116,20 @@ type Pair struct {
 	DataDigest     string `json:"data_digest,omitempty"`
 }
 
-// Data returns what p's package decided over: "registry sha256:..." or
-// "entities sha256:...".
-func (p Pair) Data() string {
+// Data returns what p's package decided over: its kind, "registry" or
+// "entities", and its digest.
+func (p Pair) Data() (kind, digest string) {
 	if p.DataDigest != "" {
-		return "entities " + p.DataDigest
+		return "entities", p.DataDigest
 	}
-	return "registry " + p.RegistryDigest
+	return "registry", p.RegistryDigest
+}
+
+// dataText returns p's data as the text report names it: "registry
+// sha256:...".
+func (p Pair) dataText() string {
+	kind, digest := p.Data()
+	return kind + " " + digest
 }
 
 // pairOf returns the pair that ev is.
@@ -444,7 +451,7 @@ func (rp *Replayer) Report() *Report {
 		rep.Recorded = append(rep.Recorded, Recorded{Pair: p, Count: n})
 	}
 	slices.SortFunc(rep.Recorded, func(a, b Recorded) int {
-		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Package, b.Package), cmp.Compare(a.PolicyDigest, b.PolicyDigest), cmp.Compare(a.Data(), b.Data()))
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Package, b.Package), cmp.Compare(a.PolicyDigest, b.PolicyDigest), cmp.Compare(a.dataText(), b.dataText()))
 	})
 	rep.Skipped = nil
 	for _, s := range rp.skipped {
