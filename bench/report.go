@@ -255,17 +255,8 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintf(w, "%-34s %4d %9.0f %8.0f..%-8.0f %8.0f %8.0f %8.0f %9.0f %6d %8.1f %8.1f %10s\n",
 			s.Scenario+" "+s.Label, s.Runs, s.RPS, s.RPSMin, s.RPSMax, s.P50, s.P90, s.P99, s.Max, s.Errors, s.ServerCPU, s.ClientCPU, handlerCol(s.HandlerP99))
 	}
-	if r.RatioA > 0 {
-		fmt.Fprintf(w, "ratio a/c = %.3f (paired %.3f)\n", r.RatioA, r.PairedRatioA)
-	}
-	if r.RatioB > 0 {
-		fmt.Fprintf(w, "ratio b/c = %.3f (paired %.3f)\n", r.RatioB, r.PairedRatioB)
-	}
-	if r.RatioX > 0 {
-		fmt.Fprintf(w, "ratio x/c = %.3f (paired %.3f)\n", r.RatioX, r.PairedRatioX)
-	}
-	if r.RatioY > 0 {
-		fmt.Fprintf(w, "ratio y/c = %.3f (paired %.3f)\n", r.RatioY, r.PairedRatioY)
+	for _, q := range r.againstBare() {
+		fmt.Fprintf(w, "ratio %s/c = %.3f (paired %.3f)\n", q.scenario, q.ratio, q.paired)
 	}
 	for _, s := range r.Summaries {
 		if s.LinesPerFlush > 0 {
@@ -438,17 +429,8 @@ func (r *report) writeMarkdown(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
-	if r.RatioA > 0 {
-		fmt.Fprintf(w, "Ratio a/c = **%.3f** (paired per round: %.3f).\n\n", r.RatioA, r.PairedRatioA)
-	}
-	if r.RatioB > 0 {
-		fmt.Fprintf(w, "Ratio b/c = **%.3f** (paired per round: %.3f).\n\n", r.RatioB, r.PairedRatioB)
-	}
-	if r.RatioX > 0 {
-		fmt.Fprintf(w, "Ratio x/c = **%.3f** (paired per round: %.3f).\n\n", r.RatioX, r.PairedRatioX)
-	}
-	if r.RatioY > 0 {
-		fmt.Fprintf(w, "Ratio y/c = **%.3f** (paired per round: %.3f).\n\n", r.RatioY, r.PairedRatioY)
+	for _, q := range r.againstBare() {
+		fmt.Fprintf(w, "Ratio %s/c = **%.3f** (paired per round: %.3f).\n\n", q.scenario, q.ratio, q.paired)
 	}
 	for _, s := range r.Summaries {
 		if s.LinesPerFlush > 0 {
@@ -543,4 +525,23 @@ func runLine(r runResult) string {
 		fmt.Fprintf(&b, "\n    first error: %s", r.FirstError)
 	}
 	return b.String()
+}
+
+// A bareRatio is a scenario's throughput over the bare handler's (c), as
+// medians and paired per round.
+type bareRatio struct {
+	scenario      string
+	ratio, paired float64
+}
+
+// againstBare returns the ratios to c that the run measured, in the order
+// the reports print them: a, b, x, y.
+func (r *report) againstBare() []bareRatio {
+	var out []bareRatio
+	for _, q := range []bareRatio{{"a", r.RatioA, r.PairedRatioA}, {"b", r.RatioB, r.PairedRatioB}, {"x", r.RatioX, r.PairedRatioX}, {"y", r.RatioY, r.PairedRatioY}} {
+		if q.ratio > 0 {
+			out = append(out, q)
+		}
+	}
+	return out
 }
