@@ -179,21 +179,11 @@ var errSynced = errors.New("decision log: written, waiting for the flush")
 // records that, before anything else, in a not_given record naming the
 // decisions (see appendNotGiven).
 type decisionLog struct {
-	w       io.Writer
-	file    *LogFile     // w as a LogFile, which can be reopened; else nil
-	fsync   func() error // nil: no fsync
-	timeout time.Duration
-	clock   func() time.Time
-	logger  *slog.Logger
-	// onError counts decisions refused because of the log; onStuck
-	// reports the stuck state; rescue answers a leader's request 503
-	// (from another goroutine) and returns when it has. The server
-	// provides them.
-	onError func(n int)
-	onStuck func(bool)
-	rescue  func(w http.ResponseWriter)
-	// onFlush counts a flush and the lines it covered.
-	onFlush func(lines int)
+	w     io.Writer
+	file  *LogFile     // w as a LogFile, which can be reopened; else nil
+	fsync func() error // nil: no fsync
+	// logConfig is the configuration, its defaults filled in.
+	logConfig
 
 	mu      sync.Mutex
 	pending []*logEntry // waiting for the next batch, in arrival order
@@ -257,9 +247,6 @@ type decisionLog struct {
 	// since (ckTimer), before the file is switched on reopen, and at
 	// close. sinceCk counts the records written since the last one;
 	// ckForce asks for one in the next batch.
-	signer     *decisionlog.Signer
-	ckLines    int
-	ckInterval time.Duration
 	ckTimer    *time.Timer
 	sinceCk    int
 	lastCk     time.Time
@@ -334,14 +321,14 @@ type logConfig struct {
 	timeout time.Duration // DefaultLogTimeout when 0
 	clock   func() time.Time
 	logger  *slog.Logger
+	// onError counts decisions refused because of the log; onStuck
+	// reports the stuck state; rescue answers a leader's request 503
+	// (from another goroutine) and returns when it has; onFlush counts
+	// a flush and the lines it covered. The server provides them.
 	onError func(n int)
 	onStuck func(bool)
 	rescue  func(w http.ResponseWriter)
 	onFlush func(lines int)
-	// head is where the chain stands in the log written to: a
-	// *LogFile's, read from its end, unless set; the zero head (a new
-	// chain) for other writers.
-	head *decisionlog.Head
 	// signer, when set, signs checkpoints every ckLines records
 	// (DefaultCheckpointLines when 0) and ckInterval after the last
 	// (DefaultCheckpointInterval when 0).
@@ -360,16 +347,7 @@ const (
 // newDecisionLog returns a decision log writing to w. A *LogFile can be
 // reopened.
 func newDecisionLog(w io.Writer, c logConfig) *decisionLog {
-	l := &decisionLog{
-		w:       w,
-		timeout: c.timeout,
-		clock:   c.clock,
-		logger:  c.logger,
-		onError: c.onError,
-		onStuck: c.onStuck,
-		rescue:  c.rescue,
-		batch:   make([]byte, 0, 64<<10),
-	}
+	l := &decisionLog{w: w, logConfig: c, batch: make([]byte, 0, 64<<10)}
 	if l.timeout <= 0 {
 		l.timeout = DefaultLogTimeout
 	}
@@ -385,7 +363,6 @@ func newDecisionLog(w io.Writer, c logConfig) *decisionLog {
 	if l.onStuck == nil {
 		l.onStuck = func(bool) {}
 	}
-	l.onFlush = c.onFlush
 	if l.onFlush == nil {
 		l.onFlush = func(int) {}
 	}
@@ -393,19 +370,14 @@ func newDecisionLog(w io.Writer, c logConfig) *decisionLog {
 	if s, ok := w.(Syncer); ok && c.sync {
 		l.fsync = s.Sync
 	}
-	switch {
-	case c.head != nil:
-		l.head = *c.head
-	case l.file != nil:
+	// A file continues the chain it holds; another writer starts one.
+	if l.file != nil {
 		l.head = l.file.head
 	}
-	if c.signer != nil {
-		l.signer = c.signer
-		l.ckLines = c.ckLines
+	if l.signer != nil {
 		if l.ckLines <= 0 {
 			l.ckLines = DefaultCheckpointLines
 		}
-		l.ckInterval = c.ckInterval
 		if l.ckInterval <= 0 {
 			l.ckInterval = DefaultCheckpointInterval
 		}
