@@ -351,6 +351,9 @@ func waitListening(t *testing.T, stderr *syncBuffer, exited <-chan error) string
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {
+		// Ask for the next write before reading what is there, so that a
+		// write between the two is not missed.
+		wrote := stderr.wrote()
 		if m := listening.FindStringSubmatch(stderr.String()); m != nil {
 			return m[1]
 		}
@@ -359,7 +362,7 @@ func waitListening(t *testing.T, stderr *syncBuffer, exited <-chan error) string
 			t.Fatalf("flex-auth exited before listening: %v", err)
 		case <-ctx.Done():
 			t.Fatal("flex-auth did not listen within 30s")
-		case <-stderr.wrote():
+		case <-wrote:
 		}
 	}
 }
