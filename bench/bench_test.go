@@ -396,8 +396,8 @@ func TestTargets(t *testing.T) {
 	}{
 		{"a/c at 0.80", report{RatioA: 0.80}, true},
 		{"a/c under 0.80", report{RatioA: 0.79}, false},
-		{"b/c at 0.50", report{RatioB: 0.50}, true},
-		{"b/c under 0.50", report{RatioB: 0.49}, false},
+		{"b/c at 0.60", report{RatioB: 0.60}, true},
+		{"b/c under 0.60", report{RatioB: 0.59}, false},
 		{"p99 at 2 ms", report{HalfLoad: &summary{P99: 2000}}, true},
 		{"p99 over 2 ms", report{HalfLoad: &summary{P99: 2001}}, false},
 		{"peak RSS at 150 MB", report{Large: []largeResult{{PeakRSS: 150 << 20}}}, true},

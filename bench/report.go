@@ -346,7 +346,7 @@ func (r *report) targets() []target {
 		ts = append(ts, target{"a/c >= 0.80, decision log to a file", fmt.Sprintf("%.3f (paired %.3f)", r.RatioA, r.PairedRatioA), r.RatioA >= 0.80})
 	}
 	if r.RatioB > 0 {
-		ts = append(ts, target{"b/c >= 0.50, --log-sync", fmt.Sprintf("%.3f (paired %.3f)", r.RatioB, r.PairedRatioB), r.RatioB >= 0.50})
+		ts = append(ts, target{"b/c >= 0.60, --log-sync", fmt.Sprintf("%.3f (paired %.3f)", r.RatioB, r.PairedRatioB), r.RatioB >= 0.60})
 	}
 	if h := r.HalfLoad; h != nil {
 		ts = append(ts, target{"p99 <= 2 ms at 50% of a's maximum", fmt.Sprintf("%.2f ms at %.0f req/s", h.P99/1e3, r.HalfLoadRate), h.P99 <= 2e3})
