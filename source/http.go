@@ -68,10 +68,10 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 		c = &http.Client{Transport: publication.NewTransport(), CheckRedirect: noDowngrade}
 	}
 	h := &HTTP{cfg: cfg, client: c}
-	h.reg = &document{loc: cfg.Registry, what: readfile.Registry.Name, max: readfile.MaxRegistryBytes, parse: func(name string, data []byte) (any, error) {
+	h.reg = &document{loc: cfg.Registry, kind: readfile.Registry, parse: func(name string, data []byte) (any, error) {
 		return parseRegistry(name, data)
 	}}
-	h.pol = &document{loc: cfg.Policy, what: readfile.Policy.Name, max: readfile.MaxPolicyBytes, parse: func(name string, data []byte) (any, error) {
+	h.pol = &document{loc: cfg.Policy, kind: readfile.Policy, parse: func(name string, data []byte) (any, error) {
 		return parsePolicy(name, data)
 	}}
 	return h, nil
@@ -160,8 +160,7 @@ func (h *HTTP) Fetch(ctx context.Context, force bool) (*Update, error) {
 // file, and what was last read from it.
 type document struct {
 	loc   string
-	what  string // "registry snapshot", "policy package": for messages
-	max   int64
+	kind  readfile.Kind // its name for messages, and its size cap
 	parse func(name string, data []byte) (any, error)
 
 	// What was last read: its validators, its SHA-256, and what it
@@ -208,7 +207,7 @@ func (d *document) fetch(ctx context.Context, h *HTTP, force bool) (bool, error)
 		if !force && d.sum != "" && stamp == d.stamp {
 			return false, nil
 		}
-		if data, err = readfile.Read(d.loc, readfile.Kind{Name: d.what, Max: d.max}); err != nil {
+		if data, err = readfile.Read(d.loc, d.kind); err != nil {
 			return false, fmt.Errorf("read %s: %w", d.loc, err)
 		}
 	}
@@ -260,15 +259,15 @@ func (d *document) get(ctx context.Context, h *HTTP, force bool) (data []byte, e
 		return nil, "", "", true, nil
 	case resp.StatusCode != http.StatusOK:
 		return nil, "", "", false, fmt.Errorf("GET %s: %d %s", name, resp.StatusCode, http.StatusText(resp.StatusCode))
-	case resp.ContentLength > d.max:
-		return nil, "", "", false, &RefusedError{Err: fmt.Errorf("GET %s: %d bytes; the limit is %d", name, resp.ContentLength, d.max)}
+	case resp.ContentLength > d.kind.Max:
+		return nil, "", "", false, &RefusedError{Err: fmt.Errorf("GET %s: %d bytes; the limit is %d", name, resp.ContentLength, d.kind.Max)}
 	}
-	data, err = io.ReadAll(io.LimitReader(resp.Body, d.max+1))
+	data, err = io.ReadAll(io.LimitReader(resp.Body, d.kind.Max+1))
 	if err != nil {
 		return nil, "", "", false, fmt.Errorf("GET %s: reading the answer: %w", name, urlError(err))
 	}
-	if int64(len(data)) > d.max {
-		return nil, "", "", false, &RefusedError{Err: fmt.Errorf("GET %s: more than %d bytes; the limit is %d", name, d.max, d.max)}
+	if int64(len(data)) > d.kind.Max {
+		return nil, "", "", false, &RefusedError{Err: fmt.Errorf("GET %s: more than %d bytes; the limit is %d", name, d.kind.Max, d.kind.Max)}
 	}
 	return data, resp.Header.Get("ETag"), strongLastModified(resp.Header), false, nil
 }
