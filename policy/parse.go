@@ -773,35 +773,20 @@ func (p *parser) request(r region, n *yaml.Node, item string) (Request, bool) {
 		return Request{}, false
 	}
 	var req Request
-	for _, k := range []string{"subject", "resource", "action"} {
-		f, given := fs[k]
-		if !given {
-			continue
-		}
-		s, ok := p.str(r, f, item, what)
-		if ok && s == "" {
-			p.errorf(r.line(f.val.Line), item, "%s: %s must not be empty", what, k)
-			ok = false
-		}
-		valid = valid && ok
-		switch k {
-		case "subject":
-			req.Subject = s
-		case "resource":
-			req.Resource = s
-		case "action":
-			req.Action = s
+	for _, s := range []struct {
+		key string
+		dst *string
+	}{{"subject", &req.Subject}, {"resource", &req.Resource}, {"action", &req.Action}} {
+		if f, given := fs[s.key]; given {
+			var ok bool
+			*s.dst, ok = p.nonEmpty(r, f, item, what)
+			valid = valid && ok
 		}
 	}
 	if f, given := fs["context"]; given {
-		if f.val.Kind != yaml.MappingNode {
-			p.errorf(r.line(f.val.Line), item, "%s: context must be a mapping, got %s", what, describe(f.val))
-			valid = false
-		} else if v, ok := p.value(r, f.val, item, redact.Pair(what+": context", what+": context")); ok {
-			req.Context = v.(map[string]any)
-		} else {
-			valid = false
-		}
+		var ok bool
+		req.Context, ok = p.properties(r, f, item, what)
+		valid = valid && ok
 	}
 	return req, valid
 }
