@@ -46,7 +46,9 @@ func (a *Access) Request() Request {
 	return Request{Subject: a.Subject.ID, Action: a.Action.Name, Resource: a.Resource.ID, ResourceType: a.Resource.Type, Context: a.Context}
 }
 
-// The members of the AuthZEN model's entities, as rules read them.
+// The members of the AuthZEN model's entities, as rules read them and as
+// a test request in AuthZEN's form writes them (type and id, and name,
+// being required).
 var (
 	entityMembers = []string{"type", "id", "properties"}
 	actionMembers = []string{"name", "properties"}

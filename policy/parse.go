@@ -49,8 +49,6 @@ var (
 	ruleKeys            = []string{"reason", "effect", "when"}
 	testKeys            = []string{"name", "request", "expect"}
 	requestKeys         = []string{"subject", "action", "resource", "context"}
-	entityKeys          = []string{"type", "id", "properties"}
-	actionKeys          = []string{"name", "properties"}
 )
 
 // A parser collects the problems of one package as it goes, so that a
@@ -699,7 +697,7 @@ func (p *parser) access(r region, n *yaml.Node, item string) (*Access, bool) {
 	}
 	if f, ok := fs["action"]; ok {
 		what := what + ": action"
-		afs, aok := p.fields(r, f.val, item, what, actionKeys, actionKeys[:1])
+		afs, aok := p.fields(r, f.val, item, what, actionMembers, actionMembers[:1])
 		valid = valid && aok
 		if f, ok := afs["name"]; ok {
 			a.Action.Name, aok = p.nonEmpty(r, f, item, what)
@@ -721,7 +719,7 @@ func (p *parser) access(r region, n *yaml.Node, item string) (*Access, bool) {
 // entity parses a test request's subject or resource in AuthZEN's form.
 func (p *parser) entity(r region, f field, item string) (Entity, bool) {
 	what := "request: " + f.key.Value
-	fs, valid := p.fields(r, f.val, item, what, entityKeys, entityKeys[:2])
+	fs, valid := p.fields(r, f.val, item, what, entityMembers, entityMembers[:2])
 	var e Entity
 	if f, ok := fs["type"]; ok {
 		var ok bool
