@@ -134,10 +134,6 @@ func entitiesBounds(d *entities.Document) sizeBounds {
 			b.dataContent = cost.SafeAdd(b.dataContent, content, uint64(len(id)), 1)
 		}
 	}
-	for _, a := range d.Actions() {
-		b.data = max(b.data, uint64(len(a)))
-	}
-	b.data = max(b.data, uint64(len(d.Actions())))
 	return b
 }
 
