@@ -254,6 +254,22 @@ func TestEntitiesCost(t *testing.T) {
 	if _, err := NewEntitiesEvaluator(p, large); !errors.As(err, &pe) || !strings.Contains(pe.Msg, "may cost") {
 		t.Errorf("large data: got %v, want the cost limit", err)
 	}
+	// A type's name is a value of data as an id is: one long name makes
+	// comparing names costly.
+	src = strings.Replace(src, "data.user.all(u, data.user.all(v, u == v || data.user[u] != data.user[v]))", "data.all(s, data.all(t, s.contains(t)))", 1)
+	if p, err = Parse("p.md", []byte(src)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewEntitiesEvaluator(p, small); err != nil {
+		t.Errorf("short type names: %v", err)
+	}
+	longType, err := entities.Parse("e.yaml", []byte(strings.Replace(azData, "  door:", "  "+strings.Repeat("d", 1000)+":", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewEntitiesEvaluator(p, longType); !errors.As(err, &pe) || !strings.Contains(pe.Msg, "may cost") {
+		t.Errorf("a long type name: got %v, want the cost limit", err)
+	}
 }
 
 func TestLoadDir(t *testing.T) {

@@ -124,8 +124,8 @@ func entitiesBounds(d *entities.Document) sizeBounds {
 	b.data = uint64(len(d.Types()))
 	for _, typ := range d.Types() {
 		ids := d.IDs(typ)
-		b.data = max(b.data, uint64(len(ids)))
-		b.dataContent = cost.SafeAdd(b.dataContent, 1)
+		b.data = max(b.data, uint64(len(ids)), uint64(len(typ)))
+		b.dataContent = cost.SafeAdd(b.dataContent, uint64(len(typ)), 1)
 		for _, id := range ids {
 			props, _ := d.Properties(typ, id)
 			size, content := valueBounds(props)
