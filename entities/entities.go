@@ -53,7 +53,7 @@ const Schema = "flex-auth.entities/v1"
 // largest that every JSON reader holds exactly (I-JSON, RFC 7493 2.2), so
 // that the digest, computed over RFC 8785's number form, names the value
 // written.
-const MaxSafeInteger = 1<<53 - 1
+const MaxSafeInteger = yamljson.MaxSafeInteger
 
 // maxErrors bounds how many problems one parse reports.
 const maxErrors = 100
@@ -462,25 +462,9 @@ func (p *parser) properties(n *yaml.Node, what redact.Text) map[string]any {
 		p.errorf(n, "%s: the properties of an entity must be a mapping, got %s", what, yamljson.Describe(n))
 		return map[string]any{}
 	}
-	v, ok := yamljson.Value(n, what, p.errorf)
+	v, ok := yamljson.SafeValue(n, what, p.errorf)
 	if !ok {
 		return map[string]any{}
 	}
-	p.checkIntegers(n)
 	return v.(map[string]any)
-}
-
-// checkIntegers reports the integers under n that a JSON reader holding
-// numbers as doubles could not hold exactly.
-func (p *parser) checkIntegers(n *yaml.Node) {
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!int" {
-		var i int64
-		if n.Decode(&i) == nil && (i > MaxSafeInteger || i < -MaxSafeInteger) {
-			p.errorf(n, "integer %s is beyond ±%d, which not every JSON reader holds exactly: write it as a string", redact.Value(n.Value), int64(MaxSafeInteger))
-		}
-		return
-	}
-	for _, c := range n.Content {
-		p.checkIntegers(c)
-	}
 }

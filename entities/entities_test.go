@@ -169,9 +169,10 @@ func TestParseErrors(t *testing.T) {
 		{"not JSON", head + "entities:\n  user:\n    alice: {a: .nan, b: !!binary aGk=}\n", []string{
 			`5:16: entities.user.alice.a: .nan is not a JSON number`,
 			`5:25: entities.user.alice.b: unsupported value a !!binary value`}},
-		{"integer beyond JSON", head + "entities:\n  user:\n    alice: {n: 9007199254740992, m: [-9007199254740993], ok: 9007199254740991}\n", []string{
-			`5:16: integer 9007199254740992 is beyond ±9007199254740991, which not every JSON reader holds exactly: write it as a string`,
-			`5:38: integer -9007199254740993 is beyond ±9007199254740991, which not every JSON reader holds exactly: write it as a string`}},
+		{"integer beyond JSON", head + "entities:\n  user:\n    alice: {n: 9007199254740992, m: [-9007199254740993], ok: 9007199254740991, x: .nan}\n", []string{
+			`5:16: entities.user.alice.n: integer 9007199254740992 is beyond ±9007199254740991, which not every JSON reader holds exactly: write it as a string`,
+			`5:38: entities.user.alice.m[0]: integer -9007199254740993 is beyond ±9007199254740991, which not every JSON reader holds exactly: write it as a string`,
+			`5:83: entities.user.alice.x: .nan is not a JSON number`}},
 		{"alias", head + "entities:\n  user:\n    alice: &p {a: 1}\n    bob: *p\n", []string{`5:12: YAML anchors and aliases are not supported`}},
 		{"every problem at once", "schema: x\nentities: 1\nfoo: 2\n", []string{
 			`1:1: missing key "policy_package"`,

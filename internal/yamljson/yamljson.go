@@ -22,11 +22,26 @@ import (
 // problem.
 type Report func(n *yaml.Node, format string, args ...any)
 
+// MaxSafeInteger is the largest integer SafeValue accepts: the largest
+// that every JSON reader holds exactly (I-JSON, RFC 7493 2.2), numbers
+// being doubles to some.
+const MaxSafeInteger = 1<<53 - 1
+
 // Value converts the YAML value n. what names it in messages
 // ("request: context"); nested values are named what.key and what[i], and
 // in the redacted form what.<redacted> and what[i]. It reports false when
 // a problem was reported.
 func Value(n *yaml.Node, what redact.Text, report Report) (any, bool) {
+	return value(n, what, false, report)
+}
+
+// SafeValue is Value that also refuses an integer beyond ±MaxSafeInteger,
+// for a document whose every value each JSON reader must read alike.
+func SafeValue(n *yaml.Node, what redact.Text, report Report) (any, bool) {
+	return value(n, what, true, report)
+}
+
+func value(n *yaml.Node, what redact.Text, safe bool, report Report) (any, bool) {
 	switch n.Kind {
 	case yaml.MappingNode:
 		m := make(map[string]any, len(n.Content)/2)
@@ -43,7 +58,7 @@ func Value(n *yaml.Node, what redact.Text, report Report) (any, bool) {
 				ok = false
 				continue
 			}
-			x, vok := Value(v, redact.Pair(what.String()+"."+k.Value, what.Redacted()+"."+redact.Hidden), report)
+			x, vok := value(v, redact.Pair(what.String()+"."+k.Value, what.Redacted()+"."+redact.Hidden), safe, report)
 			m[k.Value] = x
 			ok = ok && vok
 		}
@@ -52,7 +67,7 @@ func Value(n *yaml.Node, what redact.Text, report Report) (any, bool) {
 		l := make([]any, len(n.Content))
 		ok := true
 		for i, e := range n.Content {
-			x, eok := Value(e, redact.Pair(fmt.Sprintf("%s[%d]", what, i), fmt.Sprintf("%s[%d]", what.Redacted(), i)), report)
+			x, eok := value(e, redact.Pair(fmt.Sprintf("%s[%d]", what, i), fmt.Sprintf("%s[%d]", what.Redacted(), i)), safe, report)
 			l[i] = x
 			ok = ok && eok
 		}
@@ -70,11 +85,15 @@ func Value(n *yaml.Node, what redact.Text, report Report) (any, bool) {
 			}
 		case "!!int":
 			var i int64
-			if err := n.Decode(&i); err == nil {
-				return i, true
+			if err := n.Decode(&i); err != nil {
+				report(n, "%s: integer %s does not fit in 64 bits", what, redact.Value(n.Value))
+				return nil, false
 			}
-			report(n, "%s: integer %s does not fit in 64 bits", what, redact.Value(n.Value))
-			return nil, false
+			if safe && (i > MaxSafeInteger || i < -MaxSafeInteger) {
+				report(n, "%s: integer %s is beyond ±%d, which not every JSON reader holds exactly: write it as a string", what, redact.Value(n.Value), int64(MaxSafeInteger))
+				return nil, false
+			}
+			return i, true
 		case "!!float":
 			var f float64
 			if err := n.Decode(&f); err == nil {
