@@ -64,8 +64,8 @@ func TestAction(t *testing.T) {
 			t.Fatalf("replay under the lowered lifetime: exit %d\n%s", code, errOut)
 		}
 		var r struct{ Changed int }
-		if err := json.Unmarshal([]byte(out), &r); err != nil || r.Changed == 0 {
-			t.Fatalf("replay: %v %s", err, out)
+		if err := json.Unmarshal([]byte(out), &r); err != nil || r.Changed != bridgeAllowsOver12(t) {
+			t.Fatalf("replay: %v, want %d changed: %s", err, bridgeAllowsOver12(t), out)
 		}
 		return strconv.Itoa(r.Changed)
 	}()
