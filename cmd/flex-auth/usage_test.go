@@ -9,8 +9,8 @@ import (
 
 // TestUsageErrors: a bad flag or argument, whatever the command, exits
 // with the command's usage exit code (2 where exit 1 is a result: drift
-// found, a deny) and says where to read its usage; nothing reaches
-// standard output.
+// found, a deny, a tampered log, decisions that would change) and says
+// where to read its usage; nothing reaches standard output.
 func TestUsageErrors(t *testing.T) {
 	tests := []struct {
 		args     []string
@@ -33,6 +33,15 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"check", "--bogus"}, "check", 2, "unknown flag: --bogus"},
 		{[]string{"publish"}, "publish", 2, "want one oci://HOST/REPO:TAG, got 0 arguments"},
 		{[]string{"publish", "--bogus", "oci://localhost/r:t"}, "publish", 2, "unknown flag: --bogus"},
+		{[]string{"drift", "--decisions", "d.jsonl", "a.yaml", "b.json"}, "drift", 2, "--decisions needs --policy"},
+		{[]string{"log", "verify"}, "log verify", 2, "want one or more decision log files"},
+		{[]string{"log", "verify", "--bogus", "d.jsonl"}, "log verify", 2, "unknown flag: --bogus"},
+		{[]string{"log", "verify", "--head", "12", "d.jsonl"}, "log verify", 2, "--head 12: want SEQ:sha256:HASH"},
+		{[]string{"replay", "x"}, "replay", 2, `unexpected argument "x"`},
+		{[]string{"replay", "--bogus"}, "replay", 2, "unknown flag: --bogus"},
+		{[]string{"replay", "--log", "d.jsonl", "--package", "p", "--format", "yaml"}, "replay", 2, `unknown format "yaml"`},
+		{[]string{"replay", "--log", "d.jsonl", "--registry", "r.json"}, "replay", 2, "--registry and --policy go together"},
+		{[]string{"replay", "--log", "d.jsonl"}, "replay", 2, "want what to decide with"},
 		{[]string{"smoke", "agt-x"}, "smoke", 1, `unexpected argument "agt-x"`},
 		{[]string{"policy", "tset"}, "policy", 1, `unknown command "tset" (did you mean "test"?)`},
 		{[]string{"policy", "test", "x"}, "policy test", 1, `unexpected argument "x"`},
@@ -49,7 +58,7 @@ func TestUsageErrors(t *testing.T) {
 			}
 		})
 	}
-	for _, args := range [][]string{nil, {"policy"}} {
+	for _, args := range [][]string{nil, {"policy"}, {"log"}} {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "Available Commands:") {
 			t.Errorf("%q: got exit %d, stdout %q; want 0 and the help", args, code, stdout.String())
