@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -15,9 +16,17 @@ const decisionSample = "../examples/ops-warden/decision_sample.jsonl"
 // path and the policy's.
 func changedPair(t *testing.T, dir string) (reg, pol string) {
 	t.Helper()
-	inv := strings.Replace(string(readFile(t, "../examples/ops-warden/inventory.yaml")), "    ttl_hours: 24\n    max_ttl_hours: 24\n", "    ttl_hours: 12\n    max_ttl_hours: 12\n", 1)
-	if !strings.Contains(inv, "max_ttl_hours: 12") {
-		t.Fatal("the example inventory no longer has the bridge's lifetimes where this test changes them")
+	return editedPair(t, dir, "    ttl_hours: 24\n    max_ttl_hours: 24\n", "    ttl_hours: 12\n    max_ttl_hours: 12\n")
+}
+
+// editedPair writes, in dir, the example's registry generated from its
+// inventory with old replaced by new, and returns its path and the
+// policy's.
+func editedPair(t *testing.T, dir, old, new string) (reg, pol string) {
+	t.Helper()
+	inv := strings.Replace(string(readFile(t, "../examples/ops-warden/inventory.yaml")), old, new, 1)
+	if !strings.Contains(inv, new) {
+		t.Fatalf("the example inventory no longer has %q where this test changes it", old)
 	}
 	invFile := filepath.Join(dir, "inventory.yaml")
 	writeFile(t, invFile, []byte(inv))
@@ -149,6 +158,113 @@ func TestReplay(t *testing.T) {
 			if code != 2 || !strings.Contains(out+errOut, tt.want) {
 				t.Errorf("replay %v: exit %d, want 2 and %q:\n%s%s", tt.args, code, tt.want, out, errOut)
 			}
+		}
+	})
+}
+
+// TestReplayTransitions: replay counts every kind of transition the
+// contract names, each checked against a count taken from the sample by
+// the policy's rule order (CONTRACT section 3), not by replay; and it
+// reads lines written before the chain (no seq, no prev) as it reads
+// chained ones.
+func TestReplayTransitions(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	type sampled struct {
+		Resource, Effect, Reason string
+		Context                  struct {
+			Principal string `json:"principal"`
+			TTLHours  any    `json:"ttl_hours"`
+		}
+	}
+	// count counts the sample's bridge decisions that match.
+	count := func(match func(d sampled, ttl float64) bool) int {
+		n := 0
+		for line := range strings.Lines(string(readFile(t, decisionSample))) {
+			var d sampled
+			if err := json.Unmarshal([]byte(line), &d); err != nil {
+				t.Fatal(err)
+			}
+			ttl, _ := d.Context.TTLHours.(float64)
+			if d.Resource == bridge && match(d, ttl) {
+				n++
+			}
+		}
+		return n
+	}
+	replayJSON := func(reg, pol string, logs ...string) (int, map[string]int) {
+		t.Helper()
+		args := []string{"replay", "--registry", reg, "--policy", pol, "--format", "json"}
+		for _, l := range logs {
+			args = append(args, "--log", l)
+		}
+		code, out, errOut := runCLI(t, nil, args...)
+		var rep struct {
+			Decisions   int            `json:"decisions"`
+			Transitions map[string]int `json:"transitions"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Decisions != 1000 {
+			t.Fatalf("replay %v: exit %d, %v, %d decisions:\n%s%s", logs, code, err, rep.Decisions, out, errOut)
+		}
+		return code, rep.Transitions
+	}
+	for _, tt := range []struct {
+		name, old, new string
+		want           map[string]int
+	}{
+		{"the bridge's maximum raised to 48 hours", "    max_ttl_hours: 24\n    description: Bridge", "    max_ttl_hours: 48\n    description: Bridge", map[string]int{
+			// Denied for a lifetime over 24 that is within 48: allowed.
+			"deny_to_allow": count(func(d sampled, ttl float64) bool { return d.Reason == "ttl_out_of_bounds" && ttl > 24 && ttl <= 48 }),
+		}},
+		{"the bridge's principal renamed", "    principal: agt-task-bridge\n", "    principal: agt-task-runner\n", map[string]int{
+			// Allowed for the old principal: now the wrong one.
+			"allow_to_deny": count(func(d sampled, _ float64) bool {
+				return d.Effect == "allow" && d.Context.Principal == "agt-task-bridge"
+			}),
+			// Refused the new principal only: now allowed.
+			"deny_to_allow": count(func(d sampled, ttl float64) bool {
+				return d.Reason == "principal_not_allowed" && d.Context.Principal == "agt-task-runner" && ttl >= 1 && ttl <= 24
+			}),
+			// Refused a lifetime while asking for the old principal:
+			// refused, but for the principal, checked first.
+			"reason_only": count(func(d sampled, _ float64) bool {
+				return d.Reason == "ttl_out_of_bounds" && d.Context.Principal == "agt-task-bridge"
+			}),
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, n := range tt.want {
+				if n == 0 {
+					t.Fatalf("the sample has no decision for %s: the test checks nothing", k)
+				}
+			}
+			reg, pol := editedPair(t, t.TempDir(), tt.old, tt.new)
+			code, got := replayJSON(reg, pol, decisionSample)
+			for _, k := range []string{"allow_to_deny", "deny_to_allow", "reason_only"} {
+				if got[k] != tt.want[k] {
+					t.Errorf("%s: got %d, want %d (transitions %v)", k, got[k], tt.want[k], got)
+				}
+			}
+			if code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+		})
+	}
+
+	t.Run("lines written before the chain", func(t *testing.T) {
+		chainFields := regexp.MustCompile(`,"seq":\d+,"prev":"sha256:[0-9a-f]{64}"}\n`)
+		old := chainFields.ReplaceAllString(string(readFile(t, decisionSample)), "}\n")
+		if strings.Contains(old, `"seq"`) || strings.Count(old, "\n") != 1000 {
+			t.Fatal("the sample's chain fields were not all removed")
+		}
+		unchained := filepath.Join(t.TempDir(), "unchained.jsonl")
+		writeFile(t, unchained, []byte(old))
+		if code, got := replayJSON(fixtureRegistry, fixturePolicy, unchained); code != 0 || got["allow_to_deny"]+got["deny_to_allow"]+got["reason_only"] != 0 {
+			t.Errorf("under the pair that decided them: exit %d, transitions %v; want 0 and none", code, got)
+		}
+		reg, pol := changedPair(t, t.TempDir())
+		if code, got := replayJSON(reg, pol, unchained); code != 1 || got["allow_to_deny"] != bridgeAllowsOver12(t) {
+			t.Errorf("under the lowered lifetime: exit %d, transitions %v; want 1 and %d allow_to_deny", code, got, bridgeAllowsOver12(t))
 		}
 	})
 }
