@@ -17,7 +17,8 @@ func newLogCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "log",
 		Short: "Work with decision logs",
-		Args:  cobra.NoArgs,
+		Args:  subcommands,
+		RunE:  showHelp,
 	}
 	cmd.AddCommand(newLogVerifyCmd())
 	return cmd

@@ -21,8 +21,9 @@ var usageExitCodes = map[string]int{
 	"flex-auth drift":   2,
 	"flex-auth check":   2,
 	"flex-auth publish": 2,
-	// log verify: 1 is a tampered log; replay: 1 is decisions that
-	// would change.
+	// log verify: 1 is a tampered log (and "log verfy" must not read
+	// as one); replay: 1 is decisions that would change.
+	"flex-auth log":        2,
 	"flex-auth log verify": 2,
 	"flex-auth replay":     2,
 }

@@ -45,6 +45,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"smoke", "agt-x"}, "smoke", 1, `unexpected argument "agt-x"`},
 		{[]string{"policy", "tset"}, "policy", 1, `unknown command "tset" (did you mean "test"?)`},
 		{[]string{"policy", "test", "x"}, "policy test", 1, `unexpected argument "x"`},
+		{[]string{"log", "verfy", "decisions.jsonl"}, "log", 2, `unknown command "verfy" (did you mean "verify"?)`},
+		{[]string{"log", "verify"}, "log verify", 2, "want one or more decision log files"},
+		{[]string{"log", "verify", "--bogus", "decisions.jsonl"}, "log verify", 2, "unknown flag: --bogus"},
+		{[]string{"replay", "x"}, "replay", 2, `unexpected argument "x"`},
+		{[]string{"replay", "--bogus"}, "replay", 2, "unknown flag: --bogus"},
 		{[]string{"serve", "x"}, "serve", 1, `unexpected argument "x"`},
 		{[]string{"version", "x"}, "version", 1, `unexpected argument "x"`},
 	}
