@@ -47,6 +47,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(`{"decision_id":"a\"b\\","context":{"x":["}",{"y":"\\\""}]},"seq":1,"prev":"sha256:` + strings.Repeat("0", 64) + `"}` + "\n"))
 	f.Add([]byte(` { "decision_id" : "d" , "seq" : 2 } ` + "\n"))
+	f.Add([]byte(`{"decision_id":"d","data_digest":"sha256:00","authzen":{"endpoint":"evaluation","subject":{"type":"user","id":"u"}}}` + "\n"))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		var p Parser
 		var r Record
@@ -61,8 +62,8 @@ func FuzzParse(f *testing.F) {
 		for name, got := range map[string]jsontext.Value{
 			"time": r.Time, "decision_id": r.DecisionID, "subject": r.Subject, "action": r.Action, "resource": r.Resource,
 			"context": r.Context, "effect": r.Effect, "reason": r.Reason, "policy": r.Policy, "policy_digest": r.PolicyDigest,
-			"registry_digest": r.RegistryDigest, "not_given": r.NotGivenIDs, "why": r.Why, "checkpoint": r.CheckpointText,
-			"signature": r.Signature, "key": r.Key,
+			"registry_digest": r.RegistryDigest, "data_digest": r.DataDigest, "authzen": r.AuthZEN, "not_given": r.NotGivenIDs,
+			"why": r.Why, "checkpoint": r.CheckpointText, "signature": r.Signature, "key": r.Key,
 		} {
 			w, present := want[name]
 			if present != (got != nil) || present && !bytes.Equal(bytes.TrimSpace(got), []byte(w)) {
