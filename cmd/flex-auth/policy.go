@@ -7,7 +7,6 @@ import (
 
 	"github.com/coulomb/flex-auth/internal/termsafe"
 	"github.com/coulomb/flex-auth/policy"
-	"github.com/coulomb/flex-auth/registry"
 	"github.com/spf13/cobra"
 )
 
@@ -57,17 +56,9 @@ Exit 0 when every test passes, 1 when one fails or a file does not load.`,
 			case policyFile == "" || registryFile == "":
 				return errors.New("policy test: give --package DIR, or both --policy and --registry")
 			default:
-				snap, err := registry.Load(registryFile)
+				ev, err := loadPair(registryFile, policyFile)
 				if err != nil {
 					return err
-				}
-				pkg, err := policy.Load(policyFile)
-				if err != nil {
-					return err
-				}
-				ev, err := policy.NewEvaluator(pkg, snap)
-				if err != nil {
-					return fmt.Errorf("policy test: %s and %s: %w", policyFile, registryFile, err)
 				}
 				evals = append(evals, ev)
 			}
