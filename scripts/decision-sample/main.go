@@ -113,18 +113,16 @@ var mix = []question{
 // A clock that runs from start over span in n even steps with jitter,
 // never backwards.
 type clock struct {
-	mu    sync.Mutex
-	r     *rand.Rand
-	now   time.Time
-	step  time.Duration
-	ticks int
+	mu   sync.Mutex
+	r    *rand.Rand
+	now  time.Time
+	step time.Duration
 }
 
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(c.step/2 + time.Duration(c.r.Int64N(int64(c.step)+1)))
-	c.ticks++
 	return c.now
 }
 
