@@ -103,9 +103,6 @@ type Group struct {
 	Examples []Change `json:"decisions"`
 }
 
-// Transition returns the group's transition.
-func (g *Group) Transition() Transition { return TransitionOf(g.From, g.To) }
-
 // A Pair says what decided: a policy package and its data, by digest: a
 // registry (RegistryDigest), or for an AuthZEN model package an entities
 // document (DataDigest), as the decision log names them.
