@@ -116,7 +116,7 @@ func (r *Report) Summary() string {
 			policy = ", policy " + r.Policy.String()
 		}
 		return fmt.Sprintf("in sync: ACTUAL %s matches EXPECTED %s (%s, %s%s)",
-			r.Actual.Source, r.Expected.Source, r.Expected.ContentDigest, plural(len(r.Expected.Snapshot.Actors), "actor"), policy)
+			r.Actual.Source, r.Expected.Source, r.Expected.ContentDigest, render.Plural(len(r.Expected.Snapshot.Actors), "actor"), policy)
 	}
 	return fmt.Sprintf("drift: ACTUAL %s does not match EXPECTED %s: %s", r.Actual.Source, r.Expected.Source, r.counts())
 }
@@ -144,16 +144,9 @@ func (r *Report) counts() string {
 		}
 	}
 	if n := len(r.Findings); n > 0 {
-		parts = append(parts, plural(n, "finding"))
+		parts = append(parts, render.Plural(n, "finding"))
 	}
 	return strings.Join(parts, ", ")
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return strconv.Itoa(n) + " " + what + "s"
 }
 
 func (r *Report) findingLines() []string {

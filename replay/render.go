@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/coulomb/flex-auth/internal/render"
@@ -48,17 +47,10 @@ func (r *Report) Render(w io.Writer, f render.Format, summary io.Writer, limit i
 // Summary says in one line what would change.
 func (r *Report) Summary() string {
 	if r.Changed() == 0 {
-		return fmt.Sprintf("none of %s would change", plural(r.Decisions, "recorded decision"))
+		return fmt.Sprintf("none of %s would change", render.Plural(r.Decisions, "recorded decision"))
 	}
 	return fmt.Sprintf("%d of %s would change: %d allow to deny, %d deny to allow, %d the same effect for another reason",
-		r.Changed(), plural(r.Decisions, "recorded decision"), r.Transitions[AllowToDeny], r.Transitions[DenyToAllow], r.Transitions[ReasonOnly])
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return strconv.Itoa(n) + " " + what + "s"
+		r.Changed(), render.Plural(r.Decisions, "recorded decision"), r.Transitions[AllowToDeny], r.Transitions[DenyToAllow], r.Transitions[ReasonOnly])
 }
 
 // transitionLabel names a transition for people.
@@ -85,7 +77,7 @@ func (r *Report) pairText() string {
 // subjects and resources come from clients.
 func (r *Report) TextReport() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "replay: %s from %s, decided again under %s\n", plural(r.Decisions, "decision"), strings.Join(r.Files, ", "), r.pairText())
+	fmt.Fprintf(&b, "replay: %s from %s, decided again under %s\n", render.Plural(r.Decisions, "decision"), strings.Join(r.Files, ", "), r.pairText())
 	for _, p := range r.Recorded {
 		fmt.Fprintf(&b, "recorded under %s policy %s, %s: %d\n", p.Package, p.PolicyDigest, p.dataText(), p.Count)
 	}
@@ -109,10 +101,10 @@ func (r *Report) TextReport() string {
 // writeIncomplete says which decisions were not decided again.
 func (r *Report) writeIncomplete(b *strings.Builder) {
 	for _, s := range r.Skipped {
-		fmt.Fprintf(b, "NOT DECIDED AGAIN: %s of package %s, for which no policy was given (the first at %s)\n", plural(s.Count, "decision"), s.Package, s.First)
+		fmt.Fprintf(b, "NOT DECIDED AGAIN: %s of package %s, for which no policy was given (the first at %s)\n", render.Plural(s.Count, "decision"), s.Package, s.First)
 	}
 	if r.Malformed > 0 {
-		fmt.Fprintf(b, "NOT DECIDED AGAIN: %s that could not be read (the first at %s)\n", plural(r.Malformed, "decision line"), r.FirstMalformed)
+		fmt.Fprintf(b, "NOT DECIDED AGAIN: %s that could not be read (the first at %s)\n", render.Plural(r.Malformed, "decision line"), r.FirstMalformed)
 	}
 }
 
@@ -165,7 +157,7 @@ func (r *Report) Markdown(limit int) string {
 		mark = "⚠️"
 	}
 	fmt.Fprintf(&head, "### %s %s: %s\n\n", mark, Heading, render.Plain(r.Summary()))
-	fmt.Fprintf(&head, "Replayed %s from %s under ", plural(r.Decisions, "decision"), joinCode(r.Files))
+	fmt.Fprintf(&head, "Replayed %s from %s under ", render.Plural(r.Decisions, "decision"), joinCode(r.Files))
 	for i, p := range r.Pairs {
 		if i > 0 {
 			head.WriteString("; ")

@@ -11,6 +11,7 @@ package render
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -94,6 +95,15 @@ func Plain(s string) string {
 }
 
 var escaper = strings.NewReplacer(`\`, `\\`, "*", `\*`, "_", `\_`, "`", "\\`", "<", "&lt;", "[", `\[`)
+
+// Plural returns n and what, with an s unless n is 1: "1 actor", "3
+// findings".
+func Plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}
 
 // Cut cuts s to at most n bytes at a rune boundary.
 func Cut(s string, n int) string {
