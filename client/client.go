@@ -204,7 +204,7 @@ func (c *Client) Health(ctx context.Context) (*Health, error) {
 // Registry fetches GET /v1/registry: the snapshot the service serves,
 // validated and digest-checked like a file.
 func (c *Client) Registry(ctx context.Context) (*registry.Snapshot, error) {
-	data, err := c.RegistryJSON(ctx)
+	data, _, err := c.do(ctx, http.MethodGet, "/v1/registry", nil, maxRegistryBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -213,16 +213,6 @@ func (c *Client) Registry(ctx context.Context) (*registry.Snapshot, error) {
 		return nil, &ProtocolError{Op: "GET " + c.endpoint("/v1/registry"), Err: err}
 	}
 	return s, nil
-}
-
-// RegistryJSON fetches GET /v1/registry and returns the snapshot as the
-// service sent it, within the registry size limit, for a caller that reads
-// it as it reads a file (drift reports a digest that does not match as
-// drift, not as an error). Registry validates it; RegistryWithPolicy also
-// says which policy the service serves it with.
-func (c *Client) RegistryJSON(ctx context.Context) ([]byte, error) {
-	data, _, err := c.do(ctx, http.MethodGet, "/v1/registry", nil, maxRegistryBytes)
-	return data, err
 }
 
 // The headers of GET /v1/registry that name the policy package the
@@ -237,7 +227,8 @@ const (
 // service sent it, and the policy package the service serves it with.
 type ServedRegistry struct {
 	// JSON is the snapshot as sent, within the registry size limit, not
-	// validated (see RegistryJSON).
+	// validated, for a caller that reads it as it reads a file (drift
+	// reports a digest that does not match as drift, not as an error).
 	JSON []byte
 	// Policy is the package and its digest the headers HeaderPackage and
 	// HeaderPolicyDigest name; nil when the service sends neither (a
@@ -245,7 +236,8 @@ type ServedRegistry struct {
 	Policy *PolicyStatus
 }
 
-// RegistryWithPolicy is RegistryJSON with the policy package the service
+// RegistryWithPolicy fetches GET /v1/registry, as Registry does but
+// without validating the snapshot, and the policy package the service
 // serves the registry with. The headers are optional, but when sent they
 // must be well formed: both of them, once each, a package name and a
 // "sha256:" digest; anything else is a *ProtocolError, never a policy.

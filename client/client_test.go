@@ -544,7 +544,7 @@ func (zeros) Read(p []byte) (int, error) {
 }
 
 // TestRegistryWithPolicyKeepsTheLimits: the registry's size limit and the
-// refusal of redirects hold for RegistryWithPolicy as for RegistryJSON.
+// refusal of redirects hold for RegistryWithPolicy as for Registry.
 func TestRegistryWithPolicyKeepsTheLimits(t *testing.T) {
 	// One byte over the limit, streamed; a generous time limit, as the
 	// answer is large and the machine may be busy.
