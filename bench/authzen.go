@@ -229,10 +229,7 @@ func (b *bench) largeSearch(ctx context.Context) (*searchResult, error) {
 	res := &searchResult{
 		Actors: b.LargeActors, Conns: searchConns, Seconds: lr.window.Seconds(), Searches: lr.ok, RPS: lr.rps(),
 		P50: us(lr.latency.percentile(0.50)), P99: us(lr.latency.percentile(0.99)), Max: us(time.Duration(lr.latency.max)),
-		Errors: lr.errsTotal, Answered: lr.okTotal,
-	}
-	if len(lr.events) > 0 {
-		res.First = lr.events[0].kind + ": " + lr.events[0].msg
+		Errors: lr.errsTotal, Answered: lr.okTotal, First: lr.firstError(),
 	}
 	if res.LogLines, err = countLines(logFile); err != nil {
 		return nil, err

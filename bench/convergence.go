@@ -227,10 +227,7 @@ func (b *bench) convergenceRun(ctx context.Context, round int) (*convergenceResu
 	if err := <-published; err != nil {
 		return nil, fmt.Errorf("convergence: the new publication: %w", err)
 	}
-	res.Conns, res.RPS, res.Answered, res.Errors = conns, lr.rps(), lr.okTotal, lr.errsTotal
-	if len(lr.events) > 0 {
-		res.FirstError = lr.events[0].kind + ": " + lr.events[0].msg
-	}
+	res.Conns, res.RPS, res.Answered, res.Errors, res.FirstError = conns, lr.rps(), lr.okTotal, lr.errsTotal, lr.firstError()
 	for i, s := range servers {
 		if err := s.stop(); err != nil {
 			return nil, err

@@ -126,10 +126,7 @@ func (b *bench) largeRun(ctx context.Context, round int) (*largeResult, error) {
 			res.ReloadErrors++
 		}
 	}
-	if len(lr.events) > 0 {
-		res.FirstError = lr.events[0].kind + ": " + lr.events[0].msg
-	}
-	res.Answered = lr.okTotal
+	res.Answered, res.FirstError = lr.okTotal, lr.firstError()
 	if res.LogLines, err = countLines(logFile); err != nil {
 		return nil, err
 	}

@@ -101,6 +101,14 @@ func (r *loadResult) rps() float64 {
 	return float64(r.ok) / r.window.Seconds()
 }
 
+// firstError describes the run's first error, "" when it had none.
+func (r *loadResult) firstError() string {
+	if len(r.events) == 0 {
+		return ""
+	}
+	return r.events[0].kind + ": " + r.events[0].msg
+}
+
 // run runs the load and returns what it measured. Transport errors are
 // counted, the connection is redialled, and the run goes on: a run never
 // fails because the server misbehaves, only when the context is cancelled

@@ -60,13 +60,10 @@ func newRunResult(scenario string, round int, l *load, r *loadResult) runResult 
 		P50: us(r.latency.percentile(0.50)), P90: us(r.latency.percentile(0.90)),
 		P99: us(r.latency.percentile(0.99)), Max: us(time.Duration(r.latency.max)),
 		Errors: r.errs, ErrorsTotal: r.errsTotal, ErrorKinds: r.errKinds,
-		Answered: r.okTotal,
+		Answered: r.okTotal, FirstError: r.firstError(),
 	}
 	if len(rr.ErrorKinds) == 0 {
 		rr.ErrorKinds = nil
-	}
-	if len(r.events) > 0 {
-		rr.FirstError = r.events[0].kind + ": " + r.events[0].msg
 	}
 	if l.rate > 0 {
 		rr.GenLateP99 = us(r.lateness.percentile(0.99))
