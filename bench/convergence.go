@@ -182,44 +182,36 @@ func (b *bench) convergenceRun(ctx context.Context, round int) (*convergenceResu
 	// when that took a second: a replica on time answers the new pair
 	// for a while under the load. Later replicas are timed all the same.
 	duration := max(b.Duration, poll+convergenceSlack+4*time.Second)
-	published := make(chan error, 1)
-	l := &load{addrs: addrs, requests: mix, conns: conns, warmup: b.Warmup, duration: duration, check: true,
-		onAnswer: answers.add,
-		onMeasure: func(start bool) {
-			if !start {
-				return
-			}
+	onMeasure, published := atWindowStart(func() error {
+		waitUntil(ctx, time.Now().Add(time.Second))
+		res.Load1 = loadAverage()
+		publishAt = time.Now()
+		if err := o.publish(ctx, b.Bin, next.registryFile, next.policyFile, "oci://"+o.reg.addr+"/"+convergenceRepo); err != nil {
+			return err
+		}
+		done := time.Now()
+		res.PublishMS = ms(done.Sub(publishAt))
+		timeout := max(10*poll, 30*time.Second)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i, s := range servers {
+			wg.Add(1)
 			go func() {
-				published <- func() error {
-					waitUntil(ctx, time.Now().Add(time.Second))
-					res.Load1 = loadAverage()
-					publishAt = time.Now()
-					if err := o.publish(ctx, b.Bin, next.registryFile, next.policyFile, "oci://"+o.reg.addr+"/"+convergenceRepo); err != nil {
-						return err
-					}
-					done := time.Now()
-					res.PublishMS = ms(done.Sub(publishAt))
-					timeout := max(10*poll, 30*time.Second)
-					errs := make([]error, n)
-					var wg sync.WaitGroup
-					for i, s := range servers {
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							if seen[i], errs[i] = waitDigest(ctx, s.addr, next.registryDigest, timeout, convergenceProbe); errs[i] != nil {
-								errs[i] = fmt.Errorf("replica %d: %w", i, errs[i])
-							}
-						}()
-					}
-					wg.Wait()
-					for _, t := range seen {
-						res.ServedMS = append(res.ServedMS, ms(t.Sub(done)))
-					}
-					res.MaxServedMS = slices.Max(res.ServedMS)
-					return errors.Join(errs...)
-				}()
+				defer wg.Done()
+				if seen[i], errs[i] = waitDigest(ctx, s.addr, next.registryDigest, timeout, convergenceProbe); errs[i] != nil {
+					errs[i] = fmt.Errorf("replica %d: %w", i, errs[i])
+				}
 			}()
-		}}
+		}
+		wg.Wait()
+		for _, t := range seen {
+			res.ServedMS = append(res.ServedMS, ms(t.Sub(done)))
+		}
+		res.MaxServedMS = slices.Max(res.ServedMS)
+		return errors.Join(errs...)
+	})
+	l := &load{addrs: addrs, requests: mix, conns: conns, warmup: b.Warmup, duration: duration, check: true,
+		onAnswer: answers.add, onMeasure: onMeasure}
 	lr, err := l.run(ctx)
 	if err != nil {
 		return nil, err

@@ -67,34 +67,27 @@ func (b *bench) largeRun(ctx context.Context, round int) (*largeResult, error) {
 
 	duration := max(b.Duration, 4*time.Second)
 	var sigAt, seenAt time.Time
-	reloadErr := make(chan error, 1)
+	onMeasure, reloadErr := atWindowStart(func() error {
+		waitUntil(ctx, time.Now().Add(duration/2))
+		rss, peak, err := memStatus(srv.pid())
+		if err != nil {
+			return err
+		}
+		res.RSSBeforeReload, res.PeakBeforeReload = rss, peak
+		if err := writeFileAtomic(regFile, nextCanon); err != nil {
+			return err
+		}
+		sigAt = time.Now()
+		if err := srv.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			return err
+		}
+		seenAt, err = waitDigest(ctx, srv.addr, next.Digest, 10*time.Second, time.Millisecond)
+		return err
+	})
 	l := &load{
 		addr: srv.addr, requests: mix, conns: b.Conns,
 		warmup: b.Warmup, duration: duration, check: true,
-		onMeasure: func(start bool) {
-			if !start {
-				return
-			}
-			go func() {
-				reloadErr <- func() error {
-					waitUntil(ctx, time.Now().Add(duration/2))
-					rss, peak, err := memStatus(srv.pid())
-					if err != nil {
-						return err
-					}
-					res.RSSBeforeReload, res.PeakBeforeReload = rss, peak
-					if err := writeFileAtomic(regFile, nextCanon); err != nil {
-						return err
-					}
-					sigAt = time.Now()
-					if err := srv.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-						return err
-					}
-					seenAt, err = waitDigest(ctx, srv.addr, next.Digest, 10*time.Second, time.Millisecond)
-					return err
-				}()
-			}()
-		},
+		onMeasure: onMeasure,
 	}
 	lr, err := l.run(ctx)
 	if err != nil {

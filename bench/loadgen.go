@@ -101,6 +101,19 @@ func (r *loadResult) rps() float64 {
 	return float64(r.ok) / r.window.Seconds()
 }
 
+// atWindowStart returns a load's onMeasure that runs f, in a goroutine of
+// its own, when the measured window starts, and the channel that f's
+// error comes on: what a mode does to the server under load (a reload, a
+// new publication) while the window measures it.
+func atWindowStart(f func() error) (onMeasure func(start bool), done <-chan error) {
+	errc := make(chan error, 1)
+	return func(start bool) {
+		if start {
+			go func() { errc <- f() }()
+		}
+	}, errc
+}
+
 // firstError describes the run's first error, "" when it had none.
 func (r *loadResult) firstError() string {
 	if len(r.events) == 0 {

@@ -105,30 +105,22 @@ func (b *bench) publicationRun(ctx context.Context, round int) (*publicationResu
 		return nil, err
 	}
 	duration := max(b.Duration, 6*time.Second)
-	updateErr := make(chan error, 1)
-	l := &load{addr: srv.addr, requests: mix, conns: b.Conns, warmup: b.Warmup, duration: duration, check: true,
-		onMeasure: func(start bool) {
-			if !start {
-				return
-			}
-			go func() {
-				updateErr <- func() error {
-					waitUntil(ctx, time.Now().Add(duration/3))
-					rss, _, err := memStatus(srv.pid())
-					if err != nil {
-						return err
-					}
-					res.RSSUnderLoad = rss
-					if err := o.publish(ctx, b.Bin, secondPath, b.Policy, ref); err != nil {
-						return err
-					}
-					published := time.Now()
-					seen, err := waitDigest(ctx, srv.addr, second.Digest, 10*publicationPoll, time.Millisecond)
-					res.UpdateMS = ms(seen.Sub(published))
-					return err
-				}()
-			}()
-		}}
+	onMeasure, updateErr := atWindowStart(func() error {
+		waitUntil(ctx, time.Now().Add(duration/3))
+		rss, _, err := memStatus(srv.pid())
+		if err != nil {
+			return err
+		}
+		res.RSSUnderLoad = rss
+		if err := o.publish(ctx, b.Bin, secondPath, b.Policy, ref); err != nil {
+			return err
+		}
+		published := time.Now()
+		seen, err := waitDigest(ctx, srv.addr, second.Digest, 10*publicationPoll, time.Millisecond)
+		res.UpdateMS = ms(seen.Sub(published))
+		return err
+	})
+	l := &load{addr: srv.addr, requests: mix, conns: b.Conns, warmup: b.Warmup, duration: duration, check: true, onMeasure: onMeasure}
 	lr, err := l.run(ctx)
 	if err != nil {
 		return nil, err
