@@ -41,6 +41,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coulomb/flex-auth/internal/atomicfile"
 	"github.com/coulomb/flex-auth/registry"
 )
 
@@ -571,25 +572,9 @@ func countLines(path string) (int64, error) {
 	}
 }
 
-// writeFileAtomic writes data to a temporary file beside path and renames
-// it over path.
+// writeFileAtomic replaces path with data (atomicfile.WriteFile).
 func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
