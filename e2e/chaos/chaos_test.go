@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coulomb/flex-auth/decisionlog"
 )
 
 func line(id, effect, reason string) string {
@@ -198,5 +200,43 @@ func TestRun(t *testing.T) {
 	}
 	if _, err := os.Stat(sum.Dir); err != nil {
 		t.Errorf("the given directory %s is gone: %v", sum.Dir, err)
+	}
+}
+
+// chained returns a log of a new hash chain holding a decision for each
+// of ids.
+func chained(ids ...string) []byte {
+	var b []byte
+	var h decisionlog.Head
+	for _, id := range ids {
+		start, l := len(b), line(id, "allow", "a")
+		b, h = decisionlog.Link(append(b, l[:len(l)-1]...), start, h)
+	}
+	return b
+}
+
+// TestAddSeparate checks that a file read with AddSeparate is verified
+// as a chain of its own, and the files read with Add after it continue
+// that chain, as the files read with Add before it continue theirs.
+func TestAddSeparate(t *testing.T) {
+	first, second := chained(id1, id2), chained(id3)
+	l := NewLog()
+	l.Add("first", first[:bytes.IndexByte(first, '\n')+1])
+	l.Add("first, rotated", first[bytes.IndexByte(first, '\n')+1:])
+	l.AddSeparate("second", second)
+	if v := l.Verify(nil); v.Chain == nil || !v.Chain.Intact() {
+		t.Errorf("two logs, the second read with AddSeparate: chain %s, want intact", v.ChainState())
+	}
+	joined := NewLog()
+	joined.Add("first", first)
+	joined.Add("second", second)
+	if v := joined.Verify(nil); v.Chain == nil || v.Chain.Intact() {
+		t.Errorf("two logs, both read with Add: chain %s, want broken: the second does not continue the first", v.ChainState())
+	}
+	after := NewLog()
+	after.AddSeparate("second", second)
+	after.Add("first", first)
+	if v := after.Verify(nil); v.Chain == nil || v.Chain.Intact() {
+		t.Errorf("a log read with Add after one read with AddSeparate: chain %s, want broken: it continues the separate one", v.ChainState())
 	}
 }
