@@ -105,7 +105,7 @@ func (l *Log) Chain() *decisionlog.Result {
 // hash chain does not continue the files read before it: another
 // replica's, or another run's of a server logging to standard output.
 func (l *Log) AddSeparate(name string, data []byte) {
-	l.chains = append(l.chains, nil)
+	l.chains = append(l.chains, decisionlog.NewVerifier(decisionlog.Options{}))
 	l.Add(name, data)
 }
 
@@ -118,8 +118,8 @@ func ReadLog(name string, data []byte) *Log {
 
 // Add reads one decision log file's contents into l.
 func (l *Log) Add(name string, data []byte) {
-	if len(l.chains) == 0 || l.chains[len(l.chains)-1] == nil {
-		l.chains = append(l.chains[:max(len(l.chains)-1, 0)], decisionlog.NewVerifier(decisionlog.Options{}))
+	if len(l.chains) == 0 {
+		l.chains = append(l.chains, decisionlog.NewVerifier(decisionlog.Options{}))
 	}
 	l.chains[len(l.chains)-1].Add(name, bytes.NewReader(data)) // a bytes.Reader does not fail
 	var p decisionlog.Parser
