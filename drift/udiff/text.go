@@ -81,16 +81,3 @@ func (t *Text) labelOf(k int) int32 {
 func same(t *Text, x int, u *Text, y int) bool {
 	return t.labelOf(x) == u.labelOf(y) && bytes.Equal(t.Line(x), u.Line(y))
 }
-
-// sameSpan reports whether lines [i0, i1) of t are lines [j0, j1) of u.
-func sameSpan(t *Text, i0, i1 int, u *Text, j0, j1 int) bool {
-	if i1-i0 != j1-j0 || !bytes.Equal(t.Span(i0, i1), u.Span(j0, j1)) {
-		return false
-	}
-	for k := 0; k < i1-i0; k++ {
-		if t.labelOf(i0+k) != u.labelOf(j0+k) {
-			return false
-		}
-	}
-	return true
-}
