@@ -288,8 +288,7 @@ type result struct {
 	err      error
 	pkg      string
 	pair     Pair
-	from, to Outcome
-	change   *Change // when from != to
+	change   *Change // when the outcome changed
 }
 
 // Add reads the next decision log, named name in the report. It returns an

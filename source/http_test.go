@@ -179,16 +179,6 @@ func TestHTTPLastModified(t *testing.T) {
 	}
 }
 
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
 // TestHTTPFaults: what the server answers is refused or failed, the
 // error names the URL without its credentials, and a refused document is
 // not fetched whole again until it changes.
