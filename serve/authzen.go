@@ -54,9 +54,12 @@ var (
 // /PACKAGE/access/v1/..., /PACKAGE/v1/check and /PACKAGE/v1/registry,
 // which address that package whatever the request says.
 func (s *Server) serveMore(w http.ResponseWriter, r *http.Request, path string) {
+	// One set from start to end: a reload does not change the package a
+	// request is decided and reported with.
+	set := s.set.Load()
 	for ep, p := range endpointPaths {
 		if path == p {
-			s.authzen(w, r, endpoint(ep), "")
+			s.authzen(w, r, endpoint(ep), set, nil)
 			return
 		}
 	}
@@ -64,7 +67,6 @@ func (s *Server) serveMore(w http.ResponseWriter, r *http.Request, path string) 
 		s.metadata(w, r, "")
 		return
 	}
-	set := s.set.Load()
 	if name, ok := strings.CutPrefix(path, metadataPath+"/"); ok && set.byName[name] != nil {
 		s.metadata(w, r, name)
 		return
@@ -72,7 +74,7 @@ func (s *Server) serveMore(w http.ResponseWriter, r *http.Request, path string) 
 	if rest, ok := strings.CutPrefix(path, "/"); ok {
 		for ep, p := range endpointPaths {
 			if name, ok := strings.CutSuffix(rest, p); ok && set.byName[name] != nil {
-				s.authzen(w, r, endpoint(ep), name)
+				s.authzen(w, r, endpoint(ep), set, set.byName[name])
 				return
 			}
 		}
@@ -238,9 +240,10 @@ func (sc *azScratch) reserveIDs(n int) {
 	sc.ids = sc.ids[:0]
 }
 
-// authzen answers the AuthZEN endpoint ep. pinned names the package the
-// path addresses; "" routes each evaluation by its resource type.
-func (s *Server) authzen(w http.ResponseWriter, r *http.Request, ep endpoint, pinned string) {
+// authzen answers the AuthZEN endpoint ep with the packages of set. pin
+// is the package the path addresses; nil routes each evaluation by its
+// resource type.
+func (s *Server) authzen(w http.ResponseWriter, r *http.Request, ep endpoint, set *pkgSet, pin *state) {
 	start := time.Now()
 	defer func() { s.metrics.authzenObs[ep].Observe(time.Since(start).Seconds()) }()
 	echoRequestID(w, r)
@@ -251,16 +254,6 @@ func (s *Server) authzen(w http.ResponseWriter, r *http.Request, ep endpoint, pi
 	if !jsonMediaType(r.Header["Content-Type"]) {
 		s.writeError(w, errAZMediaType)
 		return
-	}
-	// One set from start to end: a reload does not change the package an
-	// evaluation is decided and reported with.
-	set := s.set.Load()
-	var pin *state
-	if pinned != "" {
-		if pin = set.byName[pinned]; pin == nil {
-			s.writeError(w, errNotFound)
-			return
-		}
 	}
 	sc := azPool.Get().(*azScratch)
 	defer s.putAZScratch(sc)
