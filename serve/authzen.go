@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/coulomb/flex-auth/decisionlog"
 	"github.com/coulomb/flex-auth/policy"
 	"github.com/coulomb/flex-auth/registry"
 )
@@ -537,9 +536,10 @@ func newBatchID() [22]byte {
 }
 
 // appendAccessLine appends the decision log line of one AuthZEN
-// evaluation. Its members are those of a /v1/check line (subject, action
-// and resource being the subject's id, the action's name and the
-// resource's id), so that every decision line reads the same, then
+// evaluation. Its members are those of a /v1/check line, written by
+// appendLogLine (subject, action and resource being the subject's id, the
+// action's name and the resource's id), so that every decision line reads
+// the same, then
 // "authzen": the endpoint, the batch and the index of the evaluation in
 // it (for a batch or a search; index -1 leaves them out), and the
 // entities as decided, with the properties they were sent with. For a
@@ -548,25 +548,7 @@ func newBatchID() [22]byte {
 // end, which the decision log's chain closes.
 func appendAccessLine(b []byte, now time.Time, id []byte, ep endpoint, batch []byte, index int,
 	sub, act, res *azEntity, rawCtx []byte, d policy.Decision, st *state) []byte {
-	b = append(b, `{"time":"`...)
-	b = decisionlog.AppendTime(b, now)
-	b = append(b, `","decision_id":"`...)
-	b = append(b, id...)
-	b = append(b, `","subject":`...)
-	client := len(b)
-	b = appendString(b, sub.id)
-	b = append(b, `,"action":`...)
-	b = appendString(b, act.id)
-	b = append(b, `,"resource":`...)
-	b = appendString(b, res.id)
-	b = append(b, `,"context":`...)
-	b = appendRaw(b, rawCtx)
-	b = escapeLineBreaks(b, client)
-	b = append(b, `,"effect":`...)
-	b = appendString(b, string(d.Effect))
-	b = append(b, `,"reason":`...)
-	b = appendString(b, d.Reason)
-	b = append(b, st.tail...)
+	b = appendLogLine(b, now, id, &checkRequest{Subject: sub.id, Action: act.id, Resource: res.id, rawContext: rawCtx}, d, st)
 	b = append(b, `,"authzen":{"endpoint":`...)
 	b = appendString(b, endpointNames[ep])
 	if index >= 0 {
@@ -575,7 +557,7 @@ func appendAccessLine(b []byte, now time.Time, id []byte, ep endpoint, batch []b
 		b = append(b, `","index":`...)
 		b = strconv.AppendInt(b, int64(index), 10)
 	}
-	client = len(b)
+	client := len(b)
 	b = append(b, `,"subject":`...)
 	b = appendEntity(b, sub, false)
 	b = append(b, `,"action":`...)
@@ -606,11 +588,8 @@ func appendEntity(b []byte, e *azEntity, action bool) []byte {
 
 // appendRaw appends an object as the client sent it, without
 // insignificant white space, so that it stays on its line; strings and
-// numbers as the client wrote them. nil is an empty object.
+// numbers as the client wrote them.
 func appendRaw(b, raw []byte) []byte {
-	if raw == nil {
-		return append(b, "{}"...)
-	}
 	// The decoder checked the text: this cannot fail.
 	b, _ = jsontext.AppendFormat(b, raw, jsontext.PreserveRawStrings(true))
 	return b
