@@ -41,12 +41,11 @@ func newBenchServer(b *testing.B, sync bool) *Server {
 	return s
 }
 
-// checkLoop runs allow decisions through the handler b.N times (per
-// goroutine share when parallel).
-func checkLoop(b *testing.B, s *Server, next func() bool) {
-	body := []byte(allowBody)
+// postLoop posts body to path through the handler b.N times (per
+// goroutine share when parallel); every answer must be 200.
+func postLoop(b *testing.B, s *Server, path string, body []byte, next func() bool) {
 	rb := &benchBody{}
-	r, err := http.NewRequest(http.MethodPost, "/v1/check", rb)
+	r, err := http.NewRequest(http.MethodPost, path, rb)
 	if err != nil {
 		b.Error(err)
 		return
@@ -71,7 +70,7 @@ func checkLoop(b *testing.B, s *Server, next func() bool) {
 func BenchmarkCheckHandler(b *testing.B) {
 	s := newBenchServer(b, false)
 	b.ReportAllocs()
-	checkLoop(b, s, b.Loop)
+	postLoop(b, s, "/v1/check", []byte(allowBody), b.Loop)
 }
 
 // BenchmarkCheckHandlerParallel shows group commit at work: concurrent
@@ -79,7 +78,7 @@ func BenchmarkCheckHandler(b *testing.B) {
 func BenchmarkCheckHandlerParallel(b *testing.B) {
 	s := newBenchServer(b, false)
 	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) { checkLoop(b, s, pb.Next) })
+	b.RunParallel(func(pb *testing.PB) { postLoop(b, s, "/v1/check", []byte(allowBody), pb.Next) })
 }
 
 // BenchmarkCheckHandlerSyncParallel is --log-sync: one fsync per batch.
@@ -87,7 +86,7 @@ func BenchmarkCheckHandlerSyncParallel(b *testing.B) {
 	s := newBenchServer(b, true)
 	b.ReportAllocs()
 	b.SetParallelism(16) // fsync waits on the disk, not the CPU
-	b.RunParallel(func(pb *testing.PB) { checkLoop(b, s, pb.Next) })
+	b.RunParallel(func(pb *testing.PB) { postLoop(b, s, "/v1/check", []byte(allowBody), pb.Next) })
 }
 
 // BenchmarkCheckLoopback is the whole round trip over a loopback TCP
