@@ -25,3 +25,14 @@ func BenchmarkAuthZENBatch100(b *testing.B) {
 	b.ReportAllocs()
 	postLoop(b, s, "/access/v1/evaluations", []byte(body), b.Loop)
 }
+
+// BenchmarkAuthZENSearch is a subject search of the ops-warden package:
+// who may sign for the actor BenchmarkCheckHandler signs for. The
+// subjects bound to the actor are the candidates, each decided; the two
+// allowed are answered and logged, as one batch.
+func BenchmarkAuthZENSearch(b *testing.B) {
+	s := newBenchServer(b, false)
+	body := `{"subject":{"type":"iam"},"action":{"name":"ssh.sign"},"resource":{"type":"actor","id":"agt-state-hub-bridge"},"context":{"ttl_hours":1}}`
+	b.ReportAllocs()
+	postLoop(b, s, "/access/v1/search/subject", []byte(body), b.Loop)
+}
