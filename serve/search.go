@@ -150,15 +150,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, set *pkgSet, pin
 		if i > 0 {
 			b = append(b, ',')
 		}
-		if kind == policy.SearchAction {
-			b = append(b, `{"name":`...)
-		} else {
-			b = append(b, `{"type":`...)
-			b = appendString(b, searched.typ)
-			b = append(b, `,"id":`...)
-		}
-		b = appendString(b, out.candidate)
-		b = append(b, '}')
+		b = appendEntity(b, &azEntity{typ: searched.typ, id: out.candidate}, kind == policy.SearchAction)
 	}
 	b = appendDecisions(b, results)
 	sc.resp = b
