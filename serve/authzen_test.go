@@ -508,15 +508,6 @@ func TestAuthZENOpsWarden(t *testing.T) {
 	}
 	// Searches: which actors may this subject sign for; which subjects may
 	// sign for this actor; what may it do.
-	for _, tt := range []struct{ path, body string }{
-		{"/access/v1/search/resource", `{"subject":{"type":"iam","id":"iam:agt-state-hub-bridge"},"action":{"name":"ssh.sign"},"resource":{"type":"actor"},"context":{"ttl_hours":1}}`},
-		{"/access/v1/search/subject", `{"subject":{"type":"iam"},"action":{"name":"ssh.sign"},"resource":{"type":"actor","id":"agt-state-hub-bridge"},"context":{"ttl_hours":1}}`},
-		{"/access/v1/search/action", `{"subject":{"type":"iam","id":"iam:agt-state-hub-bridge"},"resource":{"type":"actor","id":"agt-state-hub-bridge"},"context":{"ttl_hours":1}}`},
-		{"/access/v1/search/resource", `{"subject":{"type":"iam","id":"iam:agt-state-hub-bridge"},"action":{"name":"ssh.sign"},"resource":{"type":"actor"}}`},
-	} {
-		a := decodeJSON[searchAnswer](t, az(s, tt.path, tt.body))
-		t.Logf("%s: %v", tt.path, a.ids())
-	}
 	got := func(path, body string) []string { return decodeJSON[searchAnswer](t, az(s, path, body)).ids() }
 	if g := got("/access/v1/search/resource", `{"subject":{"type":"iam","id":"iam:agt-state-hub-bridge"},"action":{"name":"ssh.sign"},"resource":{"type":"actor"},"context":{"ttl_hours":1}}`); !slices.Equal(g, []string{"actor:agt-state-hub-bridge"}) {
 		t.Errorf("resource search: got %v", g)
