@@ -77,9 +77,12 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, set *pkgSet, pin
 	}
 	cands := st.eval.Candidates(kind, &query)
 
+	// hash ties a page token to its search: it is computed only for a
+	// token read or given.
+	var hash [8]byte
 	limit, after := DefaultSearchLimit, ""
-	hash := searchHash(ep, st, &sub, &act, &res, q.rawContext)
 	if p := sc.req.page; p.token != "" {
+		hash = searchHash(ep, st, &sub, &act, &res, q.rawContext)
 		t, err := parseToken(p.token)
 		switch {
 		case err != nil:
@@ -122,6 +125,10 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, set *pkgSet, pin
 		e.ids = append(e.ids, out.id)
 		e.line = append(appendAccessLine(e.line, now, out.id, ep, batch[:], len(results), &sub, &act, &res, q.rawContext, out.d, st), '\n')
 		results = append(results, out)
+	}
+	if more && sc.req.page.token == "" {
+		searched.id = "" // the search's, not the last candidate's
+		hash = searchHash(ep, st, &sub, &act, &res, q.rawContext)
 	}
 	sc.results = results
 	if len(e.ids) > 0 && !s.record(w, r, e) {
