@@ -274,7 +274,7 @@ func (s *Server) authzen(w http.ResponseWriter, r *http.Request, ep endpoint, se
 	case epEvaluation:
 		s.evaluate(w, r, set, pin, sc, ep)
 	case epEvaluations:
-		if sc.req.hasEvaluations {
+		if len(sc.req.evaluations) > 0 {
 			s.evaluateBatch(w, r, set, pin, sc)
 		} else {
 			s.evaluate(w, r, set, pin, sc, ep)

@@ -60,10 +60,9 @@ const (
 // An azRequest is a decoded AuthZEN request body.
 type azRequest struct {
 	azEval
-	evaluations    []azEval
-	hasEvaluations bool // an evaluations array with one or more items
-	semantic       semantic
-	page           azPage
+	evaluations []azEval
+	semantic    semantic
+	page        azPage
 }
 
 // azPage is a search request's page object.
@@ -382,11 +381,8 @@ func (d *azDecoder) evaluations(req *azRequest) error {
 			return d.syntaxError(err)
 		}
 	}
-	if _, err := d.dec.ReadToken(); err != nil {
-		return d.syntaxError(err)
-	}
-	req.hasEvaluations = len(req.evaluations) > 0
-	return nil
+	_, err := d.dec.ReadToken()
+	return d.syntaxError(err)
 }
 
 // options reads the options object: evaluations_semantic, and others,
