@@ -511,10 +511,11 @@ func (s *Server) healthz(w http.ResponseWriter) {
 		if ph.ResourceTypes == nil {
 			ph.ResourceTypes = []string{}
 		}
-		n := st.dataSize()
 		if st.snap != nil {
+			n := len(st.snap.Actors)
 			ph.Data = DataHealth{Kind: policy.DataRegistry, Digest: st.snap.Digest, Actors: &n}
 		} else {
+			n := st.doc.Len()
 			ph.Data = DataHealth{Kind: policy.DataEntities, Digest: st.doc.Digest(), Entities: &n}
 		}
 		if rs.err != "" {

@@ -217,14 +217,6 @@ func newState(eval *policy.Evaluator, loadedAt time.Time) *state {
 	return st
 }
 
-// dataSize returns the size of st's data: actors or entities.
-func (st *state) dataSize() int {
-	if st.snap != nil {
-		return len(st.snap.Actors)
-	}
-	return st.doc.Len()
-}
-
 // maxMessage bounds a message about a file in /healthz, a start-up
 // failure and the operational log.
 const maxMessage = 512
