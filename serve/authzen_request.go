@@ -481,7 +481,6 @@ func (d *azDecoder) page(p *azPage) error {
 
 // limit reads page.limit: an integer from 0 to MaxSearchLimit, or null.
 func (d *azDecoder) limit(p *azPage) error {
-	want := "page.limit must be an integer from 0 to " + strconv.Itoa(MaxSearchLimit)
 	switch k := d.dec.PeekKind(); k {
 	case '0':
 		v, err := d.number()
@@ -490,7 +489,7 @@ func (d *azDecoder) limit(p *azPage) error {
 		}
 		n, isInt := v.(int64)
 		if !isInt || n < 0 || n > MaxSearchLimit {
-			return &requestError{msg: want + ", got " + strconv.Quote(numberText(v))}
+			return limitError(strconv.Quote(numberText(v)))
 		}
 		p.limit, p.hasLimit = int(n), true
 		return nil
@@ -501,8 +500,13 @@ func (d *azDecoder) limit(p *azPage) error {
 		if err := d.skip(); err != nil {
 			return err
 		}
-		return &requestError{msg: want + ", got " + kind(k)}
+		return limitError(kind(k))
 	}
+}
+
+// limitError says that page.limit is not what it must be, but got.
+func limitError(got string) error {
+	return &requestError{msg: "page.limit must be an integer from 0 to " + strconv.Itoa(MaxSearchLimit) + ", got " + got}
 }
 
 func numberText(v any) string {
