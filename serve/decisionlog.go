@@ -259,12 +259,11 @@ type decisionLog struct {
 
 	// Owned by the leader.
 	batch []byte
-	// torn is set when a failed write left part of a line in the file:
-	// the next batch starts with its end (decisionlog.AppendTornEnd), so
-	// the fragment stays a line of its own that does not parse, rather
-	// than corrupting the next one. partial holds the fragment's bytes,
-	// whose hash the next record's prev is.
-	torn    bool
+	// partial holds the part of a line a failed write left in the file,
+	// empty when none: the next batch starts with its end
+	// (decisionlog.AppendTornEnd), so the fragment stays a line of its
+	// own that does not parse, rather than corrupting the next one, and
+	// the next record's prev is the hash of the whole.
 	partial []byte
 	// marks holds, for each line of the batch being written, where it
 	// ends and the chain's head after it: once the write returns, the
@@ -480,7 +479,8 @@ func (l *decisionLog) lead(self *logEntry, now time.Time) (own error) {
 	b := l.batch[:0]
 	l.marks = l.marks[:0]
 	h := l.head
-	if l.torn {
+	torn := len(l.partial) > 0
+	if torn {
 		start := len(b)
 		b = decisionlog.AppendTornEnd(b, h)
 		h.Hash = joinHash(l.partial, b[start:])
@@ -524,7 +524,7 @@ func (l *decisionLog) lead(self *logEntry, now time.Time) (own error) {
 	// since the last for it to sign; the leader signs it once l.mu is
 	// released.
 	records := len(l.marks)
-	if l.torn {
+	if torn {
 		records--
 	}
 	unsigned := l.sinceCk + records
@@ -666,14 +666,12 @@ func (l *decisionLog) advance(b []byte, written int) {
 	}
 	switch {
 	case written == len(b):
-		l.partial, l.torn = l.partial[:0], false
+		l.partial = l.partial[:0]
 	case end >= 0:
 		l.partial = append(l.partial[:0], b[end:written]...)
-		l.torn = len(l.partial) > 0
 	default:
 		// Nothing ended: the fragment grows by what was written.
 		l.partial = append(l.partial, b[:written]...)
-		l.torn = len(l.partial) > 0
 	}
 	if l.signer != nil && l.sinceCk > 0 && !l.ckArmed {
 		l.ckArmed = true
@@ -1190,7 +1188,7 @@ func (l *decisionLog) switchFile() {
 		// A new file starts clean: the old one keeps its fragment,
 		// if any, as its last line, and the chain goes on from its
 		// last whole line.
-		l.torn, l.partial = false, l.partial[:0]
+		l.partial = l.partial[:0]
 	}
 	r.errc <- err
 	if old != nil {
