@@ -208,7 +208,6 @@ type decisionLog struct {
 	// stuck is set while a write (stuckWrite) or a flush (stuckSync) has
 	// not returned for the log timeout.
 	stuck, stuckWrite, stuckSync bool
-	failing                      bool      // the latest write failed, or one is stuck
 	armed                        time.Time // when the watchdog fires; zero when it does not
 	watchdog                     *time.Timer
 	// said holds operational log lines to emit once l.mu is released: a
@@ -218,8 +217,9 @@ type decisionLog struct {
 	// queued counts entries waiting for a batch; tests wait on it.
 	queued atomic.Int64
 	// writeErr holds the error of the latest write when it failed or is
-	// stuck, nil when it succeeded; reopenErr the error of the latest
-	// reopen when it failed. /healthz shows them.
+	// stuck, nil when it succeeded (see failing); reopenErr the error of
+	// the latest reopen when it failed. /healthz shows them. writeErr
+	// changes only under l.mu.
 	writeErr  atomic.Pointer[string]
 	reopenErr atomic.Pointer[string]
 
@@ -466,7 +466,7 @@ func (l *decisionLog) lead(self *logEntry, now time.Time) (own error) {
 		l.leader = self
 	}
 	if len(l.reopens) > 0 {
-		if l.signer != nil && l.sinceCk > 0 && !l.failing && !l.ckBeforeSwitch {
+		if l.signer != nil && l.sinceCk > 0 && !l.failing() && !l.ckBeforeSwitch {
 			// This batch, with a checkpoint, still goes to the old
 			// file, so that it ends signed; the next switches.
 			l.ckBeforeSwitch, l.ckForce = true, true
@@ -528,7 +528,7 @@ func (l *decisionLog) lead(self *logEntry, now time.Time) (own error) {
 		records--
 	}
 	unsigned := l.sinceCk + records
-	ck := l.signer != nil && !l.failing && (l.ckForce || unsigned >= l.ckLines) && unsigned > 0
+	ck := l.signer != nil && !l.failing() && (l.ckForce || unsigned >= l.ckLines) && unsigned > 0
 	if ck || unsigned == 0 {
 		l.ckForce = false
 	}
@@ -748,7 +748,7 @@ func (l *decisionLog) release() {
 // hasWork reports whether a leader has something to write: lines, a file
 // to switch to, or a record to write. Called with l.mu held.
 func (l *decisionLog) hasWork() bool {
-	return len(l.pending) > 0 || len(l.reopens) > 0 || (len(l.notGiven) > 0 || l.ckForce) && !l.failing
+	return len(l.pending) > 0 || len(l.reopens) > 0 || (len(l.notGiven) > 0 || l.ckForce) && !l.failing()
 }
 
 // flushing reports whether the syncer is in a flush, during which lines
@@ -921,7 +921,7 @@ func (l *decisionLog) join() {
 // write the not_given record the watchdog or the syncer made needed.
 // Called with l.mu held.
 func (l *decisionLog) recordNotGiven() {
-	if len(l.notGiven) > 0 && !l.busy && !l.failing && !l.stuck && !l.closed && !l.flushing() {
+	if len(l.notGiven) > 0 && !l.busy && !l.failing() && !l.stuck && !l.closed && !l.flushing() {
 		l.busy = true
 		go l.helpLead()
 	}
@@ -1028,7 +1028,6 @@ func (l *decisionLog) stick(what string) {
 	l.onStuck(true)
 	msg := "decision log: " + what + " has not returned for " + l.timeout.String() + " (a FIFO or pipe nobody reads, or a file system that stopped answering); answering 503 until it returns"
 	l.writeErr.Store(&msg)
-	l.failing = true
 	l.say(func() { l.logger.Error(msg) })
 	for _, r := range l.reopens {
 		l.say(func() { r.f.Close() })
@@ -1199,10 +1198,9 @@ func (l *decisionLog) switchFile() {
 	if err == nil {
 		l.head = head
 	}
-	if err == nil && l.failing {
+	if err == nil && l.failing() {
 		// The old file's write error says nothing about the new one;
 		// the next write tells.
-		l.failing = false
 		l.writeErr.Store(nil)
 	}
 }
@@ -1223,7 +1221,7 @@ func (l *decisionLog) close(ctx context.Context) error {
 		busy, stuck := l.busy || !l.drained(), l.stuck && len(l.pending) == 0
 		if !l.busy && final {
 			final = false
-			if l.sinceCk > 0 && !l.failing {
+			if l.sinceCk > 0 && !l.failing() {
 				// The last lines get their signature.
 				l.busy, l.ckForce, busy = true, true, true
 				go l.helpLead()
@@ -1323,12 +1321,15 @@ func safeCall(f func() error) (err error) {
 	return f()
 }
 
+// failing reports whether the latest write failed, or one is stuck.
+// Called with l.mu held.
+func (l *decisionLog) failing() bool { return l.writeErr.Load() != nil }
+
 // note records the outcome of a write and logs changes of state only, so a
 // failing disk does not flood the operational log. Called with l.mu held.
 func (l *decisionLog) note(err error) {
 	switch {
-	case err != nil && !l.failing:
-		l.failing = true
+	case err != nil && !l.failing():
 		msg := err.Error()
 		l.writeErr.Store(&msg)
 		l.say(func() { l.logger.Error("decision log write failed; answering 503 until it recovers", "err", err) })
@@ -1336,8 +1337,7 @@ func (l *decisionLog) note(err error) {
 		if msg := err.Error(); msg != l.Err() {
 			l.writeErr.Store(&msg)
 		}
-	case l.failing:
-		l.failing = false
+	case l.failing():
 		l.writeErr.Store(nil)
 		l.say(func() { l.logger.Info("decision log writes recovered") })
 	}
