@@ -214,8 +214,6 @@ type decisionLog struct {
 	// blocked stderr must not hold up every decision.
 	said []func()
 
-	// queued counts entries waiting for a batch; tests wait on it.
-	queued atomic.Int64
 	// writeErr holds the error of the latest write when it failed or is
 	// stuck, nil when it succeeded (see failing); reopenErr the error of
 	// the latest reopen when it failed. /healthz shows them. writeErr
@@ -427,7 +425,6 @@ func (l *decisionLog) write(e *logEntry) error {
 	}
 	l.pending = append(l.pending, e)
 	l.pendingBytes += len(e.line)
-	l.queued.Add(1)
 	if !l.busy && !l.flushing() {
 		l.busy = true
 		go l.helpLead()
@@ -516,7 +513,6 @@ func (l *decisionLog) lead(self *logEntry, now time.Time) (own error) {
 	rest := copy(l.pending, l.pending[n:])
 	clear(l.pending[rest:])
 	l.pending = l.pending[:rest]
-	l.queued.Add(-int64(n))
 	if expired > 0 {
 		l.onError(expired)
 	}
@@ -729,7 +725,6 @@ func (l *decisionLog) release() {
 		// will not answer an entry that was sent the lead.
 		next := l.pending[0]
 		l.pendingBytes -= len(next.line)
-		l.queued.Add(-1)
 		rest := copy(l.pending, l.pending[1:])
 		l.pending[rest] = nil
 		l.pending = l.pending[:rest]
@@ -1009,7 +1004,6 @@ func (l *decisionLog) expire() {
 		}
 	}
 	clear(l.pending[keep:])
-	l.queued.Add(-int64(len(l.pending) - keep))
 	l.pending = l.pending[:keep]
 	if answered > 0 {
 		l.onError(answered)

@@ -147,7 +147,7 @@ func TestGroupCommit(t *testing.T) {
 	for i := 1; i <= n; i++ {
 		wg.Go(func() { codes[i] = post(s, allowBody).Code })
 	}
-	waitFor(t, "8 decisions queued behind the first write", func() bool { return s.log.queued.Load() == n })
+	waitFor(t, "8 decisions queued behind the first write", func() bool { return s.log.queued() == n })
 	close(g.release)
 	wg.Wait()
 	for i, c := range codes {
@@ -445,4 +445,11 @@ func TestDecisionLogConcurrentWritersReopenAndClose(t *testing.T) {
 	if rotated == 0 {
 		t.Errorf("no rotation happened while writing")
 	}
+}
+
+// queued returns how many entries wait for a batch; tests wait on it.
+func (l *decisionLog) queued() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.pending)
 }

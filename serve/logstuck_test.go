@@ -275,7 +275,7 @@ func TestLogPendingBounded(t *testing.T) {
 	for range maxPending >> 20 {
 		go func() { results <- l.write(&logEntry{line: line, errc: make(chan error, 1)}) }()
 	}
-	waitFor(t, "the queue to fill", func() bool { return l.queued.Load() == maxPending>>20 })
+	waitFor(t, "the queue to fill", func() bool { return l.queued() == maxPending>>20 })
 	if err := l.write(&logEntry{line: []byte(`{"decision_id":"one more"`), errc: make(chan error, 1)}); !errors.Is(err, errLogBusy) {
 		t.Errorf("a line past %d MiB waiting: got %v, want errLogBusy", maxPending>>20, err)
 	}

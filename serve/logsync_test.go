@@ -87,7 +87,7 @@ func TestLogSyncPipelined(t *testing.T) {
 	third := make(chan checkResponse, 1)
 	go func() { second <- decodeCheck(t, post(s, allowBody)) }()
 	go func() { third <- decodeCheck(t, post(s, allowBody)) }()
-	waitFor(t, "two lines waiting for the first flush", func() bool { return s.log.queued.Load() == 2 })
+	waitFor(t, "two lines waiting for the first flush", func() bool { return s.log.queued() == 2 })
 	if n := strings.Count(g.String(), "\n"); n != 1 {
 		t.Errorf("lines written during the first flush: got %d, want the first alone", n)
 	}
