@@ -849,13 +849,7 @@ func (l *decisionLog) syncLoop() {
 			l.lead(nil, time.Now()) // releases l.mu
 			l.mu.Lock()
 		}
-		// Say what was said, without the lock.
-		said := l.said
-		l.said = nil
-		l.mu.Unlock()
-		for _, f := range said {
-			f()
-		}
+		l.unlock() // says what was said, without the lock
 		l.mu.Lock()
 	}
 }
