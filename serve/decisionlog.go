@@ -205,11 +205,11 @@ type decisionLog struct {
 	early    []early
 	leader   *logEntry
 	rescuedc chan struct{}
-	// stuck is set while a write (stuckWrite) or a flush (stuckSync) has
-	// not returned for the log timeout.
-	stuck, stuckWrite, stuckSync bool
-	armed                        time.Time // when the watchdog fires; zero when it does not
-	watchdog                     *time.Timer
+	// stuckWrite (stuckSync) is set while a write (a flush) has not
+	// returned for the log timeout: the log is stuck (see stuck).
+	stuckWrite, stuckSync bool
+	armed                 time.Time // when the watchdog fires; zero when it does not
+	watchdog              *time.Timer
 	// said holds operational log lines to emit once l.mu is released: a
 	// blocked stderr must not hold up every decision.
 	said []func()
@@ -409,7 +409,7 @@ func (l *decisionLog) write(e *logEntry) error {
 	switch {
 	case l.closed:
 		err = ErrLogClosed
-	case l.stuck:
+	case l.stuck():
 		err = errLogStuck
 	case l.pendingBytes+len(e.line) > maxPending:
 		err = errLogBusy
@@ -700,7 +700,7 @@ func (l *decisionLog) checkpointDue() {
 		l.ckTimer.Reset(l.ckInterval - time.Since(l.lastCk))
 	default:
 		l.ckForce = true
-		if !l.busy && !l.stuck && !l.flushing() {
+		if !l.busy && !l.stuck() && !l.flushing() {
 			l.busy = true
 			l.mu.Unlock()
 			go l.helpLead()
@@ -777,8 +777,7 @@ func (l *decisionLog) beginIO(now time.Time) {
 func (l *decisionLog) endIO() {
 	l.inIO = false
 	if l.stuckWrite {
-		l.stuckWrite = false
-		l.unstick("write", l.ioStart)
+		l.unstick(&l.stuckWrite, "write", l.ioStart)
 	}
 }
 
@@ -815,8 +814,7 @@ func (l *decisionLog) syncLoop() {
 		l.mu.Lock()
 		l.syncIO = false
 		if l.stuckSync {
-			l.stuckSync = false
-			l.unstick("flush", l.syncStart)
+			l.unstick(&l.stuckSync, "flush", l.syncStart)
 		}
 		failed := 0
 		for i, e := range l.syncing {
@@ -837,7 +835,7 @@ func (l *decisionLog) syncLoop() {
 		}
 		l.synced.Broadcast()
 		switch {
-		case l.busy || !l.hasWork() || l.stuck:
+		case l.busy || !l.hasWork() || l.stuck():
 		case len(l.reopens) > 0:
 			// The switch waits for the syncer to flush the old
 			// file: a helper leads it.
@@ -899,7 +897,7 @@ func (l *decisionLog) join() {
 			break
 		}
 	}
-	if len(l.pending) > 0 && !l.busy && !l.stuck && len(l.reopens) == 0 {
+	if len(l.pending) > 0 && !l.busy && !l.stuck() && len(l.reopens) == 0 {
 		l.busy = true
 		l.lead(nil, time.Now()) // releases l.mu
 		l.mu.Lock()
@@ -910,7 +908,7 @@ func (l *decisionLog) join() {
 // write the not_given record the watchdog or the syncer made needed.
 // Called with l.mu held.
 func (l *decisionLog) recordNotGiven() {
-	if len(l.notGiven) > 0 && !l.busy && !l.failing() && !l.stuck && !l.closed && !l.flushing() {
+	if len(l.notGiven) > 0 && !l.busy && !l.failing() && !l.stuck() && !l.closed && !l.flushing() {
 		l.busy = true
 		go l.helpLead()
 	}
@@ -930,15 +928,13 @@ func (l *decisionLog) expire() {
 	l.armed = time.Time{}
 	now := time.Now()
 	if l.inIO && !l.stuckWrite && now.Sub(l.ioStart) >= l.timeout {
-		l.stuckWrite = true
-		l.stick("a write")
+		l.stick(&l.stuckWrite, "a write")
 	}
 	if l.syncIO && !l.stuckSync && now.Sub(l.syncStart) >= l.timeout {
-		l.stuckSync = true
-		l.stick("a flush (fdatasync)")
+		l.stick(&l.stuckSync, "a flush (fdatasync)")
 	}
 	answered := 0
-	if e := l.leader; e != nil && l.inIO && l.rescuedc == nil && e.w != nil && l.rescue != nil && (l.stuck || !now.Before(e.due)) {
+	if e := l.leader; e != nil && l.inIO && l.rescuedc == nil && e.w != nil && l.rescue != nil && (l.stuck() || !now.Before(e.due)) {
 		// The leader's handler is blocked in the kernel: answer its
 		// request from here.
 		done := make(chan struct{})
@@ -953,7 +949,7 @@ func (l *decisionLog) expire() {
 		answered += e.decisions()
 	}
 	for i, e := range l.inflight {
-		if e == nil || !l.stuck && now.Before(e.due) {
+		if e == nil || !l.stuck() && now.Before(e.due) {
 			continue
 		}
 		// Copied first: once answered, the entry is its handler's again.
@@ -970,13 +966,13 @@ func (l *decisionLog) expire() {
 		e.errc <- errLogTimeout
 	}
 	for i, e := range l.syncing {
-		if e != nil && (l.stuck || !now.Before(e.due)) {
+		if e != nil && (l.stuck() || !now.Before(e.due)) {
 			l.syncing[i] = nil
 			written(e)
 		}
 	}
 	l.unsynced = slices.DeleteFunc(l.unsynced, func(e *logEntry) bool {
-		if l.stuck || !now.Before(e.due) {
+		if l.stuck() || !now.Before(e.due) {
 			written(e)
 			return true
 		}
@@ -984,14 +980,14 @@ func (l *decisionLog) expire() {
 	})
 	keep := 0
 	for _, e := range l.pending {
-		if !l.stuck && now.Before(e.due) {
+		if !l.stuck() && now.Before(e.due) {
 			l.pending[keep] = e
 			keep++
 			continue
 		}
 		l.pendingBytes -= len(e.line)
 		answered += e.decisions()
-		if l.stuck {
+		if l.stuck() {
 			e.errc <- errLogStuck
 		} else {
 			e.errc <- errLogTimeout
@@ -1006,13 +1002,19 @@ func (l *decisionLog) expire() {
 	l.arm(now)
 }
 
-// stick makes the log stuck: what (a write, a flush) has not returned for
-// the log timeout. Reopens waiting are refused. Called with l.mu held.
-func (l *decisionLog) stick(what string) {
-	if l.stuck {
+// stuck reports whether the log is stuck: a write or a flush has not
+// returned for the log timeout. Called with l.mu held.
+func (l *decisionLog) stuck() bool { return l.stuckWrite || l.stuckSync }
+
+// stick sets flag: what (a write, a flush) has not returned for the log
+// timeout. That makes the log stuck, unless it already was: reopens
+// waiting are refused. Called with l.mu held.
+func (l *decisionLog) stick(flag *bool, what string) {
+	was := l.stuck()
+	*flag = true
+	if was {
 		return
 	}
-	l.stuck = true
 	l.onStuck(true)
 	msg := "decision log: " + what + " has not returned for " + l.timeout.String() + " (a FIFO or pipe nobody reads, or a file system that stopped answering); answering 503 until it returns"
 	l.writeErr.Store(&msg)
@@ -1024,14 +1026,14 @@ func (l *decisionLog) stick(what string) {
 	l.reopens = nil
 }
 
-// unstick ends the stuck state once neither a write nor a flush is stuck:
-// what (a write, a flush) that started at start has returned. Called with
-// l.mu held.
-func (l *decisionLog) unstick(what string, start time.Time) {
-	if !l.stuck || l.stuckWrite || l.stuckSync {
+// unstick clears flag: what (a write, a flush) that started at start has
+// returned. That ends the stuck state once neither a write nor a flush is
+// stuck. Called with l.mu held.
+func (l *decisionLog) unstick(flag *bool, what string, start time.Time) {
+	*flag = false
+	if l.stuck() {
 		return
 	}
-	l.stuck = false
 	l.onStuck(false)
 	took := time.Since(start).Round(time.Millisecond)
 	l.say(func() {
@@ -1052,13 +1054,13 @@ func (l *decisionLog) arm(now time.Time) {
 			next = t
 		}
 	}
-	if l.inIO && !l.stuck {
+	if l.inIO && !l.stuck() {
 		earlier(l.ioStart.Add(l.timeout))
 		if l.leader != nil && l.rescuedc == nil {
 			earlier(l.leader.due)
 		}
 	}
-	if l.syncIO && !l.stuck {
+	if l.syncIO && !l.stuck() {
 		earlier(l.syncStart.Add(l.timeout))
 	}
 	for _, list := range [][]*logEntry{l.inflight, l.syncing, l.unsynced} {
@@ -1111,7 +1113,7 @@ func (l *decisionLog) switchTo(f *os.File) error {
 	switch {
 	case l.closed:
 		err = ErrLogClosed
-	case l.stuck:
+	case l.stuck():
 		err = fmt.Errorf("%w; the decision log keeps its file", errLogStuck)
 	}
 	if err != nil {
@@ -1206,7 +1208,7 @@ func (l *decisionLog) close(ctx context.Context) error {
 	final := l.signer != nil
 	for {
 		l.mu.Lock()
-		busy, stuck := l.busy || !l.drained(), l.stuck && len(l.pending) == 0
+		busy, stuck := l.busy || !l.drained(), l.stuck() && len(l.pending) == 0
 		if !l.busy && final {
 			final = false
 			if l.sinceCk > 0 && !l.failing() {
