@@ -866,8 +866,10 @@ const (
 // run, and, when the last flush covered more than one line (the log is
 // busy), waits joinStep at a time for the requests still on the network,
 // as long as the lines waiting grow, for at most maxJoin: a short bounded
-// group-commit delay, which a lone decision does not pay. It then writes
-// the lines that queued meanwhile. Called by the syncer with l.mu held.
+// group-commit delay, which a lone decision does not pay. The lines that
+// come meanwhile are written by a leader as usual: outside a flush, a
+// line waits only behind a leader, which writes it next. Called by the
+// syncer with l.mu held.
 //
 // A sleep under a millisecond ends on time only while some goroutine of
 // the process runs: with none, the runtime waits for the network in whole
@@ -896,11 +898,6 @@ func (l *decisionLog) join() {
 		if waiting() == n {
 			break
 		}
-	}
-	if len(l.pending) > 0 && !l.busy && !l.stuck() && len(l.reopens) == 0 {
-		l.busy = true
-		l.lead(nil, time.Now()) // releases l.mu
-		l.mu.Lock()
 	}
 }
 
