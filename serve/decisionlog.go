@@ -930,8 +930,11 @@ func (l *decisionLog) expire() {
 	if l.syncIO && !l.stuckSync && now.Sub(l.syncStart) >= l.timeout {
 		l.stick(&l.stuckSync, "a flush (fdatasync)")
 	}
+	// over reports whether e is to be answered now: its time is up, or
+	// the log is stuck.
+	over := func(e *logEntry) bool { return l.stuck() || !now.Before(e.due) }
 	answered := 0
-	if e := l.leader; e != nil && l.inIO && l.rescuedc == nil && e.w != nil && l.rescue != nil && (l.stuck() || !now.Before(e.due)) {
+	if e := l.leader; e != nil && l.inIO && l.rescuedc == nil && e.w != nil && l.rescue != nil && over(e) {
 		// The leader's handler is blocked in the kernel: answer its
 		// request from here.
 		done := make(chan struct{})
@@ -946,7 +949,7 @@ func (l *decisionLog) expire() {
 		answered += e.decisions()
 	}
 	for i, e := range l.inflight {
-		if e == nil || !l.stuck() && now.Before(e.due) {
+		if e == nil || !over(e) {
 			continue
 		}
 		// Copied first: once answered, the entry is its handler's again.
@@ -963,24 +966,21 @@ func (l *decisionLog) expire() {
 		e.errc <- errLogTimeout
 	}
 	for i, e := range l.syncing {
-		if e != nil && (l.stuck() || !now.Before(e.due)) {
+		if e != nil && over(e) {
 			l.syncing[i] = nil
 			written(e)
 		}
 	}
 	l.unsynced = slices.DeleteFunc(l.unsynced, func(e *logEntry) bool {
-		if l.stuck() || !now.Before(e.due) {
+		if over(e) {
 			written(e)
 			return true
 		}
 		return false
 	})
-	keep := 0
-	for _, e := range l.pending {
-		if !l.stuck() && now.Before(e.due) {
-			l.pending[keep] = e
-			keep++
-			continue
+	l.pending = slices.DeleteFunc(l.pending, func(e *logEntry) bool {
+		if !over(e) {
+			return false
 		}
 		l.pendingBytes -= len(e.line)
 		answered += e.decisions()
@@ -989,9 +989,8 @@ func (l *decisionLog) expire() {
 		} else {
 			e.errc <- errLogTimeout
 		}
-	}
-	clear(l.pending[keep:])
-	l.pending = l.pending[:keep]
+		return true
+	})
 	if answered > 0 {
 		l.onError(answered)
 	}
