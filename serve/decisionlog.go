@@ -192,7 +192,6 @@ type decisionLog struct {
 	reopens      []*reopening // files to switch to before the next batch
 	busy         bool         // a leader holds the file
 	closed       bool
-	idle         sync.Cond // broadcast when busy turns false
 	// The leader's system call: inIO is set while it may block, since
 	// ioStart. inflight is the batch being written, an entry set to nil
 	// once the watchdog answered it; early holds what a not_given record
@@ -382,7 +381,6 @@ func newDecisionLog(w io.Writer, c logConfig) *decisionLog {
 		l.ckTimer = time.AfterFunc(time.Hour, l.checkpointDue)
 		l.ckTimer.Stop()
 	}
-	l.idle.L = &l.mu
 	l.syncWake.L, l.synced.L = &l.mu, &l.mu
 	l.watchdog = time.AfterFunc(time.Hour, l.expire)
 	l.watchdog.Stop()
@@ -718,7 +716,6 @@ func (l *decisionLog) release() {
 		// The syncer writes what waits once its flush returns, in
 		// one batch for the next flush.
 		l.busy = false
-		l.idle.Broadcast()
 		l.unlock()
 	case len(l.pending) > 0 && l.canLead(l.pending[0]):
 		// Out of pending, next is out of the watchdog's sight: it
@@ -735,7 +732,6 @@ func (l *decisionLog) release() {
 		go l.helpLead()
 	default:
 		l.busy = false
-		l.idle.Broadcast()
 		l.unlock()
 	}
 }
